@@ -1,0 +1,93 @@
+import type { Logger } from '../log';
+
+/** Optional abilities, declared once by each backend type (after rclone's fs.Features). */
+export interface BackendCapabilities {
+  /** Data travels over a network: the volume can be seen from other hosts (Scope "global" under auto). */
+  networked: boolean;
+}
+
+export interface BackendUsage {
+  usedBytes: number;
+  availableBytes: number;
+}
+
+export interface RootAttributes {
+  uid?: number;
+  gid?: number;
+  mode?: number;
+}
+
+export type AttachmentHealth = 'attached' | 'detached' | 'dead';
+
+/** What every backend instance is given by the registry. */
+export interface BackendContext {
+  /** The backend's name in the daemon config. */
+  name: string;
+  /** This host's id (config hostId, default the hostname): written into owner records. */
+  hostId: string;
+  /** A private folder on this host for the backend's attachments (mountpoints of sshfs, FUSE…). */
+  workDir: string;
+  /** Milliseconds any single backend call may take. */
+  timeoutMs: number;
+  logger: Logger;
+}
+
+/**
+ * Storage, in storage's vocabulary: a backend knows folders and files, never Docker, mount IDs or
+ * quotas. A volume is a folder `<root>/<name>/` holding small metadata files, and either `data/`
+ * (directory layout) or `data.img` (image layout). Control calls never mount anything.
+ *
+ * Every method fails with a NetvolError within `timeoutMs` (BACKEND_UNAVAILABLE, BACKEND_AUTH,
+ * PERMISSION, NO_SPACE, TIMEOUT…) whose text names the backend.
+ */
+export interface Backend {
+  readonly name: string;
+  readonly type: string;
+  readonly capabilities: BackendCapabilities;
+
+  /** Connects and checks the configured path. Called once at daemon start; may be retried. */
+  open(): Promise<void>;
+  close(): Promise<void>;
+
+  /** Names of the folders directly under the backend root (volumes and archives alike). */
+  listFolders(): Promise<string[]>;
+  /** Creates `<root>/<name>/` (and `data/` when `withDataDir`). Returns false, changing nothing, if the folder already existed. */
+  makeFolder(name: string, withDataDir: boolean): Promise<boolean>;
+  /** Reads `<root>/<name>/<file>`; undefined if the file or folder does not exist. */
+  readFile(name: string, file: string): Promise<Buffer | undefined>;
+  /** Writes `<root>/<name>/<file>` atomically (temporary file, then rename). */
+  writeFile(name: string, file: string, data: Buffer): Promise<void>;
+  removeFile(name: string, file: string): Promise<void>;
+  /** Removes `<root>/<name>/` and everything in it; succeeds if it is already gone. */
+  removeFolder(name: string): Promise<void>;
+  /** Renames `<root>/<from>/` to `<root>/<to>/` (used to archive a volume). */
+  renameFolder(from: string, to: string): Promise<void>;
+  /** Applies owner and mode to `<root>/<name>/data/`. */
+  setDataAttributes(name: string, attrs: RootAttributes): Promise<void>;
+  /** Bytes used below `<root>/<name>/` and bytes free on the backend's filesystem. */
+  usage(name: string): Promise<BackendUsage>;
+  /** Bytes free for new data on the backend's filesystem. */
+  freeBytes(): Promise<number>;
+
+  /**
+   * Makes `<root>/<name>/` reachable on this host and returns its local path. Idempotent: an
+   * attachment left by an earlier netvol process is found and reused. Long-lived helpers (sshfs,
+   * FUSE servers) run as their own processes so they outlive the daemon.
+   */
+  attach(name: string): Promise<string>;
+  /** Undoes attach(); succeeds if nothing is attached. */
+  detach(name: string): Promise<void>;
+  /** Whether this host has the volume attached, and whether that attachment still works. */
+  health(name: string): Promise<AttachmentHealth>;
+}
+
+/** A backend type as data: its name, option schema and constructor (after rclone's fs.RegInfo). */
+export interface BackendType<Options> {
+  type: string;
+  description: string;
+  /** zod schema of the backend's config block (without `type`), strict: unknown keys are refused. */
+  optionsSchema: import('zod').ZodType<Options>;
+  /** Secret fields of the options, registered with the redactor at load. */
+  secrets: (options: Options) => Array<string | undefined>;
+  create(options: Options, ctx: BackendContext): Backend;
+}

@@ -1,0 +1,3 @@
+export { run, spawnDetached, ExecOptions, ExecResult } from './exec';
+export { readMountTable, findMount, isMounted, bindMount, unmount, fsUsage, MountEntry, FsUsage } from './mounts';
+export { withTimeout } from './timeout';
