@@ -1,0 +1,2 @@
+export type { Backend, BackendCapabilities, BackendContext, BackendType, BackendUsage, RootAttributes, AttachmentHealth } from './types';
+export { backendType, backendTypes } from './registry';

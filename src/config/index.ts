@@ -1,0 +1,2 @@
+export { loadConfig, buildConfig } from './load';
+export type { Config, BackendConfig } from './schema';

@@ -1,0 +1,57 @@
+import os from 'node:os';
+import { z } from 'zod';
+
+export const DEFAULTS = {
+  socket: '/run/docker/plugins/netvol.sock',
+  stateDir: '/var/lib/netvol',
+  localPath: '/var/lib/netvol/volumes',
+  timeoutSeconds: 20,
+} as const;
+
+const backendName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'backend names use a-z, 0-9, "_" and "-"');
+
+/** The part of a backend block common to every type; the rest is checked by the type's own schema. */
+export const backendCommonSchema = z.looseObject({
+  type: z.string(),
+  /** Let image volumes promise more space than the backend has free. */
+  allowOvercommit: z.boolean().default(false),
+});
+
+export const configSchema = z.strictObject({
+  socket: z.string().startsWith('/').default(DEFAULTS.socket),
+  stateDir: z.string().startsWith('/').default(DEFAULTS.stateDir),
+  /** Where volumes are mounted for containers; defaults to <stateDir>/mounts. */
+  mountRoot: z.string().startsWith('/').optional(),
+  logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+  scope: z.enum(['auto', 'local', 'global']).default('auto'),
+  defaultBackend: backendName.optional(),
+  hostId: z.string().min(1).max(253).default(() => os.hostname()),
+  /** Upper bound of any single backend call; kept well below dockerd's 60 s. */
+  timeoutSeconds: z.number().positive().max(50).default(DEFAULTS.timeoutSeconds),
+  backends: z
+    .record(backendName, backendCommonSchema)
+    .default(() => ({ local: { type: 'local', allowOvercommit: false, path: DEFAULTS.localPath } }))
+    .refine((b) => Object.keys(b).length > 0, 'configure at least one backend'),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+
+export interface BackendConfig {
+  name: string;
+  type: string;
+  allowOvercommit: boolean;
+  /** The type-specific options, validated by the type's schema. */
+  options: unknown;
+}
+
+export interface Config {
+  socket: string;
+  stateDir: string;
+  mountRoot: string;
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  scope: 'auto' | 'local' | 'global';
+  defaultBackend: string;
+  hostId: string;
+  timeoutMs: number;
+  backends: readonly BackendConfig[];
+}

@@ -1,0 +1,115 @@
+import bytes from 'bytes';
+import { z } from 'zod';
+import { NetvolError } from '../errors';
+
+export type Layout = 'directory' | 'image';
+export type OnRemove = 'delete' | 'retain' | 'archive';
+
+/** A volume's options after parsing: what create() acts on and what metadata records. */
+export interface VolumeSpec {
+  backend: string;
+  layout: Layout;
+  sizeBytes?: number;
+  fs?: 'ext4' | 'xfs';
+  uid?: number;
+  gid?: number;
+  mode?: number;
+  onRemove: OnRemove;
+}
+
+const MIN_SIZE = 16 * 1024 * 1024;
+
+/** Parses "512M", "10G", "1.5T", "100MiB", "2gb" (binary units) into bytes. */
+export function parseSize(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgtp])?(?:i?b)?\s*$/i.exec(text);
+  if (!m) return undefined;
+  if (!m[2]) return Number.isInteger(Number(m[1])) ? Number(m[1]) : undefined;
+  const value = bytes.parse(`${m[1]}${m[2].toUpperCase()}B`);
+  return value === null ? undefined : value;
+}
+
+export function formatSize(n: number): string {
+  return (bytes.format(n, { decimalPlaces: 1, fixedDecimals: true, unitSeparator: ' ' }) ?? `${n} B`).replace(/([KMGTP])B$/, '$1iB');
+}
+
+const idText = z.string().regex(/^\d{1,10}$/, 'must be a number such as 1000').transform(Number);
+const optionSchemas = {
+  backend: z.string().min(1),
+  size: z.string().transform((s, ctx) => {
+    const n = parseSize(s);
+    if (n === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'must be a size such as 512M, 10G or 1.5T' });
+      return z.NEVER;
+    }
+    if (n < MIN_SIZE) {
+      ctx.addIssue({ code: 'custom', message: `must be at least 16M (got ${s})` });
+      return z.NEVER;
+    }
+    return Math.floor(n / 4096) * 4096;
+  }),
+  fs: z.enum(['ext4', 'xfs']),
+  uid: idText,
+  gid: idText,
+  mode: z.string().regex(/^0?[0-7]{3,4}$/, 'must be octal such as 0755').transform((s) => parseInt(s, 8)),
+  onRemove: z.enum(['delete', 'retain', 'archive']),
+} as const;
+
+export const ACCEPTED_OPTIONS = Object.keys(optionSchemas);
+const SECRET_OPTION = /pass|secret|key|token|credential|identity/i;
+
+function describe(values: z.ZodType): string {
+  return values instanceof z.ZodEnum ? ` (one of: ${(values.options as string[]).join(', ')})` : '';
+}
+
+/**
+ * Parses Docker's `Opts` (null when a container creates a volume implicitly) against the allow-list.
+ * Errors name the volume and the option, and list what is accepted.
+ */
+export function parseVolumeOptions(volume: string, opts: unknown, defaultBackend: string): VolumeSpec {
+  if (opts !== null && opts !== undefined && (typeof opts !== 'object' || Array.isArray(opts))) {
+    throw new NetvolError('INVALID_OPTION', `volume ${volume}: options must be a map of strings`, { volume });
+  }
+  const raw = (opts ?? {}) as Record<string, unknown>;
+  const parsed: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (!Object.prototype.hasOwnProperty.call(optionSchemas, key)) {
+      if (SECRET_OPTION.test(key)) {
+        throw new NetvolError(
+          'INVALID_OPTION',
+          `volume ${volume}: option "${key}" is refused: credentials never go in volume options; put them in the backend's entry of the netvol daemon config`,
+          { volume },
+        );
+      }
+      throw new NetvolError('INVALID_OPTION', `volume ${volume}: invalid option "${key}": accepted options are ${ACCEPTED_OPTIONS.join(', ')}`, { volume });
+    }
+    const schema = optionSchemas[key as keyof typeof optionSchemas] as z.ZodType;
+    const result = schema.safeParse(typeof value === 'string' ? value.trim() : value);
+    if (!result.success) {
+      const why = result.error.issues[0]?.message ?? 'is invalid';
+      throw new NetvolError('INVALID_OPTION', `volume ${volume}: invalid value "${String(value)}" for option "${key}": ${why}${describe(schema)}`, { volume });
+    }
+    parsed[key] = result.data;
+  }
+  if (parsed.fs !== undefined && parsed.size === undefined) {
+    throw new NetvolError('INVALID_OPTION', `volume ${volume}: option "fs" needs "size": only a volume with a size has its own filesystem`, { volume });
+  }
+  const sizeBytes = parsed.size as number | undefined;
+  return {
+    backend: (parsed.backend as string | undefined) ?? defaultBackend,
+    layout: sizeBytes === undefined ? 'directory' : 'image',
+    sizeBytes,
+    fs: sizeBytes === undefined ? undefined : ((parsed.fs as 'ext4' | 'xfs' | undefined) ?? 'ext4'),
+    uid: parsed.uid as number | undefined,
+    gid: parsed.gid as number | undefined,
+    mode: parsed.mode as number | undefined,
+    onRemove: (parsed.onRemove as OnRemove | undefined) ?? 'delete',
+  };
+}
+
+/** The options (by their -o names) in which two specs differ, for the "exists with different options" error. */
+export function specDifferences(a: VolumeSpec, b: VolumeSpec): string[] {
+  const keys: Array<[keyof VolumeSpec, string]> = [
+    ['backend', 'backend'], ['sizeBytes', 'size'], ['fs', 'fs'], ['uid', 'uid'], ['gid', 'gid'], ['mode', 'mode'], ['onRemove', 'onRemove'],
+  ];
+  return keys.filter(([k]) => a[k] !== b[k]).map(([, option]) => option);
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+import path from 'node:path';
+import { Command } from 'commander';
+import { Backend, backendType } from './backends';
+import { Config, loadConfig } from './config';
+import { VolumeDriver, emptyState, HostState, STATE_VERSION } from './driver';
+import { isNetvolError } from './errors';
+import { createLogger } from './log';
+import { createApp, listenOnSocket } from './plugin';
+import { StateStore } from './state';
+
+const VERSION: string = (require('../package.json') as { version: string }).version;
+
+function buildBackends(config: Config, logger: ReturnType<typeof createLogger>): Map<string, Backend> {
+  const out = new Map<string, Backend>();
+  for (const b of config.backends) {
+    const kind = backendType(b.type);
+    if (!kind) continue; // buildConfig already refused unknown types
+    out.set(
+      b.name,
+      kind.create(b.options, {
+        name: b.name,
+        hostId: config.hostId,
+        workDir: path.join(config.stateDir, 'backends', b.name),
+        timeoutMs: config.timeoutMs,
+        logger: logger.child({ backend: b.name }),
+      }),
+    );
+  }
+  return out;
+}
+
+/** config → logger → state restore → socket listen → background remount. */
+async function main(argv: string[]): Promise<void> {
+  const program = new Command()
+    .name('netvol')
+    .description('Docker volume plugin for networked storage (local, SFTP and NFS backends, hard quotas)')
+    .version(VERSION)
+    .option('-c, --config <file>', 'daemon configuration file, YAML or JSON (env NETVOL_CONFIG); without one the built-in local default is used')
+    .parse(argv);
+  const file = (program.opts().config as string | undefined) ?? process.env.NETVOL_CONFIG;
+
+  const config = await loadConfig(file);
+  const logger = createLogger(config.logLevel);
+  const backends = buildBackends(config, logger);
+  const store = await StateStore.open<HostState>(path.join(config.stateDir, 'state.json'), STATE_VERSION, emptyState, (msg) => logger.error(msg));
+  const driver = new VolumeDriver(config, backends, store, logger);
+  await driver.restore();
+
+  const server = await listenOnSocket(config.socket, createApp(driver, logger));
+  logger.info('netvol listening', {
+    version: VERSION,
+    socket: config.socket,
+    scope: driver.scope,
+    backends: config.backends.map((b) => `${b.name}(${b.type})`),
+    volumes: Object.keys(store.data.volumes).length,
+  });
+  void driver.remountAll();
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('netvol stopping; mounted volumes stay mounted', { signal });
+    await server.close();
+    await driver.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main(process.argv).catch((err: unknown) => {
+  const text = isNetvolError(err) ? err.message : `netvol failed to start: ${(err as Error)?.message ?? String(err)}`;
+  process.stderr.write(`netvol: ${text}\n`);
+  process.exit(isNetvolError(err, 'CONFIG') ? 2 : 1);
+});

@@ -1,0 +1,77 @@
+import express, { NextFunction, Request, Response } from 'express';
+import { isNetvolError, redactString } from '../errors';
+import type { Logger } from '../log';
+import { CreateRequest, DockerVolume, MountRequest, NameRequest, PLUGIN_CONTENT_TYPE, VolumeDriverApi, VolumeView } from './types';
+
+function toDocker(v: VolumeView): DockerVolume {
+  const out: DockerVolume = { Name: v.name, Mountpoint: v.mountpoint, Status: v.status };
+  if (v.createdAt) out.CreatedAt = v.createdAt;
+  return out;
+}
+
+/** The Err text dockerd shows after "VolumeDriver.X: ": our sentence, never a stack trace or secret. */
+export function errText(err: unknown): string {
+  if (isNetvolError(err)) return redactString(err.message);
+  const detail = err instanceof Error ? err.message : String(err);
+  return redactString(`internal error in netvol: ${detail.split('\n')[0]} (see the netvol log)`);
+}
+
+type Handler = (body: Record<string, unknown>) => Promise<Record<string, unknown>>;
+
+/**
+ * The HTTP face of a VolumeDriver: every route decodes the body, calls one driver method and
+ * encodes its result or {Err}. It knows nothing about storage.
+ */
+export function createApp(driver: VolumeDriverApi, log: Logger): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  // dockerd sends no Content-Type and an empty body on Activate: parse every body as JSON.
+  app.use(express.json({ type: () => true, limit: '1mb', strict: false }));
+
+  const route = (method: string, handler: Handler): void => {
+    app.post(`/${method}`, async (req: Request, res: Response) => {
+      const started = process.hrtime.bigint();
+      const body = req.body && typeof req.body === 'object' && !Array.isArray(req.body) ? (req.body as Record<string, unknown>) : {};
+      const meta = { op: method, volume: typeof body.Name === 'string' ? body.Name : undefined, mountId: typeof body.ID === 'string' ? body.ID : undefined };
+      let answer: Record<string, unknown>;
+      try {
+        answer = await handler(body);
+      } catch (err) {
+        answer = { Err: errText(err) };
+        const level = isNetvolError(err) && err.category !== 'system' ? 'warn' : 'error';
+        log.log(level, 'request failed', { ...meta, err: answer.Err, code: isNetvolError(err) ? err.code : 'INTERNAL' });
+      }
+      res.type(PLUGIN_CONTENT_TYPE).status(200).send(JSON.stringify(answer));
+      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      log.debug('request', { ...meta, durationMs: Math.round(durationMs * 1000) / 1000 });
+    });
+  };
+
+  route('Plugin.Activate', async () => ({ Implements: ['VolumeDriver'] }));
+  route('VolumeDriver.Capabilities', async () => ({ Capabilities: { Scope: driver.scope } }));
+  route('VolumeDriver.Create', async (b: CreateRequest) => {
+    await driver.create(b.Name, b.Opts);
+    return { Err: '' };
+  });
+  route('VolumeDriver.Remove', async (b: NameRequest) => {
+    await driver.remove(b.Name);
+    return { Err: '' };
+  });
+  route('VolumeDriver.Mount', async (b: MountRequest) => ({ Mountpoint: await driver.mount(b.Name, b.ID), Err: '' }));
+  route('VolumeDriver.Unmount', async (b: MountRequest) => {
+    await driver.unmount(b.Name, b.ID);
+    return { Err: '' };
+  });
+  route('VolumeDriver.Path', async (b: NameRequest) => ({ Mountpoint: await driver.path(b.Name), Err: '' }));
+  route('VolumeDriver.Get', async (b: NameRequest) => ({ Volume: toDocker(await driver.get(b.Name)), Err: '' }));
+  route('VolumeDriver.List', async () => ({ Volumes: (await driver.list()).map(toDocker), Err: '' }));
+
+  app.use((req: Request, res: Response) => {
+    res.status(404).type(PLUGIN_CONTENT_TYPE).send(JSON.stringify({ Err: `netvol does not implement ${req.method} ${req.path}` }));
+  });
+  // Malformed JSON and other parser errors still answer a JSON object.
+  app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
+    res.status(400).type(PLUGIN_CONTENT_TYPE).send(JSON.stringify({ Err: `netvol could not read the request: ${err.message}` }));
+  });
+  return app;
+}

@@ -1,0 +1,3 @@
+export { createApp, errText } from './api';
+export { listenOnSocket, SocketServer } from './server';
+export type { VolumeDriverApi, VolumeView, DockerVolume } from './types';

@@ -1,0 +1,98 @@
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { NetvolError, wrapError } from '../errors';
+import { findMount, run, unmount } from '../system';
+
+export type ImageFs = 'ext4' | 'xfs';
+
+export interface ImageAttributes {
+  uid?: number;
+  gid?: number;
+  mode?: number;
+}
+
+const MKFS_TIMEOUT_MS = 60_000;
+const MOUNT_TIMEOUT_MS = 30_000;
+
+/**
+ * Creates a sparse file of `sizeBytes` at `file` and formats it. Formatting is lazy (inode tables
+ * and journal are initialised in the background by the kernel) so a 100 GiB image takes under a
+ * second. Owner and mode are applied to the new filesystem's root.
+ */
+export async function createImage(file: string, sizeBytes: number, fsType: ImageFs, attrs: ImageAttributes = {}): Promise<void> {
+  const handle = await fs.open(file, 'wx', 0o600);
+  try {
+    await handle.truncate(sizeBytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  if (fsType === 'ext4') {
+    const ext = ['lazy_itable_init=1', 'lazy_journal_init=1', 'nodiscard'];
+    if (attrs.uid !== undefined || attrs.gid !== undefined) ext.push(`root_owner=${attrs.uid ?? 0}:${attrs.gid ?? 0}`);
+    await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', ext.join(','), file], { timeoutMs: MKFS_TIMEOUT_MS });
+  } else {
+    await run('mkfs.xfs', ['-q', '-f', '-K', file], { timeoutMs: MKFS_TIMEOUT_MS });
+  }
+  const needsRootFix = attrs.mode !== undefined || (fsType === 'xfs' && (attrs.uid !== undefined || attrs.gid !== undefined));
+  if (needsRootFix) await fixRoot(file, fsType, attrs);
+}
+
+/** Mounts the new image on a private temporary folder to set its root's owner and mode. */
+async function fixRoot(file: string, fsType: ImageFs, attrs: ImageAttributes): Promise<void> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'netvol-mkfs-'));
+  try {
+    await mountImage(file, dir, fsType);
+    try {
+      if (attrs.uid !== undefined || attrs.gid !== undefined) await fs.chown(dir, attrs.uid ?? -1, attrs.gid ?? -1);
+      if (attrs.mode !== undefined) await fs.chmod(dir, attrs.mode);
+    } finally {
+      await unmountImage(dir);
+    }
+  } finally {
+    await fs.rmdir(dir).catch(() => undefined);
+  }
+}
+
+/**
+ * Attaches `file` to a loop device (direct I/O, so pages are not cached twice) and mounts it on
+ * `target`. If `target` already holds this image (an earlier netvol process mounted it), nothing
+ * is done.
+ */
+export async function mountImage(file: string, target: string, fsType: ImageFs): Promise<void> {
+  const existing = await findMount(target);
+  if (existing) {
+    const backing = await loopBackingFile(existing.source);
+    if (backing === file) return;
+    throw new NetvolError('INTERNAL', `${target} is already a mountpoint of ${existing.source}`);
+  }
+  await fs.mkdir(target, { recursive: true, mode: 0o755 });
+  const { stdout } = await run('losetup', ['--find', '--show', '--direct-io=on', file], { timeoutMs: MOUNT_TIMEOUT_MS });
+  const device = stdout.trim();
+  try {
+    await run('mount', ['-t', fsType, '-o', 'nodev,nosuid', device, target], { timeoutMs: MOUNT_TIMEOUT_MS });
+  } catch (err) {
+    await run('losetup', ['-d', device]).catch(() => undefined);
+    throw wrapError(err, 'COMMAND_FAILED', `cannot mount image ${path.basename(file)}`);
+  }
+}
+
+/** Unmounts an image mounted by mountImage() and frees its loop device. Succeeds if not mounted. */
+export async function unmountImage(target: string): Promise<void> {
+  const entry = await findMount(target);
+  if (!entry) return;
+  await unmount(target, { timeoutMs: MOUNT_TIMEOUT_MS });
+  if (entry.source.startsWith('/dev/loop')) await run('losetup', ['-d', entry.source]).catch(() => undefined);
+}
+
+/** The file behind a loop device, or undefined when it is not one. */
+async function loopBackingFile(device: string): Promise<string | undefined> {
+  const name = path.basename(device);
+  if (!name.startsWith('loop')) return undefined;
+  try {
+    return (await fs.readFile(`/sys/block/${name}/loop/backing_file`, 'utf8')).trim();
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,1 @@
+export { createImage, mountImage, unmountImage, ImageFs, ImageAttributes } from './image';

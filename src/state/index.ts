@@ -1,0 +1,1 @@
+export { StateStore } from './store';

@@ -1,0 +1,78 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
+import { NetvolError } from '../errors';
+
+interface Envelope<T> {
+  version: number;
+  data: T;
+}
+
+/**
+ * One JSON document per host, written atomically (temporary file in the same folder, then rename)
+ * with mode 0600. A write survives `kill -9` of netvol at any instant: the rename is atomic and the
+ * page cache outlives the process. It is not fsynced: after a host crash the mounts it describes are
+ * gone as well, and start-up reconciles the counts against the kernel's mount table.
+ *
+ * Saves are serialised and coalesced: a save() resolves once a write that began after the call has
+ * landed, so bursts of changes cost one write each, not one per change.
+ */
+export class StateStore<T> {
+  private writing: Promise<void> | undefined;
+  private queued: Promise<void> | undefined;
+
+  private constructor(
+    readonly file: string,
+    private readonly version: number,
+    public data: T,
+  ) {}
+
+  /** Loads `file`, or starts from `empty()` when it does not exist. A corrupt file is set aside, not lost. */
+  static async open<T>(file: string, version: number, empty: () => T, onProblem: (msg: string) => void): Promise<StateStore<T>> {
+    await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    let text: string;
+    try {
+      text = await fs.readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new StateStore(file, version, empty());
+      throw new NetvolError('INTERNAL', `cannot read state file ${file}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      const parsed = JSON.parse(text) as Envelope<T>;
+      if (parsed.version !== version || typeof parsed.data !== 'object' || parsed.data === null) {
+        throw new Error(`version ${String(parsed.version)} is not ${version}`);
+      }
+      return new StateStore(file, version, parsed.data);
+    } catch (err) {
+      const aside = `${file}.corrupt-${Date.now()}`;
+      await fs.rename(file, aside);
+      onProblem(`state file ${file} could not be read (${(err as Error).message}); kept it as ${aside} and started from the backends' volume list`);
+      return new StateStore(file, version, empty());
+    }
+  }
+
+  save(): Promise<void> {
+    if (this.queued) return this.queued;
+    if (!this.writing) {
+      this.writing = this.write().finally(() => (this.writing = undefined));
+      return this.writing;
+    }
+    const after = this.writing;
+    this.queued = after.then(
+      () => this.startQueued(),
+      () => this.startQueued(),
+    );
+    return this.queued;
+  }
+
+  private startQueued(): Promise<void> {
+    this.queued = undefined;
+    this.writing = this.write().finally(() => (this.writing = undefined));
+    return this.writing;
+  }
+
+  private async write(): Promise<void> {
+    const text = JSON.stringify({ version: this.version, data: this.data } satisfies Envelope<T>, null, 1);
+    await writeFileAtomic(this.file, text, { mode: 0o600, fsync: false });
+  }
+}
