@@ -30,7 +30,7 @@ export function buildConfig(doc: unknown, source: string, env: NodeJS.ProcessEnv
 
   const backends: BackendConfig[] = [];
   for (const [name, block] of Object.entries(raw.backends)) {
-    const { type, allowOvercommit, ...rest } = block;
+    const { type, allowOvercommit, leaseSeconds, ...rest } = block;
     const kind = backendType(type);
     if (!kind) {
       throw configError(source, `backends.${name}.type: unknown backend type "${type}"; known types are ${Object.keys(backendTypes()).join(', ')}`);
@@ -38,7 +38,7 @@ export function buildConfig(doc: unknown, source: string, env: NodeJS.ProcessEnv
     const options = kind.optionsSchema.safeParse(rest);
     if (!options.success) throw configError(source, issuesText(`backends.${name}`, options.error));
     for (const secret of kind.secrets(options.data)) registerSecret(secret);
-    backends.push(Object.freeze({ name, type, allowOvercommit, options: Object.freeze(options.data) }));
+    backends.push(Object.freeze({ name, type, allowOvercommit, leaseSeconds, options: Object.freeze(options.data) }));
   }
 
   const defaultBackend = raw.defaultBackend ?? (raw.backends.local ? 'local' : backends[0].name);

@@ -15,6 +15,8 @@ export const backendCommonSchema = z.looseObject({
   type: z.string(),
   /** Let image volumes promise more space than the backend has free. */
   allowOvercommit: z.boolean().default(false),
+  /** Seconds an image volume's owner record stays valid without a heartbeat (networked backends). */
+  leaseSeconds: z.number().int().min(5).max(3600).default(30),
 });
 
 export const configSchema = z.strictObject({
@@ -30,7 +32,7 @@ export const configSchema = z.strictObject({
   timeoutSeconds: z.number().positive().max(50).default(DEFAULTS.timeoutSeconds),
   backends: z
     .record(backendName, backendCommonSchema)
-    .default(() => ({ local: { type: 'local', allowOvercommit: false, path: DEFAULTS.localPath } }))
+    .default(() => ({ local: { type: 'local', allowOvercommit: false, leaseSeconds: 30, path: DEFAULTS.localPath } }))
     .refine((b) => Object.keys(b).length > 0, 'configure at least one backend'),
 });
 
@@ -40,6 +42,7 @@ export interface BackendConfig {
   name: string;
   type: string;
   allowOvercommit: boolean;
+  leaseSeconds: number;
   /** The type-specific options, validated by the type's schema. */
   options: unknown;
 }

@@ -8,6 +8,7 @@ import { createImage, mountImage, unmountImage } from '../quota';
 import type { StateStore } from '../state';
 import { bindMount, findMount, fsUsage, unmount, withTimeout } from '../system';
 import { readMeta, VolumeMeta, writeMeta, listMetas } from './catalog';
+import { LeaseKeeper } from './lease';
 import { VolumeLocks } from './locks';
 import { archiveName, validateVolumeName } from './names';
 import { formatSize, parseVolumeOptions, specDifferences, VolumeSpec } from './options';
@@ -53,13 +54,21 @@ export class VolumeDriver {
   private readonly locks = new VolumeLocks();
   private readonly opened = new Map<string, Promise<void>>();
   private readonly usageCache = new Map<string, { at: number; usage: Usage }>();
+  private readonly leases: LeaseKeeper;
 
   constructor(
     private readonly config: Config,
     private readonly backends: ReadonlyMap<string, Backend>,
     private readonly store: StateStore<HostState>,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.leases = new LeaseKeeper(config.hostId, log);
+  }
+
+  /** Image volumes on networked backends have one writer at a time. */
+  private needsLease(backend: Backend, record: VolumeRecord): boolean {
+    return backend.capabilities.networked && record.meta.spec.layout === 'image';
+  }
 
   get scope(): 'local' | 'global' {
     if (this.config.scope !== 'auto') return this.config.scope;
@@ -295,6 +304,9 @@ export class VolumeDriver {
     const mp = this.mountpoint(name);
     if (await findMount(mp)) await this.unmountMountpoint(name, record, true);
     await fs.mkdir(mp, { recursive: true, mode: 0o755 });
+    if (this.needsLease(backend, record)) {
+      await this.call(this.leases.acquire(backend, name, this.backendConfig(backend.name).leaseSeconds), `taking the owner lease of volume ${name}`, name);
+    }
     const folder = await this.call(backend.attach(name), `attaching volume ${name} from backend ${backend.name}`, name);
     record.attached = true;
     await this.store.save();
@@ -306,6 +318,7 @@ export class VolumeDriver {
       }
     } catch (err) {
       await this.call(backend.detach(name), `detaching volume ${name}`, name).catch(() => undefined);
+      if (this.needsLease(backend, record)) await this.leases.release(backend, name).catch(() => undefined);
       record.attached = false;
       await this.store.save();
       throw wrapError(err, 'COMMAND_FAILED', `cannot mount volume ${name}`, name);
@@ -328,6 +341,11 @@ export class VolumeDriver {
       throw wrapError(err, 'COMMAND_FAILED', `cannot unmount volume ${name} (is a process outside Docker still using it?)`, name);
     }
     record.attached = false;
+    if (this.needsLease(backend, record)) {
+      await this.call(this.leases.release(backend, name), `releasing the owner lease of volume ${name}`, name).catch((err: Error) =>
+        this.log.warn('cannot remove the owner record; it expires by itself', { volume: name, error: err.message }),
+      );
+    }
     this.log.info('detached volume', { volume: name });
   }
 
@@ -473,6 +491,10 @@ export class VolumeDriver {
       await this.detach(name, record, await this.backend(record.backend, name));
     } else if (total(record.mounts) > 0 && !mounted) {
       record.attached = false;
+    } else if (total(record.mounts) > 0) {
+      record.attached = true;
+      const backend = await this.backend(record.backend, name);
+      if (this.needsLease(backend, record)) await this.leases.acquire(backend, name, this.backendConfig(backend.name).leaseSeconds);
     }
   }
 
@@ -499,6 +521,7 @@ export class VolumeDriver {
   }
 
   async close(): Promise<void> {
+    this.leases.stopAll();
     await this.store.save();
     await Promise.all([...this.backends.values()].map((b) => b.close().catch(() => undefined)));
   }
