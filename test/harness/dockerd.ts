@@ -222,7 +222,7 @@ export interface Dockerd {
   docker(args: string[], opts?: RunOptions): Promise<RunResult>;
   /** Like docker(), but rejects with the CLI's output when the exit code is not 0; resolves with trimmed stdout. */
   dockerOk(args: string[], opts?: RunOptions): Promise<string>;
-  /** `docker run --network none <args>`: a helper so every container in the tier is offline. */
+  /** `docker run --network none --pull never <args>`: every container in the tier is offline and never pulls. */
   runContainer(args: string[], opts?: RunOptions): Promise<RunResult>;
   /** Stops dockerd (SIGTERM, its containers stop with it) and starts it again on the same roots. */
   restart(): Promise<void>;
@@ -378,7 +378,7 @@ export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Dock
       return r.stdout.trim();
     },
     runContainer(args, o) {
-      return docker(['run', '--network', 'none', ...args], o);
+      return docker(['run', '--network', 'none', '--pull', 'never', ...args], o);
     },
     async restart() {
       if (stopped) throw new Error('dockerd was stopped');
