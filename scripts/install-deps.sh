@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the daemon and its test tiers use, only when something is missing.
+# Runs as root (apt-get); prints what it installs.
+set -euo pipefail
+
+# command or file that proves the package is present → Debian package
+declare -A NEED=(
+  [/usr/sbin/dockerd]=docker.io
+  [/bin/busybox]=busybox-static
+  [/usr/sbin/sshd]=openssh-server
+  [/usr/bin/ssh-keygen]=openssh-client
+  [/usr/bin/sshfs]=sshfs
+  [/usr/bin/ganesha.nfsd]=nfs-ganesha
+  [/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so]=nfs-ganesha-vfs
+  [/usr/sbin/rpcbind]=rpcbind
+  [/usr/bin/nfs-ls]=libnfs-utils
+  [/usr/sbin/mkfs.ext4]=e2fsprogs
+  [/usr/sbin/mkfs.xfs]=xfsprogs
+  [/usr/bin/fusermount3]=fuse3
+  [/usr/lib/x86_64-linux-gnu/libfuse.so.2]=libfuse2
+  [/usr/include/fuse/fuse.h]=libfuse-dev
+  [/usr/bin/fio]=fio
+  [/usr/bin/sqlite3]=sqlite3
+  [/usr/sbin/debootstrap]=debootstrap
+  [/usr/sbin/losetup]=mount
+)
+
+missing=()
+for probe in "${!NEED[@]}"; do
+  [ -e "$probe" ] || missing+=("${NEED[$probe]}")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "netvol tests need these Debian packages: ${missing[*]} — run as root or install them first" >&2
+  exit 1
+fi
+echo "installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
