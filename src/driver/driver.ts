@@ -386,15 +386,21 @@ export class VolumeDriver {
     return this.info(name, record);
   }
 
-  private async info(name: string, record: VolumeRecord): Promise<VolumeInfo> {
+  /**
+   * A volume's description. Usage and health cost backend calls, so only Get measures them; List
+   * (which `docker volume ls` never shows the Status of) describes from memory.
+   */
+  private async info(name: string, record: VolumeRecord, measure = true): Promise<VolumeInfo> {
     let usage: Usage | undefined;
     let healthy: boolean | undefined;
-    try {
-      usage = await this.usage(name, record);
-    } catch (err) {
-      this.log.warn('cannot measure volume usage', { volume: name, error: (err as Error).message });
+    if (measure) {
+      try {
+        usage = await this.usage(name, record);
+      } catch (err) {
+        this.log.warn('cannot measure volume usage', { volume: name, error: (err as Error).message });
+      }
+      if (record.attached) healthy = await this.isLive(name, record).catch(() => false);
     }
-    if (record.attached) healthy = await this.isLive(name, record).catch(() => false);
     const extra: Record<string, unknown> = {};
     if (healthy !== undefined) extra.healthy = healthy;
     return {
@@ -445,7 +451,7 @@ export class VolumeDriver {
       }),
     );
     const names = [...found.keys()].sort();
-    return Promise.all(names.map((name) => this.info(name, found.get(name) as VolumeRecord)));
+    return Promise.all(names.map((name) => this.info(name, found.get(name) as VolumeRecord, false)));
   }
 
   /**
