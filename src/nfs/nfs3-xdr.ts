@@ -1,0 +1,83 @@
+// Encoders and decoders for the NFSv3 structures shared by many procedures.
+
+import { XdrReader, XdrWriter } from './xdr';
+import { Fattr, FileType, NfsTime, Sattr, WccAttr, WccData } from './nfs3-types';
+
+export const NFS3_FHSIZE = 64;
+export const NFS3_COOKIEVERFSIZE = 8;
+export const NFS3_WRITEVERFSIZE = 8;
+
+export function readTime(r: XdrReader): NfsTime {
+  return { seconds: r.uint32(), nseconds: r.uint32() };
+}
+
+export function writeTime(w: XdrWriter, t: NfsTime): void {
+  w.uint32(t.seconds).uint32(t.nseconds);
+}
+
+export function readFattr(r: XdrReader): Fattr {
+  return {
+    type: r.uint32() as FileType,
+    mode: r.uint32(),
+    nlink: r.uint32(),
+    uid: r.uint32(),
+    gid: r.uint32(),
+    size: r.uint64Number(),
+    used: r.uint64Number(),
+    rdev: { major: r.uint32(), minor: r.uint32() },
+    fsid: r.uint64(),
+    fileid: r.uint64(),
+    atime: readTime(r),
+    mtime: readTime(r),
+    ctime: readTime(r),
+  };
+}
+
+export function readPostOpAttr(r: XdrReader): Fattr | undefined {
+  return r.optional(readFattr);
+}
+
+function readWccAttr(r: XdrReader): WccAttr {
+  return { size: r.uint64Number(), mtime: readTime(r), ctime: readTime(r) };
+}
+
+export function readWcc(r: XdrReader): WccData {
+  return { before: r.optional(readWccAttr), after: readPostOpAttr(r) };
+}
+
+export function readHandle(r: XdrReader): Buffer {
+  // Copied: handles outlive the record they arrived in.
+  return Buffer.from(r.opaque(NFS3_FHSIZE));
+}
+
+export function readPostOpFh(r: XdrReader): Buffer | undefined {
+  return r.optional(readHandle);
+}
+
+export function writeHandle(w: XdrWriter, fh: Buffer): void {
+  if (fh.length > NFS3_FHSIZE) throw new RangeError(`file handle longer than ${NFS3_FHSIZE} bytes`);
+  w.opaque(fh);
+}
+
+export function writeDirOp(w: XdrWriter, dir: Buffer, name: string): void {
+  writeHandle(w, dir);
+  w.string(name);
+}
+
+function writeSetTime(w: XdrWriter, t: NfsTime | 'server' | undefined): void {
+  if (t === undefined) w.uint32(0);
+  else if (t === 'server') w.uint32(1);
+  else {
+    w.uint32(2);
+    writeTime(w, t);
+  }
+}
+
+export function writeSattr(w: XdrWriter, a: Sattr = {}): void {
+  w.optional(a.mode, (x, v) => x.uint32(v));
+  w.optional(a.uid, (x, v) => x.uint32(v));
+  w.optional(a.gid, (x, v) => x.uint32(v));
+  w.optional(a.size, (x, v) => x.uint64(v));
+  writeSetTime(w, a.atime);
+  writeSetTime(w, a.mtime);
+}

@@ -1,0 +1,367 @@
+// The NFSv3 procedures (RFC 1813 §3), one method each, over an RpcClient.
+// Each method sends one call and returns typed results or throws NfsError.
+
+import { ArgsEncoder, RpcClient } from './rpc-client';
+import { NfsError } from './errors';
+import { XdrReader } from './xdr';
+import {
+  AccessResult,
+  CommitResult,
+  CreateHow,
+  CreateResult,
+  Fattr,
+  FsInfo,
+  FsStat,
+  LookupResult,
+  NFS_PROGRAM,
+  NFS_VERSION,
+  NfsTime,
+  PathConf,
+  ReadResult,
+  ReaddirPlusPage,
+  DirEntryPlus,
+  Sattr,
+  StableHow,
+  WccData,
+  WriteResult,
+} from './nfs3-types';
+import {
+  NFS3_COOKIEVERFSIZE,
+  NFS3_WRITEVERFSIZE,
+  readFattr,
+  readHandle,
+  readPostOpAttr,
+  readPostOpFh,
+  readTime,
+  readWcc,
+  writeDirOp,
+  writeHandle,
+  writeSattr,
+  writeTime,
+} from './nfs3-xdr';
+
+enum Proc {
+  NULL = 0,
+  GETATTR = 1,
+  SETATTR = 2,
+  LOOKUP = 3,
+  ACCESS = 4,
+  READLINK = 5,
+  READ = 6,
+  WRITE = 7,
+  CREATE = 8,
+  MKDIR = 9,
+  SYMLINK = 10,
+  REMOVE = 12,
+  RMDIR = 13,
+  RENAME = 14,
+  LINK = 15,
+  READDIRPLUS = 17,
+  FSSTAT = 18,
+  FSINFO = 19,
+  PATHCONF = 20,
+  COMMIT = 21,
+}
+
+const JUKEBOX = 10008;
+const JUKEBOX_RETRIES = 6;
+
+const ZERO_VERF = Buffer.alloc(NFS3_COOKIEVERFSIZE);
+
+export interface ReaddirPlusOptions {
+  cookie?: bigint;
+  cookieverf?: Buffer;
+  /** Bytes of names and cookies the server may return (RFC 1813 dircount). Default 32 KiB. */
+  dircount?: number;
+  /** Bytes of the whole reply, attributes and handles included. Default 128 KiB. */
+  maxcount?: number;
+}
+
+export interface RenameResult {
+  fromDirWcc: WccData;
+  toDirWcc: WccData;
+}
+
+export class Nfs3 {
+  constructor(readonly rpc: RpcClient) {}
+
+  /**
+   * Sends one NFS call; returns a reader past the OK status. A JUKEBOX answer
+   * (server busy, e.g. recalling a file from tape) is retried after a pause.
+   */
+  protected async proc(proc: Proc, args: ArgsEncoder, idempotent: boolean, timeoutMs?: number): Promise<XdrReader> {
+    const name = `NFS3.${Proc[proc]}`;
+    for (let attempt = 0; ; attempt++) {
+      const r = await this.rpc.call(NFS_PROGRAM, NFS_VERSION, proc, args, { name, idempotent, timeoutMs });
+      const status = r.uint32();
+      if (status === 0) return r;
+      if (status === JUKEBOX && attempt < JUKEBOX_RETRIES) {
+        await new Promise((res) => setTimeout(res, 100 * 2 ** attempt));
+        continue;
+      }
+      throw new NfsError(status, name);
+    }
+  }
+
+  async null(timeoutMs?: number): Promise<void> {
+    await this.rpc.call(NFS_PROGRAM, NFS_VERSION, Proc.NULL, undefined, { name: 'NFS3.NULL', timeoutMs });
+  }
+
+  async getattr(fh: Buffer): Promise<Fattr> {
+    const r = await this.proc(Proc.GETATTR, (w) => writeHandle(w, fh), true);
+    return readFattr(r);
+  }
+
+  /** Sets attributes; with `guardCtime` the server refuses (ENOTSYNC) if ctime differs. */
+  async setattr(fh: Buffer, attrs: Sattr, guardCtime?: NfsTime): Promise<WccData> {
+    const r = await this.proc(
+      Proc.SETATTR,
+      (w) => {
+        writeHandle(w, fh);
+        writeSattr(w, attrs);
+        w.optional(guardCtime, writeTime);
+      },
+      true,
+    );
+    return readWcc(r);
+  }
+
+  async lookup(dir: Buffer, name: string): Promise<LookupResult> {
+    const r = await this.proc(Proc.LOOKUP, (w) => writeDirOp(w, dir, name), true);
+    const handle = readHandle(r);
+    return { handle, attrs: readPostOpAttr(r), dirAttrs: readPostOpAttr(r) };
+  }
+
+  async access(fh: Buffer, mask: number): Promise<AccessResult> {
+    const r = await this.proc(
+      Proc.ACCESS,
+      (w) => {
+        writeHandle(w, fh);
+        w.uint32(mask);
+      },
+      true,
+    );
+    const attrs = readPostOpAttr(r);
+    return { attrs, access: r.uint32() };
+  }
+
+  async readlink(fh: Buffer): Promise<string> {
+    const r = await this.proc(Proc.READLINK, (w) => writeHandle(w, fh), true);
+    readPostOpAttr(r);
+    return r.string();
+  }
+
+  /** One READ call; `count` should not exceed the server's rtmax. */
+  async read(fh: Buffer, offset: number, count: number): Promise<ReadResult> {
+    const r = await this.proc(
+      Proc.READ,
+      (w) => {
+        writeHandle(w, fh);
+        w.uint64(offset);
+        w.uint32(count);
+      },
+      true,
+    );
+    const attrs = readPostOpAttr(r);
+    r.uint32(); // count, repeated as the opaque length
+    const eof = r.bool();
+    return { attrs, eof, data: r.opaque() };
+  }
+
+  /**
+   * One WRITE call; `data` should not exceed the server's wtmax. The buffer is
+   * sent without copying: do not change it until the promise settles.
+   */
+  async write(fh: Buffer, offset: number, data: Buffer, stable: StableHow = StableHow.UNSTABLE): Promise<WriteResult> {
+    const r = await this.proc(
+      Proc.WRITE,
+      (w) => {
+        writeHandle(w, fh);
+        w.uint64(offset);
+        w.uint32(data.length);
+        w.uint32(stable);
+        w.opaqueRef(data);
+      },
+      true,
+    );
+    const wcc = readWcc(r);
+    const count = r.uint32();
+    const committed = r.uint32() as StableHow;
+    const verifier = Buffer.from(r.fixedOpaque(NFS3_WRITEVERFSIZE));
+    return { wcc, count, committed, verifier };
+  }
+
+  /** Flushes unstable writes in [offset, offset+count) (count 0: to the end of file). */
+  async commit(fh: Buffer, offset = 0, count = 0): Promise<CommitResult> {
+    const r = await this.proc(
+      Proc.COMMIT,
+      (w) => {
+        writeHandle(w, fh);
+        w.uint64(offset);
+        w.uint32(count);
+      },
+      true,
+    );
+    const wcc = readWcc(r);
+    return { wcc, verifier: Buffer.from(r.fixedOpaque(NFS3_WRITEVERFSIZE)) };
+  }
+
+  async create(dir: Buffer, name: string, how: CreateHow = { mode: 'guarded' }): Promise<CreateResult> {
+    const r = await this.proc(
+      Proc.CREATE,
+      (w) => {
+        writeDirOp(w, dir, name);
+        if (how.mode === 'exclusive') {
+          w.uint32(2);
+          w.fixedOpaque(how.verifier, 8);
+        } else {
+          w.uint32(how.mode === 'unchecked' ? 0 : 1);
+          writeSattr(w, how.attrs);
+        }
+      },
+      // An exclusive create is safe to resend: the verifier makes it idempotent.
+      how.mode !== 'guarded',
+    );
+    return this.finishCreate(r, dir, name);
+  }
+
+  async mkdir(dir: Buffer, name: string, attrs: Sattr = { mode: 0o755 }): Promise<CreateResult> {
+    const r = await this.proc(
+      Proc.MKDIR,
+      (w) => {
+        writeDirOp(w, dir, name);
+        writeSattr(w, attrs);
+      },
+      false,
+    );
+    return this.finishCreate(r, dir, name);
+  }
+
+  async symlink(dir: Buffer, name: string, target: string, attrs: Sattr = {}): Promise<CreateResult> {
+    const r = await this.proc(
+      Proc.SYMLINK,
+      (w) => {
+        writeDirOp(w, dir, name);
+        writeSattr(w, attrs);
+        w.string(target);
+      },
+      false,
+    );
+    return this.finishCreate(r, dir, name);
+  }
+
+  /** CREATE/MKDIR/SYMLINK results; looks the name up if the server sent no handle. */
+  private async finishCreate(r: XdrReader, dir: Buffer, name: string): Promise<CreateResult> {
+    const handle = readPostOpFh(r);
+    const attrs = readPostOpAttr(r);
+    const dirWcc = readWcc(r);
+    if (handle) return { handle, attrs, dirWcc };
+    const found = await this.lookup(dir, name);
+    return { handle: found.handle, attrs: found.attrs ?? attrs, dirWcc };
+  }
+
+  async remove(dir: Buffer, name: string): Promise<WccData> {
+    return readWcc(await this.proc(Proc.REMOVE, (w) => writeDirOp(w, dir, name), false));
+  }
+
+  async rmdir(dir: Buffer, name: string): Promise<WccData> {
+    return readWcc(await this.proc(Proc.RMDIR, (w) => writeDirOp(w, dir, name), false));
+  }
+
+  /** Renames, replacing an existing target file (POSIX rename semantics). */
+  async rename(fromDir: Buffer, fromName: string, toDir: Buffer, toName: string): Promise<RenameResult> {
+    const r = await this.proc(
+      Proc.RENAME,
+      (w) => {
+        writeDirOp(w, fromDir, fromName);
+        writeDirOp(w, toDir, toName);
+      },
+      false,
+    );
+    return { fromDirWcc: readWcc(r), toDirWcc: readWcc(r) };
+  }
+
+  /** Makes a hard link `dir/name` to `fh`; returns the file's new attributes. */
+  async link(fh: Buffer, dir: Buffer, name: string): Promise<{ attrs?: Fattr; dirWcc: WccData }> {
+    const r = await this.proc(
+      Proc.LINK,
+      (w) => {
+        writeHandle(w, fh);
+        writeDirOp(w, dir, name);
+      },
+      false,
+    );
+    return { attrs: readPostOpAttr(r), dirWcc: readWcc(r) };
+  }
+
+  /** One READDIRPLUS page. Pass the last entry's cookie and the returned cookieverf to continue. */
+  async readdirplus(dir: Buffer, opts: ReaddirPlusOptions = {}): Promise<ReaddirPlusPage> {
+    const r = await this.proc(
+      Proc.READDIRPLUS,
+      (w) => {
+        writeHandle(w, dir);
+        w.uint64(opts.cookie ?? 0n);
+        w.fixedOpaque(opts.cookieverf ?? ZERO_VERF, NFS3_COOKIEVERFSIZE);
+        w.uint32(opts.dircount ?? 32 * 1024);
+        w.uint32(opts.maxcount ?? 128 * 1024);
+      },
+      true,
+    );
+    const dirAttrs = readPostOpAttr(r);
+    const cookieverf = Buffer.from(r.fixedOpaque(NFS3_COOKIEVERFSIZE));
+    const entries: DirEntryPlus[] = [];
+    while (r.bool()) {
+      const fileid = r.uint64();
+      const name = r.string();
+      const cookie = r.uint64();
+      const attrs = readPostOpAttr(r);
+      const handle = readPostOpFh(r);
+      entries.push({ fileid, name, cookie, attrs, handle });
+    }
+    return { dirAttrs, cookieverf, entries, eof: r.bool() };
+  }
+
+  async fsstat(fh: Buffer): Promise<FsStat> {
+    const r = await this.proc(Proc.FSSTAT, (w) => writeHandle(w, fh), true);
+    return {
+      attrs: readPostOpAttr(r),
+      totalBytes: r.uint64Number(),
+      freeBytes: r.uint64Number(),
+      availBytes: r.uint64Number(),
+      totalFiles: r.uint64Number(),
+      freeFiles: r.uint64Number(),
+      availFiles: r.uint64Number(),
+      invarsec: r.uint32(),
+    };
+  }
+
+  async fsinfo(fh: Buffer): Promise<FsInfo> {
+    const r = await this.proc(Proc.FSINFO, (w) => writeHandle(w, fh), true);
+    return {
+      attrs: readPostOpAttr(r),
+      rtmax: r.uint32(),
+      rtpref: r.uint32(),
+      rtmult: r.uint32(),
+      wtmax: r.uint32(),
+      wtpref: r.uint32(),
+      wtmult: r.uint32(),
+      dtpref: r.uint32(),
+      maxFileSize: r.uint64Number(),
+      timeDelta: readTime(r),
+      properties: r.uint32(),
+    };
+  }
+
+  async pathconf(fh: Buffer): Promise<PathConf> {
+    const r = await this.proc(Proc.PATHCONF, (w) => writeHandle(w, fh), true);
+    return {
+      attrs: readPostOpAttr(r),
+      linkMax: r.uint32(),
+      nameMax: r.uint32(),
+      noTrunc: r.bool(),
+      chownRestricted: r.bool(),
+      caseInsensitive: r.bool(),
+      casePreserving: r.bool(),
+    };
+  }
+}
