@@ -1,0 +1,149 @@
+import { isNetvolError } from '../../src/errors';
+import { ACCEPTED_OPTIONS, formatSize, parseSize, parseVolumeOptions, specDifferences } from '../../src/driver/options';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+const TiB = 1024 * GiB;
+
+function refusal(opts: unknown): string {
+  try {
+    parseVolumeOptions('vol1', opts, 'local');
+  } catch (err) {
+    if (isNetvolError(err, 'INVALID_OPTION')) return err.message;
+    throw err;
+  }
+  throw new Error(`options ${JSON.stringify(opts)} were accepted`);
+}
+
+describe('parseSize()', () => {
+  it.each([
+    ['512M', 512 * MiB],
+    ['10G', 10 * GiB],
+    ['1.5T', 1.5 * TiB],
+    ['100MiB', 100 * MiB],
+    ['2gb', 2 * GiB],
+    ['64k', 64 * KiB],
+    [' 1G ', GiB],
+    ['1048576', 1048576],
+  ])('parses %j with binary units as %d bytes', (text, expected) => {
+    expect(parseSize(text)).toBe(expected);
+  });
+
+  it.each(['garbage', '', '10X', '-1G', '1.5', 'G', '10 G B', '1e9'])('returns undefined for %j', (text) => {
+    expect(parseSize(text)).toBeUndefined();
+  });
+
+  it('formatSize() writes binary units with one decimal', () => {
+    expect(formatSize(64 * MiB)).toBe('64.0 MiB');
+    expect(formatSize(12.5 * MiB)).toBe('12.5 MiB');
+    expect(formatSize(3 * GiB)).toBe('3.0 GiB');
+  });
+});
+
+describe('parseVolumeOptions()', () => {
+  it('gives defaults for null Opts (a volume a container creates implicitly)', () => {
+    expect(parseVolumeOptions('vol1', null, 'local')).toEqual({
+      backend: 'local', layout: 'directory', sizeBytes: undefined, fs: undefined, uid: undefined, gid: undefined, mode: undefined, onRemove: 'delete',
+    });
+  });
+
+  it('gives the same defaults for {} and for missing Opts', () => {
+    expect(parseVolumeOptions('vol1', {}, 'local')).toEqual(parseVolumeOptions('vol1', null, 'local'));
+    expect(parseVolumeOptions('vol1', undefined, 'local')).toEqual(parseVolumeOptions('vol1', null, 'local'));
+  });
+
+  it('uses the configured default backend unless backend is given', () => {
+    expect(parseVolumeOptions('vol1', {}, 'nas').backend).toBe('nas');
+    expect(parseVolumeOptions('vol1', { backend: 'other' }, 'nas').backend).toBe('other');
+  });
+
+  it('turns size into an ext4 image layout, rounded down to 4 KiB', () => {
+    const spec = parseVolumeOptions('vol1', { size: '512M' }, 'local');
+    expect(spec).toMatchObject({ layout: 'image', sizeBytes: 512 * MiB, fs: 'ext4' });
+    expect(parseVolumeOptions('vol1', { size: String(16 * MiB + 100) }, 'local').sizeBytes).toBe(16 * MiB);
+  });
+
+  it('accepts fs=xfs with a size', () => {
+    expect(parseVolumeOptions('vol1', { size: '1G', fs: 'xfs' }, 'local')).toMatchObject({ layout: 'image', fs: 'xfs' });
+  });
+
+  it('refuses a garbage size, naming the option and giving examples', () => {
+    const message = refusal({ size: 'huge' });
+    expect(message).toContain('volume vol1');
+    expect(message).toContain('invalid value "huge" for option "size"');
+    expect(message).toContain('512M, 10G or 1.5T');
+  });
+
+  it('refuses a size under 16M', () => {
+    expect(refusal({ size: '1M' })).toContain('must be at least 16M (got 1M)');
+  });
+
+  it('refuses an unknown option, naming it and listing every accepted option', () => {
+    const message = refusal({ colour: 'blue' });
+    expect(message).toContain('invalid option "colour"');
+    for (const option of ACCEPTED_OPTIONS) expect(message).toContain(option);
+    expect(ACCEPTED_OPTIONS).toEqual(['backend', 'size', 'fs', 'uid', 'gid', 'mode', 'onRemove']);
+  });
+
+  it.each(['password', 'sshPassword', 'secret', 'apiToken', 'privateKey', 'credentials'])(
+    'refuses the secret-like option %s and points to the daemon config, without echoing its value',
+    (key) => {
+      const message = refusal({ [key]: 'hunter2' });
+      expect(message).toContain(`option "${key}" is refused`);
+      expect(message).toContain('netvol daemon config');
+      expect(message).not.toContain('hunter2');
+    },
+  );
+
+  it('refuses fs without size, saying fs needs size', () => {
+    expect(refusal({ fs: 'ext4' })).toContain('option "fs" needs "size"');
+  });
+
+  it('refuses an unknown fs, listing the accepted ones', () => {
+    expect(refusal({ size: '1G', fs: 'btrfs' })).toMatch(/option "fs".*one of: ext4, xfs/);
+  });
+
+  it.each([
+    ['0755', 0o755],
+    ['755', 0o755],
+    ['0700', 0o700],
+    ['1777', 0o1777],
+  ])('reads mode %s as octal', (text, mode) => {
+    expect(parseVolumeOptions('vol1', { mode: text }, 'local').mode).toBe(mode);
+  });
+
+  it.each(['0999', 'rwxr-xr-x', '7', '', '0o755'])('refuses mode %j, asking for octal', (text) => {
+    expect(refusal({ mode: text })).toContain('must be octal such as 0755');
+  });
+
+  it('reads uid and gid as numbers and refuses non-numbers', () => {
+    expect(parseVolumeOptions('vol1', { uid: '1000', gid: '50' }, 'local')).toMatchObject({ uid: 1000, gid: 50 });
+    expect(refusal({ uid: 'root' })).toContain('invalid value "root" for option "uid": must be a number');
+  });
+
+  it('refuses an unknown onRemove, listing delete, retain and archive', () => {
+    expect(refusal({ onRemove: 'shred' })).toContain('(one of: delete, retain, archive)');
+    expect(parseVolumeOptions('vol1', { onRemove: 'archive' }, 'local').onRemove).toBe('archive');
+  });
+
+  it('refuses Opts that are not a map', () => {
+    expect(refusal(['size=1G'])).toContain('options must be a map of strings');
+    expect(refusal('size=1G')).toContain('options must be a map of strings');
+  });
+
+  it('refuses a non-string option value', () => {
+    expect(refusal({ size: 1024 })).toContain('option "size"');
+  });
+
+  it('trims whitespace around values', () => {
+    expect(parseVolumeOptions('vol1', { size: ' 1G ', onRemove: ' retain ' }, 'local')).toMatchObject({ sizeBytes: GiB, onRemove: 'retain' });
+  });
+
+  it('specDifferences() names the differing options by their -o names', () => {
+    const a = parseVolumeOptions('v', { size: '1G', mode: '0700' }, 'local');
+    const b = parseVolumeOptions('v', { size: '2G', mode: '0700', onRemove: 'retain' }, 'local');
+    expect(specDifferences(a, b)).toEqual(['size', 'onRemove']);
+    expect(specDifferences(a, parseVolumeOptions('v', { mode: '700', size: '1024M' }, 'local'))).toEqual([]);
+  });
+});
