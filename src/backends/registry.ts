@@ -1,4 +1,5 @@
 import { localBackendType } from './local/local-backend';
+import { sftpBackendType } from './sftp';
 import type { BackendType } from './types';
 
 /**
@@ -8,6 +9,7 @@ import type { BackendType } from './types';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const types: Record<string, BackendType<any>> = {
   [localBackendType.type]: localBackendType,
+  [sftpBackendType.type]: sftpBackendType,
 };
 
 export function backendTypes(): Record<string, BackendType<unknown>> {

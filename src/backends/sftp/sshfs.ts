@@ -1,0 +1,200 @@
+import { spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { ErrorCode, NetvolError, redactString } from '../../errors';
+import { findMount, run } from '../../system';
+
+/** How sshfs reaches the server: everything but the remote folder and the mountpoint. */
+export interface SshfsTarget {
+  backend: string;
+  host: string;
+  port: number;
+  username: string;
+  /** Either a key file (passed as IdentityFile) or a password (written to sshfs's stdin). */
+  auth: { identityFile: string } | { password: string };
+  /** known_hosts to check the server against; undefined only with insecureSkipHostKeyCheck and no key seen yet. */
+  knownHostsFile: string | undefined;
+  timeoutMs: number;
+  extraOptions: readonly string[];
+}
+
+export const SSHFS_FS_TYPE = 'fuse.sshfs';
+
+/**
+ * The `-o` options of every sshfs netvol starts, and why:
+ * - `-F /dev/null` and IdentitiesOnly: the machine's ssh_config and agent never change what netvol does;
+ * - StrictHostKeyChecking=yes against a known_hosts netvol controls: the same host-key check as the
+ *   control connection;
+ * - ServerAliveInterval/CountMax: a dead server is noticed within ~30 s instead of hanging;
+ * - Ciphers (AES-GCM first, hardware-accelerated) and Compression=no: the SSH stream, not the CPU,
+ *   should be the limit;
+ * - max_read/max_write 256 KiB-ish: fewer SFTP round trips per FUSE request (OpenSSH's sftp-server
+ *   accepts up to 255 KiB);
+ * - writeback_cache=no: an image loop-mounted on top must see its writes reach the server in order;
+ * - allow_other + default_permissions: containers running as any user get normal permission checks;
+ * - reconnect (directory layout only): containers keep working across a server restart. Image
+ *   volumes do not reconnect: sshfs cannot reopen the loop device's file after a reconnect, so a
+ *   dead connection must show as a dead mount that the driver remounts.
+ */
+export function sshfsArgs(t: SshfsTarget, remote: string, mountpoint: string, reconnect: boolean): string[] {
+  const o: string[] = [
+    'ServerAliveInterval=10',
+    'ServerAliveCountMax=3',
+    `ConnectTimeout=${Math.max(1, Math.floor(t.timeoutMs / 1000))}`,
+    'Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr',
+    'Compression=no',
+    'max_read=262144',
+    'max_write=262144',
+    'writeback_cache=no',
+    'allow_other',
+    'default_permissions',
+  ];
+  if (t.knownHostsFile) {
+    o.push(`UserKnownHostsFile=${t.knownHostsFile}`, 'GlobalKnownHostsFile=/dev/null', 'StrictHostKeyChecking=yes');
+  } else {
+    o.push('UserKnownHostsFile=/dev/null', 'GlobalKnownHostsFile=/dev/null', 'StrictHostKeyChecking=no');
+  }
+  if ('identityFile' in t.auth) {
+    o.push(`IdentityFile=${t.auth.identityFile}`, 'IdentitiesOnly=yes', 'BatchMode=yes', 'PreferredAuthentications=publickey');
+  } else {
+    o.push('password_stdin', 'PreferredAuthentications=password', 'PubkeyAuthentication=no', 'NumberOfPasswordPrompts=1');
+  }
+  if (reconnect) o.push('reconnect');
+  o.push(...t.extraOptions);
+  return ['-F', '/dev/null', '-p', String(t.port), `${t.username}@${hostForSsh(t.host)}:${remote}`, mountpoint, '-o', o.join(',')];
+}
+
+function hostForSsh(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** Pids of sshfs processes whose argv names `mountpoint`. */
+export async function sshfsPids(mountpoint: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const entry of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = (await fs.readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0');
+      if (path.basename(argv[0]) === 'sshfs' && argv.includes(mountpoint)) out.push(Number(entry));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** Asks the filesystem for its size (statfs goes to the server, never a cache); false if it fails or hangs. */
+export async function probe(mountpoint: string, timeoutMs: number): Promise<boolean> {
+  try {
+    await run('stat', ['-f', '-c', '%b', mountpoint], { timeoutMs });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Starts sshfs in its own session; it connects, mounts, then daemonizes (its first process exits 0),
+ * so the mount outlives netvol. Output of sshfs and ssh goes to `logFile`. Rejects with a
+ * NetvolError naming the backend when sshfs fails or has not mounted within the timeout.
+ */
+export async function startSshfs(t: SshfsTarget, remote: string, mountpoint: string, reconnect: boolean, logFile: string, volume: string): Promise<void> {
+  const log = await fs.open(logFile, 'a', 0o600);
+  await log.write(`--- netvol: sshfs for volume ${volume} at ${new Date().toISOString()}\n`);
+  const start = (await log.stat()).size;
+  const args = sshfsArgs(t, remote, mountpoint, reconnect);
+  const child = spawn('sshfs', args, { detached: true, stdio: ['pipe', log.fd, log.fd] });
+  await log.close();
+  child.stdin?.on('error', () => undefined);
+  child.stdin?.end('password' in t.auth ? `${t.auth.password}\n` : '');
+  const result = await new Promise<{ code: number | null; error?: Error; timedOut?: boolean }>((resolve) => {
+    const timer = setTimeout(() => {
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      resolve({ code: null, timedOut: true });
+    }, t.timeoutMs);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      resolve({ code: null, error });
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code });
+    });
+  });
+  child.unref();
+  if (result.code === 0 && (await findMount(mountpoint))?.fsType === SSHFS_FS_TYPE) return;
+  const output = await readFrom(logFile, start);
+  throw sshfsError(t, volume, output, result);
+}
+
+async function readFrom(file: string, offset: number): Promise<string> {
+  try {
+    const text = await fs.readFile(file, 'utf8');
+    return text.slice(offset);
+  } catch {
+    return '';
+  }
+}
+
+function sshfsError(t: SshfsTarget, volume: string, output: string, r: { code: number | null; error?: Error; timedOut?: boolean }): NetvolError {
+  const lines = redactString(output)
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('---'));
+  const tail = lines.slice(-3).join('; ');
+  const where = `${t.host}:${t.port}`;
+  let code: ErrorCode = 'COMMAND_FAILED';
+  let why: string;
+  if (r.error) why = `cannot run sshfs (${r.error.message}); install sshfs`;
+  else if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known/i.test(output)) {
+    code = 'BACKEND_AUTH';
+    why = 'the server host key did not match the known one';
+  } else if (/Permission denied \(|Authentication failed|Too many authentication failures/i.test(output)) {
+    code = 'BACKEND_AUTH';
+    why = `the server refused the credentials of user ${t.username}`;
+  } else if (/Connection refused|Connection timed out|No route to host|Connection reset|Connection closed|Could not resolve/i.test(output)) {
+    code = 'BACKEND_UNAVAILABLE';
+    why = `cannot reach the SSH server (${tail})`;
+  } else if (/No such file or directory/i.test(output)) {
+    code = 'NOT_FOUND';
+    why = "the volume's folder is missing on the server";
+  } else if (r.timedOut) {
+    code = 'BACKEND_UNAVAILABLE';
+    why = `sshfs did not mount within ${Math.round(t.timeoutMs / 1000)} s${tail ? ` (${tail})` : ''}`;
+  } else why = `sshfs exited with ${r.code}${tail ? `: ${tail}` : ''}`;
+  return new NetvolError(code, `backend ${t.backend}: cannot attach volume ${volume} from ${where}: ${why}`, { volume });
+}
+
+/** Unmounts an sshfs mount; `lazy` detaches a dead or busy one at once. Then ends its sshfs process. */
+export async function stopSshfs(mountpoint: string, lazy: boolean, timeoutMs: number): Promise<void> {
+  const pids = await sshfsPids(mountpoint);
+  if (await findMount(mountpoint)) {
+    await run('fusermount3', lazy ? ['-u', '-z', mountpoint] : ['-u', mountpoint], { timeoutMs });
+  }
+  const deadline = Date.now() + 5000;
+  let alive = pids;
+  while (alive.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    alive = alive.filter(isAlive);
+  }
+  for (const pid of alive) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Builds sftp backends in-process against the harness's sshd, the way the daemon builds them from
+ * its config (the options go through the type's own schema).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PassThrough } from 'node:stream';
+import type { Backend } from '../../../src/backends';
+import { sftpBackendType } from '../../../src/backends/sftp';
+import { NetvolError } from '../../../src/errors';
+import { createLogger } from '../../../src/log';
+import type { Sshd } from '../../harness/sshd';
+
+export interface BackendUnderTest {
+  backend: Backend;
+  workDir: string;
+  /** Every log line the backend wrote. */
+  logs: string[];
+}
+
+export function sftpOptions(sshd: Sshd, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const base: Record<string, unknown> = {
+    host: sshd.host,
+    port: sshd.port,
+    username: 'root',
+    privateKeyFile: sshd.userKeyFile,
+    knownHostsFile: sshd.knownHostsFile,
+    path: path.join(sshd.root, 'volumes'),
+  };
+  const out = { ...base, ...extra };
+  for (const [k, v] of Object.entries(out)) if (v === undefined) delete out[k];
+  return out;
+}
+
+export function makeBackend(sshd: Sshd, extra: Record<string, unknown> = {}, opts: { timeoutMs?: number; workDir?: string } = {}): BackendUnderTest {
+  const options = sftpBackendType.optionsSchema.parse(sftpOptions(sshd, extra));
+  const workDir = opts.workDir ?? fs.mkdtempSync(path.join(sshd.dir, 'work-'));
+  const logs: string[] = [];
+  const stream = new PassThrough();
+  stream.setEncoding('utf8').on('data', (d: string) => logs.push(...d.split('\n').filter(Boolean)));
+  const backend = sftpBackendType.create(options, {
+    name: 'srv',
+    hostId: 'host-a',
+    workDir,
+    timeoutMs: opts.timeoutMs ?? 8000,
+    logger: createLogger('debug', stream),
+  });
+  return { backend, workDir, logs };
+}
+
+/** The NetvolError a promise rejects with (fails the test if it resolves or throws something else). */
+export async function rejection(p: Promise<unknown>): Promise<NetvolError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof NetvolError) return err;
+    throw new Error(`expected a NetvolError, got ${String((err as Error)?.stack ?? err)}`);
+  }
+  throw new Error('expected the call to fail, but it succeeded');
+}
