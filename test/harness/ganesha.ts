@@ -49,6 +49,8 @@ export interface GaneshaServer {
   /** Stops only the ganesha process (the server looks dead until startServer()). */
   stopServer(): Promise<void>;
   startServer(): Promise<void>;
+  /** SIGKILL, as a crash: connections are cut with no clean shutdown. */
+  crash(): Promise<void>;
   /** SIGSTOP / SIGCONT: the server keeps its sockets but stops answering. */
   pause(): void;
   resume(): void;
@@ -268,13 +270,13 @@ export async function startGanesha(opts: GaneshaOptions = {}): Promise<GaneshaSe
     }
   };
 
-  const killServer = async (): Promise<void> => {
+  const killServer = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
     const proc = child;
     if (!proc || !exited) return;
     child = undefined;
     if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill(signal);
       proc.kill('SIGCONT');
-      proc.kill('SIGTERM');
       let timer: NodeJS.Timeout | undefined;
       const done = await Promise.race([
         exited.then(() => true),
@@ -332,7 +334,10 @@ export async function startGanesha(opts: GaneshaOptions = {}): Promise<GaneshaSe
       });
     },
     async stopServer() {
-      await withLock(killServer);
+      await withLock(() => killServer());
+    },
+    async crash() {
+      await withLock(() => killServer('SIGKILL'));
     },
     async startServer() {
       if (child) return;
