@@ -32,7 +32,11 @@ export function formatSize(n: number): string {
   return (bytes.format(n, { decimalPlaces: 1, fixedDecimals: true, unitSeparator: ' ' }) ?? `${n} B`).replace(/([KMGTP])B$/, '$1iB');
 }
 
-const idText = z.string().regex(/^\d{1,10}$/, 'must be a number such as 1000').transform(Number);
+const idText = z
+  .string()
+  .regex(/^\d{1,10}$/, 'must be a number such as 1000')
+  .transform(Number)
+  .refine((n) => n <= 4294967294, 'must be at most 4294967294');
 const optionSchemas = {
   backend: z.string().min(1),
   size: z.string().transform((s, ctx) => {
