@@ -122,6 +122,12 @@ describe('parseVolumeOptions()', () => {
     expect(refusal({ uid: 'root' })).toContain('invalid value "root" for option "uid": must be a number');
   });
 
+  it('refuses a uid or gid beyond the kernel\'s range when parsing, not later at chown', () => {
+    expect(parseVolumeOptions('vol1', { uid: '4294967294' }, 'local').uid).toBe(4294967294);
+    expect(refusal({ uid: '9999999999' })).toContain('invalid value "9999999999" for option "uid": must be at most 4294967294');
+    expect(refusal({ gid: '4294967295' })).toContain('option "gid": must be at most 4294967294');
+  });
+
   it('refuses an unknown onRemove, listing delete, retain and archive', () => {
     expect(refusal({ onRemove: 'shred' })).toContain('(one of: delete, retain, archive)');
     expect(parseVolumeOptions('vol1', { onRemove: 'archive' }, 'local').onRemove).toBe('archive');
