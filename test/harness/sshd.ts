@@ -106,6 +106,10 @@ async function ok(file: string, args: string[], input?: string): Promise<string>
 export async function startSshd(): Promise<Sshd> {
   const dir = fs.mkdtempSync('/tmp/nvs-');
   fs.chmodSync(dir, 0o755);
+  // A shared mount of its own: what a test mounts below it later (a small tmpfs…) propagates into
+  // sshd's namespace, whatever the propagation of the machine's root mount.
+  await ok('mount', ['--bind', dir, dir]);
+  await ok('mount', ['--make-shared', dir]);
   const root = path.join(dir, 'root');
   fs.mkdirSync(root, { mode: 0o755 });
   const hostKey = path.join(dir, 'host_ed25519');

@@ -3,21 +3,23 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Backend } from '../../src/backends';
 import { startSshd, Sshd } from '../harness/sshd';
-import { makeBackend } from './support/backend';
+import { BackendUnderTest, makeBackend } from './support/backend';
 
 let sshd: Sshd;
+let under: BackendUnderTest;
 let backend: Backend;
 let root: string;
 
 beforeAll(async () => {
   sshd = await startSshd();
-  backend = makeBackend(sshd).backend;
+  under = makeBackend(sshd);
+  backend = under.backend;
   root = path.join(sshd.root, 'volumes');
   await backend.open();
 });
 
 afterAll(async () => {
-  await backend?.close();
+  await under?.cleanup();
   await sshd?.cleanup();
 });
 

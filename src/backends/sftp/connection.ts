@@ -57,9 +57,11 @@ export class ControlConnection {
    * connection had died is retried once on a fresh connection.
    */
   async use<T>(what: string, fn: (sftp: SFTPWrapper) => Promise<T>): Promise<T> {
+    const call = { cancelled: false };
     let timer: NodeJS.Timeout | undefined;
     const limit = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
+        call.cancelled = true;
         this.drop();
         reject(
           new NetvolError(
@@ -70,13 +72,13 @@ export class ControlConnection {
       }, this.s.timeoutMs);
     });
     try {
-      return await Promise.race([this.attempt(what, fn), limit]);
+      return await Promise.race([this.attempt(what, fn, call), limit]);
     } finally {
       clearTimeout(timer);
     }
   }
 
-  private async attempt<T>(what: string, fn: (sftp: SFTPWrapper) => Promise<T>): Promise<T> {
+  private async attempt<T>(what: string, fn: (sftp: SFTPWrapper) => Promise<T>, call: { cancelled: boolean }): Promise<T> {
     for (let tries = 0; ; tries++) {
       const reused = this.wrapper !== undefined;
       const generation = this.generation;
@@ -87,7 +89,7 @@ export class ControlConnection {
         if (sftpStatus(err) !== undefined || err instanceof NetvolError) throw err;
         // Not an SFTP status: the connection broke under the call.
         if (generation === this.generation) this.drop();
-        if (reused && tries === 0) {
+        if (reused && tries === 0 && !call.cancelled) {
           this.s.logger.info('sftp control connection was lost; reconnecting', { backend: this.s.backend, error: redactString(String((err as Error)?.message)) });
           continue;
         }
@@ -99,7 +101,10 @@ export class ControlConnection {
   private session(what: string): Promise<SFTPWrapper> {
     if (this.wrapper) return Promise.resolve(this.wrapper);
     if (!this.connecting) {
-      this.connecting = this.connect(what).finally(() => (this.connecting = undefined));
+      const connecting = this.connect(what).finally(() => {
+        if (this.connecting === connecting) this.connecting = undefined;
+      });
+      this.connecting = connecting;
     }
     return this.connecting;
   }
@@ -180,6 +185,7 @@ export class ControlConnection {
     const client = this.client as unknown as { client?: { destroy?: () => void } } | undefined;
     this.client = undefined;
     this.wrapper = undefined;
+    this.connecting = undefined;
     try {
       client?.client?.destroy?.();
     } catch {

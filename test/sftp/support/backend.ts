@@ -9,6 +9,7 @@ import type { Backend } from '../../../src/backends';
 import { sftpBackendType } from '../../../src/backends/sftp';
 import { NetvolError } from '../../../src/errors';
 import { createLogger } from '../../../src/log';
+import { killAllMentioning, removeTree } from '../../harness/dockerd';
 import type { Sshd } from '../../harness/sshd';
 
 export interface BackendUnderTest {
@@ -16,6 +17,8 @@ export interface BackendUnderTest {
   workDir: string;
   /** Every log line the backend wrote. */
   logs: string[];
+  /** Closes the backend, unmounts what it left attached, removes its workDir. */
+  cleanup(): Promise<void>;
 }
 
 export function sftpOptions(sshd: Sshd, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -34,7 +37,8 @@ export function sftpOptions(sshd: Sshd, extra: Record<string, unknown> = {}): Re
 
 export function makeBackend(sshd: Sshd, extra: Record<string, unknown> = {}, opts: { timeoutMs?: number; workDir?: string } = {}): BackendUnderTest {
   const options = sftpBackendType.optionsSchema.parse(sftpOptions(sshd, extra));
-  const workDir = opts.workDir ?? fs.mkdtempSync(path.join(sshd.dir, 'work-'));
+  // Outside sshd's folder: sshfs mounts there must not propagate into sshd's namespace.
+  const workDir = opts.workDir ?? fs.mkdtempSync('/tmp/nvw-');
   const logs: string[] = [];
   const stream = new PassThrough();
   stream.setEncoding('utf8').on('data', (d: string) => logs.push(...d.split('\n').filter(Boolean)));
@@ -45,7 +49,16 @@ export function makeBackend(sshd: Sshd, extra: Record<string, unknown> = {}, opt
     timeoutMs: opts.timeoutMs ?? 8000,
     logger: createLogger('debug', stream),
   });
-  return { backend, workDir, logs };
+  return {
+    backend,
+    workDir,
+    logs,
+    async cleanup() {
+      await backend.close().catch(() => undefined);
+      killAllMentioning(workDir);
+      removeTree(workDir);
+    },
+  };
 }
 
 /** The NetvolError a promise rejects with (fails the test if it resolves or throws something else). */
