@@ -33,16 +33,25 @@ describe('an image volume\'s size is a hard limit that keeps earlier data', () =
     ]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/No space left on device/);
-    const s = await status(w, name);
-    expect(s.usedBytes).toBeGreaterThan(48 * MiB);
-    expect(s.usedBytes).toBeLessThanOrEqual(64 * MiB);
-    expect(s.availableBytes).toBeLessThan(4 * MiB);
-    expect(s.mounts).toEqual([]);
   });
 
   test('the earlier file still has its md5 in a new container', async () => {
     expect(keepMd5).toMatch(/^[0-9a-f]{32}$/);
     expect(await md5OnVolume(w, name, 'keep')).toBe(keepMd5);
+  });
+
+  test('while the full volume is mounted, inspect shows it full', async () => {
+    const c = await w.d.dockerOk(['run', '--network', 'none', '--pull', 'never', '-d', '-v', `${name}:/data`, BUSYBOX_IMAGE, 'sleep', '600']);
+    try {
+      const s = await status(w, name);
+      expect(s.mounts).toHaveLength(1);
+      expect(s.usedBytes).toBeGreaterThan(48 * MiB);
+      expect(s.usedBytes).toBeLessThanOrEqual(64 * MiB);
+      expect(s.availableBytes).toBeLessThan(4 * MiB);
+      expect(s.usage).toMatch(/^\d+\.\d MiB of 64\.0 MiB \((7[5-9]|[89]\d|100)%\)$/);
+    } finally {
+      await w.d.docker(['rm', '-f', c]);
+    }
   });
 
   test('the backend holds no more than the volume size, whatever was attempted', async () => {
@@ -61,7 +70,20 @@ describe('an image volume\'s size is a hard limit that keeps earlier data', () =
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe('ok');
-    expect((await status(w, name)).availableBytes).toBeGreaterThan(16 * MiB);
+  });
+
+  test('inspect of the unmounted volume reports the space inside its filesystem, not the image file\'s allocation', async () => {
+    // What a mounted volume reports (statfs inside the image) is the truth the stopped volume must match.
+    const c = await w.d.dockerOk(['run', '--network', 'none', '--pull', 'never', '-d', '-v', `${name}:/data`, BUSYBOX_IMAGE, 'sleep', '600']);
+    const mounted = await status(w, name);
+    await w.d.dockerOk(['rm', '-f', c]);
+    // 8 MiB keep + 16 MiB after: far more than 16 MiB of the 64 MiB is free inside.
+    expect(mounted.availableBytes).toBeGreaterThan(16 * MiB);
+    await new Promise((r) => setTimeout(r, 2100)); // past the daemon's usage cache
+    const unmounted = await status(w, name);
+    expect(unmounted.mounts).toEqual([]);
+    expect(Math.abs(unmounted.availableBytes - mounted.availableBytes)).toBeLessThan(4 * MiB);
+    expect(Math.abs(unmounted.usedBytes - mounted.usedBytes)).toBeLessThan(4 * MiB);
   });
 
   test('a daemon stopped with SIGTERM removes its socket, and after a restart the image volume still has its file', async () => {

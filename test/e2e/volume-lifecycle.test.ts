@@ -89,6 +89,19 @@ describe('a netvol volume through a real dockerd', () => {
     expect(s.layout).toBe('directory');
   });
 
+  test('an image folder at the target overrides uid, gid and mode on an empty volume unless the mount says nocopy', async () => {
+    // Docker's own copy-up (moby copyExistingContents): it copies the image folder's owner and mode
+    // onto an empty volume. busybox:local has /root as 0:0 0755; /data does not exist in it.
+    const nocopy = uniqueName('nocopy');
+    await w.d.dockerOk(['volume', 'create', '-d', w.plugin, '-o', 'uid=1000', '-o', 'gid=1000', '-o', 'mode=0750', nocopy]);
+    const kept = await w.d.runContainer(['--rm', '-v', `${nocopy}:/root:nocopy`, BUSYBOX_IMAGE, 'stat', '-c', '%u %g %a', '/root']);
+    expect(kept.stdout.trim()).toBe('1000 1000 750');
+    const copied = uniqueName('copyup');
+    await w.d.dockerOk(['volume', 'create', '-d', w.plugin, '-o', 'uid=1000', '-o', 'gid=1000', '-o', 'mode=0750', copied]);
+    const overridden = await w.d.runContainer(['--rm', '-v', `${copied}:/root`, BUSYBOX_IMAGE, 'stat', '-c', '%u %g %a', '/root']);
+    expect(overridden.stdout.trim()).toBe('0 0 755');
+  });
+
   test('two running containers share one volume and see each other\'s writes', async () => {
     const name = uniqueName('shared');
     await w.d.dockerOk(['volume', 'create', '-d', w.plugin, '-o', 'size=32M', name]);
@@ -137,8 +150,15 @@ describe('a netvol volume through a real dockerd', () => {
       }
 
       // dockerd mounted again with the container's own ID, then unmounted once: one mount remains.
+      const calls = w.nv.jsonLogs().filter((l) => l.volume === name && (l.op === 'VolumeDriver.Mount' || l.op === 'VolumeDriver.Unmount') && l.message === 'request');
+      expect(calls.map((l) => `${String(l.op)} ${String(l.mountId)}`)).toEqual([
+        `VolumeDriver.Mount ${idBefore}`,
+        `VolumeDriver.Mount ${idBefore}`,
+        `VolumeDriver.Unmount ${idBefore}`,
+      ]);
       const after = await inspect(w, name);
       expect(after.Status.mounts).toEqual([idBefore]);
+      expect(after.Status.mountCount).toBe(1);
       expect(hostMountsHolding(w, after.Mountpoint).length).toBeGreaterThan(0);
       expect(await md5InContainer(w, c, '/data/payload')).toBe(inside);
 

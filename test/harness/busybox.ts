@@ -24,7 +24,9 @@ export function buildBusyboxTar(workDir: string): string {
   if (!fs.existsSync(BUSYBOX_BINARY)) throw new Error(`${BUSYBOX_BINARY} is missing: install busybox-static`);
   const root = path.join(workDir, 'busybox-rootfs');
   fs.rmSync(root, { recursive: true, force: true });
-  for (const d of ['bin', 'etc', 'tmp', 'proc', 'sys', 'dev', 'data', 'root']) {
+  // No /data: an image folder at a volume's target makes dockerd copy its contents and its owner and
+  // mode onto an empty volume (moby copyExistingContents), which would undo -o uid/gid/mode.
+  for (const d of ['bin', 'etc', 'tmp', 'proc', 'sys', 'dev', 'root']) {
     fs.mkdirSync(path.join(root, d), { recursive: true });
   }
   fs.chmodSync(path.join(root, 'tmp'), 0o1777);
