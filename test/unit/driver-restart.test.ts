@@ -176,3 +176,14 @@ describe('restart: a new VolumeDriver over the same state', () => {
     expect((await fs.readdir(path.dirname(w.stateFile))).some((n) => n.startsWith('state.json.corrupt-'))).toBe(true);
   });
 });
+
+describe('scope', () => {
+  it('follows the config: global when scope is global, local when local', async () => {
+    const g = await makeWorld('scope', { scope: 'global' });
+    worlds.push(g);
+    expect(g.driver.scope).toBe('global');
+    const l = await makeWorld('scope', { scope: 'local' });
+    worlds.push(l);
+    expect(l.driver.scope).toBe('local');
+  });
+});
