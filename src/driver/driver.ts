@@ -249,15 +249,7 @@ export class VolumeDriver {
       record.pending = 'remove';
       await this.store.save();
       try {
-        if (policy === 'delete') {
-          await this.call(backend.removeFolder(name), `removing volume ${name}`, name);
-        } else if (policy === 'retain') {
-          await this.call(writeMeta(backend, { ...record.meta, retained: true }), `retaining volume ${name}`, name);
-        } else {
-          const to = archiveName(name, new Date());
-          await this.call(backend.renameFolder(name, to), `archiving volume ${name}`, name);
-          this.log.info('archived volume', { volume: name, archive: to });
-        }
+        await this.applyRemovePolicy(backend, name, record);
       } catch (err) {
         delete record.pending;
         await this.store.save();
@@ -268,6 +260,20 @@ export class VolumeDriver {
       await this.store.save();
       this.log.info('removed volume', { volume: name, onRemove: policy });
     });
+  }
+
+  /** What `docker volume rm` does to the data, by the volume's onRemove; safe to repeat after a crash. */
+  private async applyRemovePolicy(backend: Backend, name: string, record: VolumeRecord): Promise<void> {
+    const policy = record.meta.spec.onRemove;
+    if (policy === 'delete') {
+      await this.call(backend.removeFolder(name), `removing volume ${name}`, name);
+    } else if (policy === 'retain') {
+      await this.call(writeMeta(backend, { ...record.meta, retained: true }), `retaining volume ${name}`, name);
+    } else if (await this.call(readMeta(backend, name), `looking up volume ${name}`, name)) {
+      const to = archiveName(name, new Date());
+      await this.call(backend.renameFolder(name, to), `archiving volume ${name}`, name);
+      this.log.info('archived volume', { volume: name, archive: to });
+    }
   }
 
   async mount(rawName: unknown, id: unknown): Promise<string> {
@@ -485,9 +491,8 @@ export class VolumeDriver {
     if (record.pending === 'remove') {
       delete record.pending;
       if (total(record.mounts) === 0) {
-        this.log.warn('finishing a remove that was interrupted', { volume: name });
-        const backend = await this.backend(record.backend, name);
-        if (record.meta.spec.onRemove === 'delete') await this.call(backend.removeFolder(name), `removing volume ${name}`, name);
+        this.log.warn('finishing a remove that was interrupted', { volume: name, onRemove: record.meta.spec.onRemove });
+        await this.applyRemovePolicy(await this.backend(record.backend, name), name, record);
         delete this.volumes[name];
       }
       return;

@@ -150,6 +150,33 @@ describe('restart: a new VolumeDriver over the same state', () => {
     expect(await exists(path.join(w.volumesDir, 'halfgone'))).toBe(false);
   });
 
+  it("restore() finishes an interrupted 'remove' of a retained volume: hidden, not back in the list", async () => {
+    const w = await world();
+    await w.driver.create('keepme', { onRemove: 'retain' });
+    w.store.data.volumes.keepme.pending = 'remove';
+    await w.store.save();
+
+    const { driver, store } = await w.restart();
+    await driver.restore();
+    expect(store.data.volumes.keepme).toBeUndefined();
+    expect((await driver.list()).map((v) => v.name)).not.toContain('keepme');
+    expect(await exists(path.join(w.volumesDir, 'keepme', 'data'))).toBe(true);
+  });
+
+  it("restore() finishes an interrupted 'remove' of an archived volume: renamed to an archive", async () => {
+    const w = await world();
+    await w.driver.create('oldlogs', { onRemove: 'archive' });
+    w.store.data.volumes.oldlogs.pending = 'remove';
+    await w.store.save();
+
+    const { driver, store } = await w.restart();
+    await driver.restore();
+    expect(store.data.volumes.oldlogs).toBeUndefined();
+    const folders = await fs.readdir(w.volumesDir);
+    expect(folders).not.toContain('oldlogs');
+    expect(folders.some((f) => f.startsWith('oldlogs.archive-'))).toBe(true);
+  });
+
   it('a lost state file loses no volume: they are found again on the backend', async () => {
     const w = await world();
     await w.driver.create('durable', { size: '32M' });
