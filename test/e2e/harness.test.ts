@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { BUSYBOX_IMAGE, Dockerd, mountsUnder, startDockerd } from '../harness/dockerd';
+import { BUSYBOX_IMAGE, Dockerd, mountsUnder, pidsMentioning, startDockerd } from '../harness/dockerd';
 
 jest.setTimeout(180_000);
 
@@ -55,7 +55,9 @@ describe('the private dockerd harness', () => {
   test('stop() leaves no mounts, processes or folders behind', async () => {
     const other = await startDockerd({ noImage: true });
     const root = other.dataRoot.replace(/\/data$/, '');
+    expect(pidsMentioning(root).length).toBeGreaterThan(0); // dockerd and its containerd
     await other.stop();
+    expect(pidsMentioning(root)).toEqual([]);
     expect(mountsUnder(root)).toEqual([]);
     expect(fs.existsSync(root)).toBe(false);
     await other.stop(); // idempotent
