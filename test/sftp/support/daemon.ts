@@ -1,0 +1,38 @@
+/** A netvol daemon (the real dist/main.js) with an sftp backend on the harness's sshd. */
+import * as path from 'node:path';
+import { Netvol, startNetvol } from '../../harness/netvol';
+import type { Sshd } from '../../harness/sshd';
+
+export async function startSftpNetvol(sshd: Sshd, opts: { backend?: Record<string, unknown>; hostId?: string; timeoutSeconds?: number } = {}): Promise<Netvol> {
+  return startNetvol({
+    backends: {
+      remote: {
+        type: 'sftp',
+        host: sshd.host,
+        port: sshd.port,
+        username: 'root',
+        privateKeyFile: sshd.userKeyFile,
+        knownHostsFile: sshd.knownHostsFile,
+        path: path.join(sshd.root, 'volumes'),
+        ...(opts.backend ?? {}),
+      },
+    },
+    extraConfig: { timeoutSeconds: opts.timeoutSeconds ?? 15, ...(opts.hostId ? { hostId: opts.hostId } : {}) },
+  });
+}
+
+/** POSTs a protocol request and returns the JSON answer (Err included). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function call(nv: Netvol, method: string, body: unknown): Promise<any> {
+  const r = await nv.request(method, body, { timeoutMs: 90_000 });
+  if (r.json === undefined) throw new Error(`${method}: not JSON (${r.status}): ${r.raw}`);
+  return r.json;
+}
+
+/** Like call(), but fails with the daemon's Err and log tail when the answer carries an Err. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function ok(nv: Netvol, method: string, body: unknown): Promise<any> {
+  const json = await call(nv, method, body);
+  if (json.Err) throw new Error(`${method} ${JSON.stringify(body)}: ${json.Err}\n--- netvol log ---\n${nv.logTail(20)}`);
+  return json;
+}
