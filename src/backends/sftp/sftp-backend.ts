@@ -510,9 +510,8 @@ export class SftpBackend implements Backend {
   async detach(name: string): Promise<void> {
     const mp = this.mountpoint(name);
     if (await findMount(mp)) {
-      const live = (await this.health(name)) === 'attached';
       try {
-        await stopSshfs(mp, !live, this.ctx.timeoutMs);
+        await stopSshfs(mp, false, this.ctx.timeoutMs);
       } catch (err) {
         throw new NetvolError('COMMAND_FAILED', `backend ${this.name}: cannot detach volume ${name}: ${redactString((err as Error).message)} (is a process still using ${mp}?)`, { volume: name, cause: err });
       }
@@ -526,7 +525,16 @@ export class SftpBackend implements Backend {
     if (!entry) return 'detached';
     if (entry.fsType !== SSHFS_FS_TYPE) return 'dead';
     if ((await sshfsPids(mp)).length === 0) return 'dead';
-    return (await probe(mp, Math.min(this.ctx.timeoutMs, 5000))) ? 'attached' : 'dead';
+    const result = await probe(mp, Math.min(this.ctx.timeoutMs, 5000));
+    if (result === 'ok') return 'attached';
+    if (result === 'failed') {
+      // sshfs lives and reconnects by itself once the server answers; replacing it now would cut
+      // off the containers that use it, so it stays.
+      this.log.warn('the server of an attached volume does not answer right now; sshfs will reconnect', { volume: name, backend: this.name });
+      return 'attached';
+    }
+    this.log.warn('sshfs attachment is dead', { volume: name, backend: this.name, why: result === 'hung' ? 'no answer in time' : 'transport endpoint is not connected' });
+    return 'dead';
   }
 }
 

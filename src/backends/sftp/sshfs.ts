@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ErrorCode, NetvolError, redactString } from '../../errors';
+import { ErrorCode, isNetvolError, NetvolError, redactString } from '../../errors';
 import { findMount, run } from '../../system';
 
 /** How sshfs reaches the server: everything but the remote folder and the mountpoint. */
@@ -84,13 +84,20 @@ export async function sshfsPids(mountpoint: string): Promise<number[]> {
   return out;
 }
 
-/** Asks the filesystem for its size (statfs goes to the server, never a cache); false if it fails or hangs. */
-export async function probe(mountpoint: string, timeoutMs: number): Promise<boolean> {
+export type ProbeResult = 'ok' | 'disconnected' | 'hung' | 'failed';
+
+/**
+ * Asks the filesystem for its size (statfs goes to the server, never to a cache): 'disconnected'
+ * when the FUSE connection is gone (ENOTCONN: sshfs died), 'hung' when no answer came in time,
+ * 'failed' for any other error (the server is unreachable right now; a reconnecting sshfs heals).
+ */
+export async function probe(mountpoint: string, timeoutMs: number): Promise<ProbeResult> {
   try {
     await run('stat', ['-f', '-c', '%b', mountpoint], { timeoutMs });
-    return true;
-  } catch {
-    return false;
+    return 'ok';
+  } catch (err) {
+    if (isNetvolError(err, 'TIMEOUT')) return 'hung';
+    return /not connected/i.test((err as Error).message) ? 'disconnected' : 'failed';
   }
 }
 
@@ -170,14 +177,22 @@ function sshfsError(t: SshfsTarget, volume: string, output: string, r: { code: n
   return new NetvolError(code, `backend ${t.backend}: cannot attach volume ${volume} from ${where}: ${why}`, { volume });
 }
 
-/** Unmounts an sshfs mount; `lazy` detaches a dead or busy one at once. Then ends its sshfs process. */
+/**
+ * Unmounts an sshfs mount, then ends its sshfs process. A busy mount is refused (something still
+ * uses it); a dead or hung one is detached lazily, and `lazy` asks for that at once.
+ */
 export async function stopSshfs(mountpoint: string, lazy: boolean, timeoutMs: number): Promise<void> {
   const pids = await sshfsPids(mountpoint);
   if (await findMount(mountpoint)) {
-    await run('fusermount3', lazy ? ['-u', '-z', mountpoint] : ['-u', mountpoint], { timeoutMs });
+    try {
+      await run('fusermount3', lazy ? ['-u', '-z', mountpoint] : ['-u', mountpoint], { timeoutMs: Math.min(timeoutMs, 5000) });
+    } catch (err) {
+      if (/busy/i.test((err as Error).message)) throw err;
+      await run('fusermount3', ['-u', '-z', mountpoint], { timeoutMs: Math.min(timeoutMs, 5000) });
+    }
   }
-  const deadline = Date.now() + 5000;
-  let alive = pids;
+  const deadline = Date.now() + 2000;
+  let alive = pids.filter(isAlive);
   while (alive.length > 0 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 50));
     alive = alive.filter(isAlive);
