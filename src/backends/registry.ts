@@ -1,4 +1,5 @@
 import { localBackendType } from './local/local-backend';
+import { nfsBackendType } from './nfs';
 import { sftpBackendType } from './sftp';
 import type { BackendType } from './types';
 
@@ -10,6 +11,7 @@ import type { BackendType } from './types';
 const types: Record<string, BackendType<any>> = {
   [localBackendType.type]: localBackendType,
   [sftpBackendType.type]: sftpBackendType,
+  [nfsBackendType.type]: nfsBackendType,
 };
 
 export function backendTypes(): Record<string, BackendType<unknown>> {

@@ -1,0 +1,227 @@
+import { ErrorCode, NetvolError } from '../../errors';
+import type { Logger } from '../../log';
+import { MOUNT_PROGRAM, MOUNT_VERSION, NfsClient, NfsClientError, RpcClient, RpcError, exportList, lookupPort, mkdirp } from '../../nfs';
+
+export interface ControlSettings {
+  backend: string;
+  server: string;
+  exportPath: string;
+  /** Folder inside the export holding the volumes ("" for the export root). */
+  folder: string;
+  port?: number;
+  mountPort?: number;
+  uid: number;
+  gid: number;
+  timeoutMs: number;
+  logger: Logger;
+}
+
+/** What a control call works with: the client and the handle of the volumes folder. */
+export interface Session {
+  client: NfsClient;
+  root: Buffer;
+}
+
+/** Library codes that mean the server could not be reached or did not answer. */
+const UNREACHABLE = new Set(['ETIMEDOUT', 'ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECLOSED', 'EPIPE', 'EPROGUNAVAIL', 'EPROGMISMATCH']);
+
+/**
+ * One NFS client per backend for every control operation: connected (portmapper → MOUNT → NFS) on
+ * first use, reconnected by the library after a dropped connection, and made again from scratch
+ * after a failure to connect or a stale root handle. Every call is bounded by the backend's
+ * timeout and fails with a NetvolError naming the backend.
+ */
+export class ControlConnection {
+  private session: Session | undefined;
+  private connecting: Promise<Session> | undefined;
+
+  constructor(private readonly s: ControlSettings) {}
+
+  private get where(): string {
+    return `${this.s.server}:${this.s.exportPath}`;
+  }
+
+  /** Runs `fn` with the session; a stale handle makes it reconnect and try once more. */
+  async use<T>(what: string, fn: (s: Session) => Promise<T>, volume?: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new NetvolError('BACKEND_UNAVAILABLE', `backend ${this.s.backend}: ${what}: the NFS server ${this.s.server} did not answer within ${Math.round(this.s.timeoutMs / 1000)} s`, {
+            volume,
+          }),
+        );
+      }, this.s.timeoutMs);
+    });
+    const attempt = async (): Promise<T> => {
+      for (let tries = 0; ; tries++) {
+        const session = await this.connect(what);
+        try {
+          return await fn(session);
+        } catch (err) {
+          const code = (err as { code?: unknown })?.code;
+          if ((code === 'ESTALE' || code === 'EBADHANDLE') && tries === 0) {
+            this.s.logger.info('stale NFS file handle; resolving the volumes folder again', { backend: this.s.backend });
+            this.drop(session);
+            continue;
+          }
+          if (err instanceof RpcError && UNREACHABLE.has(String(code))) this.drop(session);
+          throw err;
+        }
+      }
+    };
+    try {
+      return await Promise.race([attempt(), limit]);
+    } catch (err) {
+      throw this.error(err, what, volume);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private connect(what: string): Promise<Session> {
+    if (this.session) return Promise.resolve(this.session);
+    if (!this.connecting) {
+      const connecting = this.open().then(
+        (session) => {
+          this.session = session;
+          this.connecting = undefined;
+          return session;
+        },
+        (err) => {
+          this.connecting = undefined;
+          throw this.connectError(err, what);
+        },
+      );
+      this.connecting = connecting;
+    }
+    return this.connecting;
+  }
+
+  private async open(): Promise<Session> {
+    const client = await NfsClient.connect({
+      host: this.s.server,
+      exportPath: this.s.exportPath,
+      port: this.s.port,
+      mountPort: this.s.mountPort,
+      uid: this.s.uid,
+      gid: this.s.gid,
+      timeoutMs: Math.max(1000, this.s.timeoutMs - 250),
+      connectTimeoutMs: Math.min(5000, this.s.timeoutMs),
+    }).catch(async (err) => {
+      // Servers answer a missing export and a refused host alike (ganesha: ACCES); the export list tells them apart.
+      if ((err as NfsClientError)?.procedure === 'MOUNT3.MNT') throw Object.assign(err, { exported: await this.exports() });
+      throw err;
+    });
+    try {
+      const root = this.s.folder === '' ? client.root : await mkdirp(client, this.s.folder, 0o755);
+      return { client, root };
+    } catch (err) {
+      await client.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** The server's export list (MOUNT3 EXPORT), or undefined if it cannot be had. */
+  private async exports(): Promise<string[] | undefined> {
+    let rpc: RpcClient | undefined;
+    try {
+      const timeoutMs = Math.min(3000, this.s.timeoutMs);
+      const port = this.s.mountPort ?? (await lookupPort({ host: this.s.server, timeoutMs }, MOUNT_PROGRAM, MOUNT_VERSION));
+      rpc = await RpcClient.connect({ host: this.s.server, port, timeoutMs, connectTimeoutMs: timeoutMs });
+      return (await exportList(rpc)).map((e) => e.path);
+    } catch {
+      return undefined;
+    } finally {
+      rpc?.close();
+    }
+  }
+
+  private drop(session: Session): void {
+    if (this.session !== session) return;
+    this.session = undefined;
+    void session.client.close().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    const s = this.session;
+    this.session = undefined;
+    if (s) await s.client.close().catch(() => undefined);
+  }
+
+  /** Failures of connecting: portmapper, MOUNT, the export and the volumes folder, each said plainly. */
+  private connectError(err: unknown, what: string): NetvolError {
+    if (err instanceof NetvolError) return err;
+    const e = err as NfsClientError;
+    const code = String(e?.code ?? '');
+    const proc = e?.procedure ?? '';
+    const prefix = `backend ${this.s.backend}: ${what}: cannot use export ${this.where}`;
+    if (proc === 'MOUNT3.MNT') {
+      const exported = (err as { exported?: string[] }).exported;
+      const list = exported ? (exported.length > 0 ? exported.join(', ') : 'nothing') : undefined;
+      if (code === 'ENOENT' || code === 'ENOTDIR' || (exported && !exported.includes(this.s.exportPath))) {
+        return new NetvolError('NOT_FOUND', `${prefix}: the server does not export ${this.s.exportPath}${list ? ` (it exports ${list})` : ''}: check export in the backend config`, { cause: err });
+      }
+      if (code === 'EACCES' || code === 'EPERM') {
+        return new NetvolError('PERMISSION', `${prefix}: the server exports ${this.s.exportPath} but refuses to let this host mount it (check the export's client list and security flavour; AUTH_SYS is used)`, { cause: err });
+      }
+    }
+    if (code === 'EAUTH') return new NetvolError('BACKEND_AUTH', `${prefix}: the server refused the AUTH_SYS credentials uid ${this.s.uid} gid ${this.s.gid} (${e.message})`, { cause: err });
+    if (code === 'EPROGUNAVAIL' && proc.startsWith('PMAP')) return new NetvolError('BACKEND_UNAVAILABLE', `${prefix}: ${e.message} (is the NFS server running? set port and mountPort if it has no portmapper)`, { cause: err });
+    if (UNREACHABLE.has(code)) {
+      const why = code === 'ECONNREFUSED' ? 'connection refused' : code === 'ETIMEDOUT' ? 'no answer' : code;
+      const which = this.s.port === undefined || this.s.mountPort === undefined ? ' (its portmapper, MOUNT or NFS service)' : '';
+      return new NetvolError('BACKEND_UNAVAILABLE', `${prefix}: cannot reach the NFS server${which}: ${why}`, { cause: err });
+    }
+    if (this.s.folder !== '' && (code === 'ENOTDIR' || code === 'EACCES' || code === 'EPERM' || code === 'EROFS')) {
+      return new NetvolError(code === 'ENOTDIR' ? 'CONFIG' : 'PERMISSION', `${prefix}: cannot open or create the volumes folder ${this.s.folder} inside the export: ${e.message}`, { cause: err });
+    }
+    return this.error(err, `${what}: cannot use export ${this.where}`);
+  }
+
+  /** Any library error as a NetvolError naming the backend and what was being done. */
+  error(err: unknown, what: string, volume?: string): NetvolError {
+    if (err instanceof NetvolError) return err;
+    const e = err as NfsClientError;
+    const code = String(e?.code ?? '');
+    const prefix = `backend ${this.s.backend}: ${what}`;
+    const detail = e?.message ?? String(err);
+    let nv: ErrorCode = 'INTERNAL';
+    let why = `the server reported: ${detail}`;
+    switch (code) {
+      case 'ENOENT':
+        nv = 'NOT_FOUND';
+        why = 'no such file or folder on the server';
+        break;
+      case 'EACCES':
+      case 'EPERM':
+        nv = 'PERMISSION';
+        why = `permission denied on the server for uid ${this.s.uid} (the export needs no_root_squash, or set uid/gid to the owner of the volumes folder)`;
+        break;
+      case 'EROFS':
+        nv = 'PERMISSION';
+        why = 'the export is read-only';
+        break;
+      case 'ENOSPC':
+      case 'EDQUOT':
+        nv = 'NO_SPACE';
+        why = code === 'EDQUOT' ? "the server's quota for this user is used up" : "the server's disk is full";
+        break;
+      case 'ESTALE':
+      case 'EBADHANDLE':
+        nv = 'BACKEND_UNAVAILABLE';
+        why = 'the server no longer knows the file handle (was the export re-created?)';
+        break;
+      case 'EAUTH':
+        nv = 'BACKEND_AUTH';
+        why = `the server refused the AUTH_SYS credentials uid ${this.s.uid} gid ${this.s.gid}`;
+        break;
+      default:
+        if (UNREACHABLE.has(code)) {
+          nv = 'BACKEND_UNAVAILABLE';
+          why = `the NFS server ${this.s.server} did not answer (${code})`;
+        }
+    }
+    return new NetvolError(nv, `${prefix}: ${why}`, { volume, cause: err });
+  }
+}

@@ -1,0 +1,183 @@
+import { NfsClient, StableHow } from '../nfs';
+
+/** A WRITE sent UNSTABLE whose data the server may still lose until a COMMIT with the same verifier. */
+interface Sent {
+  offset: number;
+  data: Buffer;
+  verifier: Buffer;
+}
+
+interface InFlight {
+  offset: number;
+  end: number;
+  done: Promise<void>;
+}
+
+export interface WriteBackSettings {
+  /** Bytes per WRITE (the server's wtmax, capped by the client). */
+  writeSize: number;
+  /** WRITEs in flight per file. */
+  maxInFlight: number;
+  /** Unstable bytes kept for resending before a COMMIT is forced (bounds memory). */
+  commitEvery: number;
+  /** Wraps every call (retrying through server outages). */
+  call<T>(what: string, fn: () => Promise<T>): Promise<T>;
+}
+
+/**
+ * Write-behind for one file. Writes from the kernel (128 KiB each) are gathered into WRITEs of the
+ * server's preferred size and sent UNSTABLE, several in flight, while the kernel is answered at
+ * once. Sent data is kept until a COMMIT returns the same write verifier as the WRITEs did; if the
+ * verifier changed (the server restarted and may have dropped unstable data), everything not yet
+ * committed is sent again, FILE_SYNC. A WRITE that fails keeps its error for the next write, flush
+ * or fsync of the file, as the kernel's own NFS client reports write-back errors.
+ */
+export class FileWriter {
+  private gather: { offset: number; buf: Buffer; len: number } | undefined;
+  private readonly inFlight = new Set<InFlight>();
+  private sent: Sent[] = [];
+  private sentBytes = 0;
+  private error: unknown;
+  private committing: Promise<void> | undefined;
+  /** Highest byte offset written through this writer (the file is at least this long). */
+  end = 0;
+  /** Open file descriptors using this writer. */
+  refs = 0;
+
+  constructor(
+    private readonly client: NfsClient,
+    readonly handle: Buffer,
+    private readonly s: WriteBackSettings,
+  ) {}
+
+  /** True while data is gathered or on its way: reads and attribute checks must wait or account for it. */
+  get busy(): boolean {
+    return this.gather !== undefined || this.inFlight.size > 0;
+  }
+
+  get dirty(): boolean {
+    return this.busy || this.sent.length > 0;
+  }
+
+  private takeError(): void {
+    if (this.error === undefined) return;
+    const err = this.error;
+    this.error = undefined;
+    throw err;
+  }
+
+  async write(offset: number, data: Buffer): Promise<number> {
+    this.takeError();
+    const len = data.length;
+    const g = this.gather;
+    const size = this.s.writeSize;
+    if (g && offset >= g.offset && offset <= g.offset + g.len && offset + len - g.offset <= size) {
+      data.copy(g.buf, offset - g.offset);
+      g.len = Math.max(g.len, offset + len - g.offset);
+    } else {
+      this.sendGather();
+      let pos = 0;
+      // Whole WRITEs straight from a large request; the rest starts a new gather.
+      while (len - pos >= size) {
+        this.send(offset + pos, Buffer.from(data.subarray(pos, pos + size)));
+        pos += size;
+      }
+      if (pos < len) {
+        const buf = Buffer.allocUnsafe(size);
+        data.copy(buf, 0, pos);
+        this.gather = { offset: offset + pos, buf, len: len - pos };
+      }
+    }
+    if (this.gather && this.gather.len >= size) this.sendGather();
+    this.end = Math.max(this.end, offset + len);
+    while (this.inFlight.size >= this.s.maxInFlight) await Promise.race([...this.inFlight].map((f) => f.done));
+    if (this.sentBytes >= this.s.commitEvery) await this.commit();
+    this.takeError();
+    return len;
+  }
+
+  private sendGather(): void {
+    const g = this.gather;
+    if (!g) return;
+    this.gather = undefined;
+    this.send(g.offset, g.buf.subarray(0, g.len));
+  }
+
+  /** Sends one WRITE after any in-flight WRITE it overlaps (the server may reorder concurrent ones). */
+  private send(offset: number, data: Buffer): void {
+    const end = offset + data.length;
+    const before = [...this.inFlight].filter((f) => f.offset < end && offset < f.end).map((f) => f.done);
+    const entry: InFlight = { offset, end, done: Promise.resolve() };
+    entry.done = (async () => {
+      try {
+        if (before.length > 0) await Promise.all(before);
+        let pos = 0;
+        while (pos < data.length) {
+          const chunk = data.subarray(pos);
+          const res = await this.s.call('WRITE', () => this.client.write(this.handle, offset + pos, chunk, StableHow.UNSTABLE));
+          if (res.count === 0) throw Object.assign(new Error('the server accepted 0 bytes'), { code: 'EIO' });
+          if (res.committed !== StableHow.FILE_SYNC) {
+            this.sent.push({ offset: offset + pos, data: chunk.subarray(0, res.count), verifier: res.verifier });
+            this.sentBytes += res.count;
+          }
+          pos += res.count;
+        }
+      } catch (err) {
+        this.error ??= err;
+      } finally {
+        this.inFlight.delete(entry);
+      }
+    })();
+    this.inFlight.add(entry);
+  }
+
+  /** Sends what is gathered and waits for every WRITE in flight; reports a failed WRITE. */
+  async drain(): Promise<void> {
+    this.sendGather();
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight].map((f) => f.done));
+    this.takeError();
+  }
+
+  /** drain(), then COMMIT; resends what a restarted server may have lost. */
+  async commit(): Promise<void> {
+    while (this.committing) await this.committing;
+    const run = this.commitOnce();
+    this.committing = run;
+    try {
+      await run;
+    } finally {
+      this.committing = undefined;
+    }
+  }
+
+  private async commitOnce(): Promise<void> {
+    await this.drain();
+    if (this.sent.length === 0) return;
+    const batch = this.sent;
+    this.sent = [];
+    this.sentBytes = 0;
+    try {
+      const res = await this.s.call('COMMIT', () => this.client.commit(this.handle, 0, 0));
+      const lost = batch.filter((w) => !w.verifier.equals(res.verifier));
+      // In order: a later WRITE of the same bytes must land last again.
+      for (const w of lost) {
+        let pos = 0;
+        while (pos < w.data.length) {
+          const r = await this.s.call('WRITE', () => this.client.write(this.handle, w.offset + pos, w.data.subarray(pos), StableHow.FILE_SYNC));
+          if (r.count === 0) throw Object.assign(new Error('the server accepted 0 bytes'), { code: 'EIO' });
+          pos += r.count;
+        }
+      }
+    } catch (err) {
+      // Keep the data: a later commit sends it again.
+      this.sent = batch.concat(this.sent);
+      this.sentBytes = this.sent.reduce((a, w) => a + w.data.length, 0);
+      throw err;
+    }
+  }
+
+  /** Before a truncate: nothing gathered may land after it. */
+  async settle(): Promise<void> {
+    await this.drain();
+  }
+}

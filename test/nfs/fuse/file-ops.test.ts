@@ -1,0 +1,193 @@
+/**
+ * File-system behaviour through the userspace data path: the FUSE server (dist/fuse-nfs/main.js)
+ * over a real nfs-ganesha. Each result is checked both through the mount and on the server's disk.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { NfsClient, writeWholeFile } from '../../../src/nfs';
+import { GaneshaServer, startGanesha } from '../../harness/ganesha';
+import { FuseMount, mountFolder, sh } from './support/fuse-mount';
+
+let g: GaneshaServer;
+let m: FuseMount;
+const at = (...p: string[]) => path.join(m.mountpoint, ...p);
+const onServer = (...p: string[]) => path.join(m.serverDir, ...p);
+
+beforeAll(async () => {
+  g = await startGanesha();
+  m = await mountFolder(g, 'vol');
+});
+
+afterAll(async () => {
+  await m?.unmount();
+  await g?.stop();
+});
+
+function errnoOf(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code;
+  }
+  return undefined;
+}
+
+test('the mount is a FUSE mount of type fuse.netvol-nfs that asked for 128 KiB writes', () => {
+  const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === m.mountpoint) ?? '';
+  expect(line.split(' - ')[1]?.split(' ')[0]).toBe('fuse.netvol-nfs');
+  const mounted = JSON.parse(m.output.find((l) => l.includes('"event":"mounted"')) ?? '{}');
+  expect(mounted.fuseOptions).toMatch(/(^|,|-o)big_writes(,|$)/);
+  expect(mounted.fuseOptions).toMatch(/max_write=131072/);
+  expect(mounted.writeSize).toBeGreaterThanOrEqual(128 * 1024);
+});
+
+test('a file created through the mount appears on the server with its content and mode', () => {
+  fs.writeFileSync(at('hello.txt'), 'hello, nfs\n', { mode: 0o640 });
+  expect(fs.readFileSync(onServer('hello.txt'), 'utf8')).toBe('hello, nfs\n');
+  expect(fs.statSync(onServer('hello.txt')).mode & 0o777).toBe(0o640);
+  expect(fs.readFileSync(at('hello.txt'), 'utf8')).toBe('hello, nfs\n');
+  expect(fs.readdirSync(m.mountpoint)).toContain('hello.txt');
+});
+
+test('creating a file that exists exclusively fails with EEXIST, and opening a missing one with ENOENT', () => {
+  fs.writeFileSync(at('exists'), 'x');
+  expect(errnoOf(() => fs.openSync(at('exists'), 'wx'))).toBe('EEXIST');
+  expect(errnoOf(() => fs.readFileSync(at('missing')))).toBe('ENOENT');
+  expect(errnoOf(() => fs.mkdirSync(at('exists')))).toBe('EEXIST');
+});
+
+test('rename over an existing file replaces it atomically', () => {
+  fs.writeFileSync(at('target'), 'old content');
+  fs.writeFileSync(at('source'), 'new content');
+  fs.renameSync(at('source'), at('target'));
+  expect(fs.readFileSync(at('target'), 'utf8')).toBe('new content');
+  expect(fs.existsSync(at('source'))).toBe(false);
+  expect(fs.readFileSync(onServer('target'), 'utf8')).toBe('new content');
+  expect(fs.existsSync(onServer('source'))).toBe(false);
+});
+
+test('rename moves a directory with its contents, which stay reachable under the new name', () => {
+  fs.mkdirSync(at('d1/sub'), { recursive: true });
+  fs.writeFileSync(at('d1/sub/f'), 'inside');
+  fs.renameSync(at('d1'), at('d2'));
+  expect(fs.readFileSync(at('d2/sub/f'), 'utf8')).toBe('inside');
+  expect(errnoOf(() => fs.statSync(at('d1/sub/f')))).toBe('ENOENT');
+  expect(fs.readFileSync(onServer('d2/sub/f'), 'utf8')).toBe('inside');
+});
+
+test('rmdir of a non-empty directory fails with ENOTEMPTY, and succeeds once it is empty', () => {
+  fs.mkdirSync(at('full'));
+  fs.writeFileSync(at('full/f'), 'x');
+  expect(errnoOf(() => fs.rmdirSync(at('full')))).toBe('ENOTEMPTY');
+  fs.unlinkSync(at('full/f'));
+  fs.rmdirSync(at('full'));
+  expect(fs.existsSync(onServer('full'))).toBe(false);
+});
+
+test('a hard link shares content and inode, and the link count follows', () => {
+  fs.writeFileSync(at('orig'), 'shared');
+  fs.linkSync(at('orig'), at('hard'));
+  const a = fs.statSync(at('orig'));
+  const b = fs.statSync(at('hard'));
+  expect(b.ino).toBe(a.ino);
+  expect(b.nlink).toBe(2);
+  fs.appendFileSync(at('hard'), ' and changed');
+  expect(fs.readFileSync(onServer('orig'), 'utf8')).toBe('shared and changed');
+  expect(fs.statSync(onServer('orig')).ino).toBe(fs.statSync(onServer('hard')).ino);
+  fs.unlinkSync(at('orig'));
+  expect(fs.statSync(at('hard')).nlink).toBe(1);
+});
+
+test('a symbolic link stores its target text and resolves through the mount', () => {
+  fs.writeFileSync(at('real'), 'via link');
+  fs.symlinkSync('real', at('sym'));
+  expect(fs.readlinkSync(at('sym'))).toBe('real');
+  expect(fs.lstatSync(at('sym')).isSymbolicLink()).toBe(true);
+  expect(fs.readFileSync(at('sym'), 'utf8')).toBe('via link');
+  expect(fs.readlinkSync(onServer('sym'))).toBe('real');
+  fs.symlinkSync('nowhere', at('dangling'));
+  expect(errnoOf(() => fs.readFileSync(at('dangling')))).toBe('ENOENT');
+});
+
+test('chmod and chown reach the server, and another user gets EACCES on a private file', async () => {
+  fs.writeFileSync(at('private'), 'secret');
+  fs.chmodSync(at('private'), 0o600);
+  fs.chownSync(at('private'), 1234, 5678);
+  const st = fs.statSync(onServer('private'));
+  expect(st.mode & 0o777).toBe(0o600);
+  expect([st.uid, st.gid]).toEqual([1234, 5678]);
+  expect(fs.statSync(at('private')).uid).toBe(1234);
+  fs.chownSync(at('private'), 0, 0);
+  await expect(sh('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'cat', at('private')])).rejects.toThrow(/Permission denied/);
+  fs.chmodSync(at('private'), 0o644);
+  const { stdout } = await sh('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'cat', at('private')]);
+  expect(stdout).toBe('secret');
+});
+
+test('utimens sets access and modification times', () => {
+  fs.writeFileSync(at('timed'), 'x');
+  const when = new Date('2020-02-03T04:05:06Z');
+  fs.utimesSync(at('timed'), when, when);
+  expect(fs.statSync(onServer('timed')).mtime.getTime()).toBe(when.getTime());
+  expect(fs.statSync(at('timed')).mtime.getTime()).toBe(when.getTime());
+});
+
+test('truncate shrinks and extends a file, and the extension reads as zeros', () => {
+  fs.writeFileSync(at('trunc'), Buffer.alloc(100_000, 7));
+  fs.truncateSync(at('trunc'), 10);
+  expect(fs.statSync(at('trunc')).size).toBe(10);
+  expect(fs.statSync(onServer('trunc')).size).toBe(10);
+  const fd = fs.openSync(at('trunc'), 'r+');
+  fs.ftruncateSync(fd, 5000);
+  fs.closeSync(fd);
+  const data = fs.readFileSync(at('trunc'));
+  expect(data.length).toBe(5000);
+  expect(data.subarray(0, 10).every((b) => b === 7)).toBe(true);
+  expect(data.subarray(10).every((b) => b === 0)).toBe(true);
+});
+
+test('a sparse file keeps its holes: a write at 1 GiB allocates almost nothing on the server', () => {
+  const fd = fs.openSync(at('sparse'), 'w');
+  fs.writeSync(fd, Buffer.from('tail'), 0, 4, 1024 ** 3);
+  fs.closeSync(fd);
+  const st = fs.statSync(onServer('sparse'));
+  expect(st.size).toBe(1024 ** 3 + 4);
+  expect(st.blocks * 512).toBeLessThan(1024 * 1024);
+  const fd2 = fs.openSync(at('sparse'), 'r');
+  const buf = Buffer.alloc(8);
+  fs.readSync(fd2, buf, 0, 8, 1024 ** 3 - 4);
+  fs.closeSync(fd2);
+  expect(buf).toEqual(Buffer.from([0, 0, 0, 0, ...Buffer.from('tail')]));
+});
+
+test('fsync commits written data so the server has it before close', () => {
+  const fd = fs.openSync(at('synced'), 'w');
+  const data = Buffer.alloc(3 * 1024 * 1024, 0x5a);
+  fs.writeSync(fd, data);
+  fs.fsyncSync(fd);
+  expect(fs.readFileSync(onServer('synced')).equals(data)).toBe(true);
+  fs.closeSync(fd);
+});
+
+test('statfs reports the size of the server filesystem', () => {
+  const mine = fs.statfsSync(m.mountpoint);
+  const theirs = fs.statfsSync(m.serverDir);
+  const total = (s: fs.StatsFs) => s.blocks * s.bsize;
+  expect(Math.abs(total(mine) - total(theirs))).toBeLessThan(total(theirs) * 0.01 + 1024 * 1024);
+});
+
+test('a file changed by another NFS client is seen through the mount within the attribute timeout, through every hard link', async () => {
+  fs.writeFileSync(at('changing'), 'one');
+  fs.linkSync(at('changing'), at('changing-link'));
+  expect(fs.readFileSync(at('changing'), 'utf8')).toBe('one');
+  expect(fs.readFileSync(at('changing-link'), 'utf8')).toBe('one');
+  const other = await NfsClient.connect({ host: g.host, port: g.nfsPort, mountPort: g.mountPort, exportPath: g.exportPath, uid: 0, gid: 0 });
+  try {
+    await writeWholeFile(other, 'vol/changing', Buffer.from('two, longer'));
+  } finally {
+    await other.close();
+  }
+  await new Promise((r) => setTimeout(r, 2100));
+  expect(fs.readFileSync(at('changing'), 'utf8')).toBe('two, longer');
+  expect(fs.readFileSync(at('changing-link'), 'utf8')).toBe('two, longer');
+});
