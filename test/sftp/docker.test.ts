@@ -1,0 +1,91 @@
+/** sftp volumes used by containers of a real dockerd (Debian docker.io 20.10). */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { waitFor } from '../harness/dockerd';
+import { startSshd, Sshd } from '../harness/sshd';
+import { BUSYBOX_IMAGE, firstWord, md5OnVolume, startWorld, stopWorld, uniqueName, World } from '../e2e/support/world';
+
+jest.setTimeout(180_000);
+
+let sshd: Sshd;
+let w: World;
+
+beforeAll(async () => {
+  sshd = await startSshd();
+  w = await startWorld({
+    backends: {
+      remote: {
+        type: 'sftp',
+        host: sshd.host,
+        port: sshd.port,
+        username: 'root',
+        privateKeyFile: sshd.userKeyFile,
+        hostKeyFingerprint: sshd.hostKeyFingerprint,
+        path: path.join(sshd.root, 'volumes'),
+      },
+    },
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await stopWorld(w);
+  await sshd?.cleanup();
+}, 300_000);
+
+test('a container writes to an sftp directory volume and a second container reads it back', async () => {
+  const name = uniqueName('sftp-dir');
+  await w.d.dockerOk(['volume', 'create', '-d', w.plugin, name]);
+  const write = await w.d.runContainer(['--rm', '-v', `${name}:/data`, BUSYBOX_IMAGE, 'sh', '-c', 'echo "hello from a container" > /data/msg']);
+  expect(write.code).toBe(0);
+  expect(fs.readFileSync(path.join(sshd.root, 'volumes', name, 'data', 'msg'), 'utf8')).toBe('hello from a container\n');
+  const read = await w.d.runContainer(['--rm', '-v', `${name}:/data`, BUSYBOX_IMAGE, 'cat', '/data/msg']);
+  expect(read.code).toBe(0);
+  expect(read.stdout).toBe('hello from a container\n');
+  const inspect = JSON.parse(await w.d.dockerOk(['volume', 'inspect', name]))[0];
+  expect(inspect.Status).toMatchObject({ backend: 'remote', layout: 'directory' });
+  await w.d.dockerOk(['volume', 'rm', name]);
+  expect(fs.existsSync(path.join(sshd.root, 'volumes', name))).toBe(false);
+});
+
+test('inside a container, a write past an sftp image volume\'s size fails with "No space left on device" while an earlier file keeps its checksum', async () => {
+  const name = uniqueName('sftp-quota');
+  await w.d.dockerOk(['volume', 'create', '-d', w.plugin, '-o', 'size=48M', name]);
+  const first = await w.d.runContainer(['--rm', '-v', `${name}:/data`, BUSYBOX_IMAGE, 'sh', '-c', 'dd if=/dev/urandom of=/data/keep bs=1M count=8 2>/dev/null && sync && md5sum /data/keep']);
+  expect(first.code).toBe(0);
+  const keepMd5 = firstWord(first.stdout);
+  const big = await w.d.runContainer(['--rm', '-v', `${name}:/data`, BUSYBOX_IMAGE, 'sh', '-c', 'dd if=/dev/zero of=/data/big bs=1M count=100 && sync']);
+  expect(big.code).not.toBe(0);
+  expect(big.stderr).toMatch(/No space left on device/);
+  expect(await md5OnVolume(w, name, 'keep')).toBe(keepMd5);
+  expect(fs.statSync(path.join(sshd.root, 'volumes', name, 'data.img')).size).toBe(48 * 1024 * 1024);
+  await w.d.dockerOk(['volume', 'rm', name]);
+});
+
+test('after sshd is killed and restarted under a running container, the next container on the same volumes works', async () => {
+  const dir = uniqueName('sftp-crash-dir');
+  const img = uniqueName('sftp-crash-img');
+  await w.d.dockerOk(['volume', 'create', '-d', w.plugin, dir]);
+  await w.d.dockerOk(['volume', 'create', '-d', w.plugin, '-o', 'size=32M', img]);
+  const holder = await w.d.dockerOk(['run', '--network', 'none', '--pull', 'never', '-d', '-v', `${dir}:/d`, '-v', `${img}:/i`, BUSYBOX_IMAGE, 'sh', '-c', 'echo dir-data > /d/f && echo img-data > /i/f && sync && sleep 600']);
+  try {
+    await waitFor(
+      'the running container to have written and synced both files',
+      async () => (await w.d.docker(['exec', holder, 'sh', '-c', 'cat /d/f /i/f'])).stdout === 'dir-data\nimg-data\n' || undefined,
+      30_000,
+      200,
+    );
+    await w.d.dockerOk(['exec', holder, 'sync']);
+    await sshd.kill();
+    await sshd.restart();
+    const next = await w.d.runContainer(['--rm', '-v', `${dir}:/d`, '-v', `${img}:/i`, BUSYBOX_IMAGE, 'sh', '-c', 'cat /d/f /i/f && echo more > /d/g']);
+    expect(next.stderr).toBe('');
+    expect(next.code).toBe(0);
+    expect(next.stdout).toBe('dir-data\nimg-data\n');
+    // The directory volume's sshfs reconnected: the container that ran through the restart still works.
+    const old = await w.d.docker(['exec', holder, 'cat', '/d/g']);
+    expect(old.stdout).toBe('more\n');
+  } finally {
+    await w.d.docker(['rm', '-f', holder]);
+  }
+  await w.d.dockerOk(['volume', 'rm', dir, img]);
+});
