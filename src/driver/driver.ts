@@ -24,6 +24,8 @@ export interface VolumeRecord {
   attached: boolean;
   /** An operation that had started and not finished when this was saved. */
   pending?: 'create' | 'remove';
+  /** Image volumes: used/available bytes inside the filesystem, measured when it was last unmounted here. */
+  lastUsage?: { usedBytes: number; availableBytes: number };
 }
 
 export interface HostState {
@@ -334,7 +336,12 @@ export class VolumeDriver {
 
   private async unmountMountpoint(name: string, record: VolumeRecord, lazy = false): Promise<void> {
     const mp = this.mountpoint(name);
-    if (record.meta.spec.layout === 'image') await unmountImage(mp);
+    if (record.meta.spec.layout === 'image') {
+      // The image file only grows on the backend, so remember what the filesystem inside says.
+      const u = await fsUsage(mp).catch(() => undefined);
+      if (u && (await findMount(mp))) record.lastUsage = { usedBytes: u.usedBytes, availableBytes: u.availableBytes };
+      await unmountImage(mp);
+    }
     else if (await findMount(mp)) await unmount(mp, { lazy });
   }
 
@@ -423,6 +430,7 @@ export class VolumeDriver {
       const u = await fsUsage(this.mountpoint(name));
       return { sizeBytes: spec.sizeBytes, usedBytes: u.usedBytes, availableBytes: u.availableBytes };
     }
+    if (spec.layout === 'image' && record.lastUsage) return { sizeBytes: spec.sizeBytes, ...record.lastUsage };
     const cached = this.usageCache.get(name);
     if (cached && Date.now() - cached.at < USAGE_TTL_MS) return cached.usage;
     const backend = await this.backend(record.backend, name);

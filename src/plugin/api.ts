@@ -34,14 +34,17 @@ export function createApp(driver: VolumeDriverApi, log: Logger): express.Express
       const body = req.body && typeof req.body === 'object' && !Array.isArray(req.body) ? (req.body as Record<string, unknown>) : {};
       const meta = { op: method, volume: typeof body.Name === 'string' ? body.Name : undefined, mountId: typeof body.ID === 'string' ? body.ID : undefined };
       let answer: Record<string, unknown>;
+      let status = 200;
       try {
         answer = await handler(body);
       } catch (err) {
+        // dockerd 20.10 prefixes "VolumeDriver.<Call>: " only to errors that come with a non-200 status.
+        status = 500;
         answer = { Err: errText(err) };
         const level = isNetvolError(err) && err.category !== 'system' ? 'warn' : 'error';
         log.log(level, 'request failed', { ...meta, err: answer.Err, code: isNetvolError(err) ? err.code : 'INTERNAL' });
       }
-      res.type(PLUGIN_CONTENT_TYPE).status(200).send(JSON.stringify(answer));
+      res.type(PLUGIN_CONTENT_TYPE).status(status).send(JSON.stringify(answer));
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       log.debug('request', { ...meta, durationMs: Math.round(durationMs * 1000) / 1000 });
     });

@@ -141,7 +141,7 @@ describe('protocol over a real Unix socket', () => {
 
   it('Get of a name the plugin does not own answers an Err and no Volume', async () => {
     const a = await post(sock, '/VolumeDriver.Get', '{"Name":"someone-elses"}');
-    expect(a.status).toBe(200);
+    expect(a.status).toBe(500);
     expect(a.json).toEqual({ Err: 'volume someone-elses not found on any netvol backend (fake)' });
   });
 
@@ -184,10 +184,10 @@ describe('protocol over a real Unix socket', () => {
     expect(a.json).toEqual({ Err: 'netvol does not implement GET /VolumeDriver.List' });
   });
 
-  it('a NetvolError becomes exactly its sentence in Err, and is logged at warn with the volume and code', async () => {
+  it('a NetvolError becomes exactly its sentence in Err with status 500 (so dockerd prefixes VolumeDriver.<Call>), and is logged at warn', async () => {
     driver.failNext = new NetvolError('INVALID_OPTION', 'volume v1: invalid option "x": accepted options are size', { volume: 'v1' });
     const a = await post(sock, '/VolumeDriver.Create', '{"Name":"v1","Opts":{"x":"1"}}');
-    expect(a.status).toBe(200);
+    expect(a.status).toBe(500);
     expect(a.json).toEqual({ Err: 'volume v1: invalid option "x": accepted options are size' });
     await new Promise((r) => setImmediate(r));
     const logged = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.message === 'request failed' && r.code === 'INVALID_OPTION');
