@@ -34,7 +34,7 @@ export interface NfsClientOptions {
   connectTimeoutMs?: number;
   /** Upper bound for READ/WRITE sizes, below the server's rtmax/wtmax. Default 1 MiB. */
   maxIoSize?: number;
-  /** Calls in flight per readRange/writeRange. Default 16. */
+  /** Calls in flight per readRange/writeRange. Default 8. */
   maxInFlight?: number;
 }
 
@@ -125,21 +125,32 @@ export class NfsClient extends Nfs3 {
    */
   async readRange(fh: Buffer, offset: number, length: number): Promise<Buffer> {
     if (length <= 0) return Buffer.alloc(0);
+    const out = Buffer.allocUnsafe(length);
+    const n = await this.readRangeInto(fh, offset, out);
+    return out.subarray(0, n);
+  }
+
+  /**
+   * Reads into `dest` from `offset` (up to dest.length bytes), in rtmax-sized
+   * calls with several in flight; resolves with the byte count, which is
+   * short only at end of file. Reusing `dest` avoids all allocation.
+   */
+  async readRangeInto(fh: Buffer, offset: number, dest: Buffer): Promise<number> {
+    const length = dest.length;
+    if (length === 0) return 0;
     const size = this.readSize;
     const chunks = Math.ceil(length / size);
-    const out = Buffer.allocUnsafe(length);
     const got = new Array<number>(chunks).fill(0);
     let eofAt = Infinity;
-    await runLimited(chunks, this.opts.maxInFlight ?? 16, async (i) => {
+    await runLimited(chunks, this.opts.maxInFlight ?? 8, async (i) => {
       const start = i * size;
       if (start >= eofAt) return;
       const want = Math.min(size, length - start);
       let done = 0;
       while (done < want) {
-        const res = await this.read(fh, offset + start + done, want - done);
-        res.data.copy(out, start + done);
-        done += res.data.length;
-        if (res.eof || res.data.length === 0) {
+        const res = await this.readInto(fh, offset + start + done, dest.subarray(start + done, start + want));
+        done += res.count;
+        if (res.eof || res.count === 0) {
           eofAt = Math.min(eofAt, start + done);
           break;
         }
@@ -151,7 +162,7 @@ export class NfsClient extends Nfs3 {
       total += got[i];
       if (got[i] < Math.min(size, length - i * size)) break;
     }
-    return out.subarray(0, total);
+    return total;
   }
 
   /**
@@ -167,7 +178,7 @@ export class NfsClient extends Nfs3 {
     let verifier: Buffer | undefined;
     let mismatch: Buffer | undefined;
     let needCommit = false;
-    await runLimited(chunks, this.opts.maxInFlight ?? 16, async (i) => {
+    await runLimited(chunks, this.opts.maxInFlight ?? 8, async (i) => {
       const start = i * size;
       const end = Math.min(start + size, data.length);
       let pos = start;

@@ -89,12 +89,13 @@ export class Nfs3 {
    * Sends one NFS call; returns a reader past the OK status. A JUKEBOX answer
    * (server busy, e.g. recalling a file from tape) is retried after a pause.
    */
-  protected async proc(proc: Proc, args: ArgsEncoder, idempotent: boolean, timeoutMs?: number): Promise<XdrReader> {
+  protected async proc(proc: Proc, args: ArgsEncoder, idempotent: boolean, releasable = false): Promise<XdrReader> {
     const name = `NFS3.${Proc[proc]}`;
     for (let attempt = 0; ; attempt++) {
-      const r = await this.rpc.call(NFS_PROGRAM, NFS_VERSION, proc, args, { name, idempotent, timeoutMs });
+      const r = await this.rpc.call(NFS_PROGRAM, NFS_VERSION, proc, args, { name, idempotent, releasable });
       const status = r.uint32();
       if (status === 0) return r;
+      r.release();
       if (status === JUKEBOX && attempt < JUKEBOX_RETRIES) {
         await new Promise((res) => setTimeout(res, 100 * 2 ** attempt));
         continue;
@@ -166,6 +167,34 @@ export class Nfs3 {
     r.uint32(); // count, repeated as the opaque length
     const eof = r.bool();
     return { attrs, eof, data: r.opaque() };
+  }
+
+  /**
+   * One READ call that copies the data into `dest` (reading at most
+   * dest.length bytes) and recycles the reply buffer: the fast path for bulk
+   * reads, with no allocation per call.
+   */
+  async readInto(fh: Buffer, offset: number, dest: Buffer): Promise<{ count: number; eof: boolean; attrs?: Fattr }> {
+    const r = await this.proc(
+      Proc.READ,
+      (w) => {
+        writeHandle(w, fh);
+        w.uint64(offset);
+        w.uint32(dest.length);
+      },
+      true,
+      true,
+    );
+    try {
+      const attrs = readPostOpAttr(r);
+      r.uint32();
+      const eof = r.bool();
+      const data = r.opaque(dest.length);
+      data.copy(dest);
+      return { count: data.length, eof, attrs };
+    } finally {
+      r.release();
+    }
   }
 
   /**

@@ -2,6 +2,8 @@
 // or more fragments, each preceded by a 4-byte header whose top bit marks the
 // last fragment and whose low 31 bits give the fragment length.
 
+import { BufferPool } from './buffer-pool';
+
 const LAST_FRAGMENT = 0x8000_0000;
 
 /** Header for a record sent as a single fragment. */
@@ -12,8 +14,16 @@ export function recordMark(length: number): Buffer {
 }
 
 /**
- * Reassembles records from stream chunks. Chunks are kept by reference and
- * joined once per record (a record inside one chunk is a view, not a copy).
+ * Called with each complete record. For a large record `release` is given:
+ * calling it returns the record's memory to the pool, after which the record
+ * must not be used. Not calling it is safe (the memory is then collected).
+ */
+export type RecordHandler = (record: Buffer, release?: () => void) => void;
+
+/**
+ * Reassembles records from stream chunks. Bytes are copied out of each chunk,
+ * so the caller may reuse its read buffer as soon as push() returns. Each
+ * record is copied once, into a buffer sized from its fragment header.
  */
 export class RecordDecoder {
   private header = Buffer.alloc(4);
@@ -21,12 +31,14 @@ export class RecordDecoder {
   private fragLeft = 0;
   private lastFrag = false;
   private inFragment = false;
-  private parts: Buffer[] = [];
-  private partsBytes = 0;
+  private record?: Buffer;
+  private pooled?: Buffer;
+  private filled = 0;
 
   constructor(
-    private readonly onRecord: (record: Buffer) => void,
+    private readonly onRecord: RecordHandler,
     private readonly maxRecordBytes = 64 * 1024 * 1024,
+    private readonly pool?: BufferPool,
   ) {}
 
   /** Feeds stream bytes; throws if a record exceeds the limit. */
@@ -35,20 +47,18 @@ export class RecordDecoder {
     while (pos < chunk.length) {
       if (!this.inFragment) {
         const take = Math.min(4 - this.headerHave, chunk.length - pos);
-        if (this.headerHave === 0 && take === 4) {
-          this.startFragment(chunk.readUInt32BE(pos));
-        } else {
-          chunk.copy(this.header, this.headerHave, pos, pos + take);
-          this.headerHave += take;
-          if (this.headerHave === 4) this.startFragment(this.header.readUInt32BE(0));
-        }
+        chunk.copy(this.header, this.headerHave, pos, pos + take);
+        this.headerHave += take;
         pos += take;
-        if (this.inFragment && this.fragLeft === 0) this.endFragment();
+        if (this.headerHave === 4) {
+          this.startFragment(this.header.readUInt32BE(0));
+          if (this.fragLeft === 0) this.endFragment();
+        }
         continue;
       }
       const take = Math.min(this.fragLeft, chunk.length - pos);
-      this.parts.push(chunk.subarray(pos, pos + take));
-      this.partsBytes += take;
+      chunk.copy(this.record!, this.filled, pos, pos + take);
+      this.filled += take;
       this.fragLeft -= take;
       pos += take;
       if (this.fragLeft === 0) this.endFragment();
@@ -60,18 +70,34 @@ export class RecordDecoder {
     this.inFragment = true;
     this.lastFrag = (word & LAST_FRAGMENT) !== 0;
     this.fragLeft = word & 0x7fff_ffff;
-    if (this.partsBytes + this.fragLeft > this.maxRecordBytes) {
-      throw new RangeError(`RPC record larger than ${this.maxRecordBytes} bytes`);
+    const total = this.filled + this.fragLeft;
+    if (total > this.maxRecordBytes) throw new RangeError(`RPC record larger than ${this.maxRecordBytes} bytes`);
+    if (this.record && this.record.length >= total) return;
+    // First fragment, or a later one that needs more room (rare: servers send one fragment).
+    const [buf, pooled] = this.allocate(total);
+    if (this.record) this.record.copy(buf, 0, 0, this.filled);
+    if (this.pooled) this.pool!.release(this.pooled);
+    this.record = buf;
+    this.pooled = pooled;
+  }
+
+  private allocate(size: number): [Buffer, Buffer | undefined] {
+    if (this.pool && size >= BufferPool.minPooledSize) {
+      const b = this.pool.acquire(size);
+      return [b, b];
     }
+    return [Buffer.allocUnsafe(size), undefined];
   }
 
   private endFragment(): void {
     this.inFragment = false;
     if (!this.lastFrag) return;
-    const parts = this.parts;
-    const record = parts.length === 1 ? parts[0] : Buffer.concat(parts, this.partsBytes);
-    this.parts = [];
-    this.partsBytes = 0;
-    this.onRecord(record);
+    const record = this.record ? this.record.subarray(0, this.filled) : Buffer.alloc(0);
+    const pooled = this.pooled;
+    this.record = undefined;
+    this.pooled = undefined;
+    this.filled = 0;
+    const pool = this.pool;
+    this.onRecord(record, pooled && pool ? () => pool.release(pooled) : undefined);
   }
 }

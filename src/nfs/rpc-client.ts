@@ -8,6 +8,7 @@ import { RpcTransport } from './rpc-transport';
 import { XdrReader, XdrWriter } from './xdr';
 import { EncodedAuth, authNone, decodeReply, writeCallHeader } from './rpc-message';
 import { NfsClientError, RpcError } from './errors';
+import { BufferPool } from './buffer-pool';
 
 export interface RpcClientOptions {
   host: string;
@@ -21,6 +22,8 @@ export interface RpcClientOptions {
   connectTimeoutMs?: number;
   /** Upper bound of the delay between reconnect attempts. Default 1 000. */
   maxReconnectDelayMs?: number;
+  /** Pool for large replies; one is made per client when omitted. */
+  pool?: BufferPool;
 }
 
 export interface CallOptions {
@@ -29,6 +32,11 @@ export interface CallOptions {
   timeoutMs?: number;
   /** Name used in errors, e.g. "NFS3.READ". */
   name?: string;
+  /**
+   * The caller will call release() on the returned reader once done with it,
+   * so a large reply's buffer can be reused. Without this, it never is.
+   */
+  releasable?: boolean;
 }
 
 export type ArgsEncoder = (w: XdrWriter) => void;
@@ -39,6 +47,7 @@ interface PendingCall {
   segments: Buffer[];
   length: number;
   idempotent: boolean;
+  releasable: boolean;
   /** The connection the call was last sent on; undefined while waiting to be sent. */
   sentOn?: RpcTransport;
   timer: NodeJS.Timeout;
@@ -56,6 +65,7 @@ export class RpcClient {
   readonly timeoutMs: number;
   private readonly connectTimeoutMs: number;
   private readonly maxReconnectDelayMs: number;
+  private readonly pool: BufferPool;
   /** How many times the connection was re-established. */
   reconnects = 0;
 
@@ -64,6 +74,7 @@ export class RpcClient {
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
     this.maxReconnectDelayMs = opts.maxReconnectDelayMs ?? 1_000;
+    this.pool = opts.pool ?? new BufferPool();
   }
 
   /** Connects now; fails if the first connection cannot be made. */
@@ -112,6 +123,7 @@ export class RpcClient {
         segments,
         length,
         idempotent: options.idempotent ?? true,
+        releasable: options.releasable ?? false,
         resolve,
         reject,
         timer: setTimeout(() => {
@@ -151,37 +163,40 @@ export class RpcClient {
 
   private openTransport(): Promise<RpcTransport> {
     let transport: RpcTransport | undefined;
-    const pendingRecords: Buffer[] = [];
+    const pendingRecords: [Buffer, (() => void) | undefined][] = [];
     return RpcTransport.connect(
       {
         host: this.opts.host,
         port: this.opts.port,
         privilegedPort: this.opts.privilegedPort,
         connectTimeoutMs: this.connectTimeoutMs,
+        pool: this.pool,
       },
       {
-        onRecord: (rec) => (transport ? this.onRecord(rec) : pendingRecords.push(rec)),
+        onRecord: (rec, release) => (transport ? this.onRecord(rec, release) : pendingRecords.push([rec, release])),
         onClose: () => {
           if (transport) this.onTransportClose(transport);
         },
       },
     ).then((t) => {
       transport = t;
-      for (const rec of pendingRecords) this.onRecord(rec);
+      for (const [rec, release] of pendingRecords) this.onRecord(rec, release);
       return t;
     });
   }
 
-  private onRecord(record: Buffer): void {
-    if (record.length < 4) return;
-    const xid = record.readUInt32BE(0);
-    const call = this.pending.get(xid);
-    if (!call) return; // late reply to a call that timed out
-    this.pending.delete(xid);
+  private onRecord(record: Buffer, release?: () => void): void {
+    const call = record.length >= 4 ? this.pending.get(record.readUInt32BE(0)) : undefined;
+    if (!call) {
+      release?.(); // late reply to a call that timed out
+      return;
+    }
+    this.pending.delete(call.xid);
     clearTimeout(call.timer);
     try {
-      call.resolve(decodeReply(record, call.name));
+      call.resolve(decodeReply(record, call.name, call.releasable ? release : undefined));
     } catch (err) {
+      release?.();
       call.reject(
         err instanceof NfsClientError
           ? err

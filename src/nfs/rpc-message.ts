@@ -92,8 +92,8 @@ const AUTH_ERRORS: Record<number, string> = {
  * Decodes a reply record. Returns a reader positioned at the results when the
  * call was accepted and succeeded; throws RpcError otherwise.
  */
-export function decodeReply(record: Buffer, procedure: string): XdrReader {
-  const r = new XdrReader(record);
+export function decodeReply(record: Buffer, procedure: string, release?: () => void): XdrReader {
+  const r = new XdrReader(record, 0, release);
   r.uint32(); // xid, matched by the caller
   const type = r.uint32();
   if (type !== MSG_REPLY) throw new RpcError('EPROTO', `expected an RPC reply, got message type ${type}`, { procedure });

@@ -2,7 +2,8 @@
 // xids or programs: it sends records and hands complete records back.
 
 import * as net from 'node:net';
-import { RecordDecoder } from './record-marking';
+import { RecordDecoder, RecordHandler } from './record-marking';
+import { BufferPool } from './buffer-pool';
 import { RpcError } from './errors';
 
 export interface TransportOptions {
@@ -11,10 +12,15 @@ export interface TransportOptions {
   /** Bind a source port below 1024 (needs root or CAP_NET_BIND_SERVICE). */
   privilegedPort?: boolean;
   connectTimeoutMs: number;
+  /** Pool for large incoming records (READ replies). */
+  pool?: BufferPool;
 }
 
+/** Bytes the socket reads at once, into one buffer reused for the connection's life. */
+const READ_BUFFER_BYTES = 256 * 1024;
+
 export interface TransportEvents {
-  onRecord(record: Buffer): void;
+  onRecord: RecordHandler;
   /** Called once when the connection ends, for whatever reason. */
   onClose(err?: Error): void;
 }
@@ -28,23 +34,15 @@ export class RpcTransport {
   private constructor(
     private readonly socket: net.Socket,
     events: TransportEvents,
+    decodeError: () => Error | undefined,
   ) {
-    const decoder = new RecordDecoder(events.onRecord);
     let closeErr: Error | undefined;
-    socket.on('data', (chunk: Buffer) => {
-      try {
-        decoder.push(chunk);
-      } catch (err) {
-        closeErr = err as Error;
-        socket.destroy();
-      }
-    });
     socket.on('error', (err) => {
       closeErr ??= err;
     });
     socket.on('close', () => {
       this.closed = true;
-      events.onClose(closeErr);
+      events.onClose(decodeError() ?? closeErr);
     });
   }
 
@@ -75,10 +73,26 @@ export class RpcTransport {
   }
 
   static async connect(opts: TransportOptions, events: TransportEvents): Promise<RpcTransport> {
-    if (!opts.privilegedPort) {
-      const socket = await connectSocket(opts, undefined);
-      return new RpcTransport(socket, events);
-    }
+    // Records are decoded straight from a reused read buffer (no per-read allocation).
+    const decoder = new RecordDecoder(events.onRecord, undefined, opts.pool);
+    let decodeErr: Error | undefined;
+    const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    const onRead = (n: number, buf: Uint8Array, socket: net.Socket): boolean => {
+      if (decodeErr) return false;
+      try {
+        decoder.push((buf as Buffer).subarray(0, n));
+      } catch (err) {
+        decodeErr = err as Error;
+        socket.destroy();
+        return false;
+      }
+      return true;
+    };
+    const make = async (localPort: number | undefined) => {
+      const socket = await connectSocket(opts, localPort, readBuffer, onRead);
+      return new RpcTransport(socket, events, () => decodeErr);
+    };
+    if (!opts.privilegedPort) return make(undefined);
     // Try reserved ports from a random start, skipping ones in use (including
     // ones in TIME_WAIT towards this server after a reconnect).
     const span = PRIV_HIGH - PRIV_LOW + 1;
@@ -87,8 +101,7 @@ export class RpcTransport {
     for (let i = 0; i < span; i++) {
       const port = PRIV_LOW + ((start + i) % span);
       try {
-        const socket = await connectSocket(opts, port);
-        return new RpcTransport(socket, events);
+        return await make(port);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code !== 'EADDRINUSE' && code !== 'EADDRNOTAVAIL') throw err;
@@ -101,13 +114,20 @@ export class RpcTransport {
   }
 }
 
-function connectSocket(opts: TransportOptions, localPort: number | undefined): Promise<net.Socket> {
+function connectSocket(
+  opts: TransportOptions,
+  localPort: number | undefined,
+  readBuffer: Buffer,
+  onRead: (n: number, buf: Uint8Array, socket: net.Socket) => boolean,
+): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({
+    const callback = (n: number, buf: Uint8Array): boolean => onRead(n, buf, socket);
+    const socket: net.Socket = net.connect({
       host: opts.host,
       port: opts.port,
       localPort,
       noDelay: true,
+      onread: { buffer: readBuffer, callback },
     });
     const timer = setTimeout(() => {
       socket.destroy();

@@ -22,12 +22,25 @@ const ZERO_PAD = Buffer.alloc(4);
 
 export class XdrReader {
   private pos: number;
+  private releaseFn?: () => void;
 
   constructor(
     private readonly buf: Buffer,
     offset = 0,
+    release?: () => void,
   ) {
     this.pos = offset;
+    this.releaseFn = release;
+  }
+
+  /**
+   * Hands the underlying record back for reuse, when it came from a pool.
+   * Nothing read from this reader (opaque views included) may be used after.
+   */
+  release(): void {
+    const fn = this.releaseFn;
+    this.releaseFn = undefined;
+    fn?.();
   }
 
   get offset(): number {

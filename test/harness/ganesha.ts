@@ -51,8 +51,8 @@ export interface GaneshaServer {
   startServer(): Promise<void>;
   /** SIGKILL, as a crash: connections are cut with no clean shutdown. */
   crash(): Promise<void>;
-  /** SIGSTOP / SIGCONT: the server keeps its sockets but stops answering. */
-  pause(): void;
+  /** SIGSTOP, resolved once every ganesha thread is stopped: the server keeps its sockets but stops answering. */
+  pause(): Promise<void>;
   resume(): void;
 }
 
@@ -74,6 +74,20 @@ function processName(pid: number): string | undefined {
     return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
   } catch {
     return undefined;
+  }
+}
+
+/** True when every thread of the process is in the stopped state. */
+function allThreadsStopped(pid: number): boolean {
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      if (!'TtZX'.includes(state)) return false;
+    }
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -343,8 +357,15 @@ export async function startGanesha(opts: GaneshaOptions = {}): Promise<GaneshaSe
       if (child) return;
       await withLock(spawnServer);
     },
-    pause() {
-      child?.kill('SIGSTOP');
+    async pause() {
+      const pid = child?.pid;
+      if (!pid) return;
+      child!.kill('SIGSTOP');
+      const deadline = Date.now() + 5_000;
+      while (!allThreadsStopped(pid)) {
+        if (Date.now() > deadline) throw new Error('ganesha did not stop after SIGSTOP');
+        await sleep(10);
+      }
     },
     resume() {
       child?.kill('SIGCONT');

@@ -22,23 +22,32 @@ import {
 import { GaneshaServer, startGanesha } from '../harness/ganesha';
 import { clientOptions } from './fixture';
 
-// This file keeps rpcbind's NFS registrations pointing at its own server.
 let g: GaneshaServer;
 beforeAll(async () => {
-  g = await startGanesha({ exclusiveRpcbind: true });
+  g = await startGanesha();
 });
 afterAll(async () => {
   await g?.stop();
 });
 
 describe('portmapper', () => {
+  // While these run, rpcbind's NFS registrations must point at this server, so
+  // it holds the harness lock; other files' restarts wait for it to stop.
+  let ex: GaneshaServer;
+  beforeAll(async () => {
+    ex = await startGanesha({ exclusiveRpcbind: true });
+  });
+  afterAll(async () => {
+    await ex?.stop();
+  });
+
   test('GETPORT finds the NFS and MOUNT ports the server registered', async () => {
-    expect(await lookupPort({ host: g.host }, NFS_PROGRAM, NFS_VERSION)).toBe(g.nfsPort);
-    expect(await lookupPort({ host: g.host }, MOUNT_PROGRAM, MOUNT_VERSION)).toBe(g.mountPort);
+    expect(await lookupPort({ host: ex.host }, NFS_PROGRAM, NFS_VERSION)).toBe(ex.nfsPort);
+    expect(await lookupPort({ host: ex.host }, MOUNT_PROGRAM, MOUNT_VERSION)).toBe(ex.mountPort);
   });
 
   test('SET, GETPORT, DUMP and UNSET agree for a private program number', async () => {
-    const rpc = await RpcClient.connect({ host: g.host, port: PMAP_PORT });
+    const rpc = await RpcClient.connect({ host: ex.host, port: PMAP_PORT });
     const program = 0x40000000 + (process.pid % 0x1000000);
     try {
       expect(await pmapSet(rpc, { program, version: 1, protocol: IPPROTO_TCP, port: 4242 })).toBe(true);
@@ -53,9 +62,9 @@ describe('portmapper', () => {
   });
 
   test('connect() without ports discovers them through the portmapper', async () => {
-    const client = await NfsClient.connect({ host: g.host, exportPath: g.exportPath, uid: 0, gid: 0 });
+    const client = await NfsClient.connect({ host: ex.host, exportPath: ex.exportPath, uid: 0, gid: 0 });
     try {
-      fs.writeFileSync(path.join(g.exportDir, 'marker'), 'mine');
+      fs.writeFileSync(path.join(ex.exportDir, 'marker'), 'mine');
       const found = await client.lookupPath('/marker');
       expect((await client.read(found.handle, 0, 10)).data.toString()).toBe('mine');
     } finally {
@@ -64,7 +73,7 @@ describe('portmapper', () => {
   });
 
   test('an unregistered program makes GETPORT answer 0', async () => {
-    expect(await lookupPort({ host: g.host }, 0x4fffff00, 1)).toBe(0);
+    expect(await lookupPort({ host: ex.host }, 0x4fffff00, 1)).toBe(0);
   });
 });
 
