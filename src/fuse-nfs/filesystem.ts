@@ -102,6 +102,7 @@ export class NfsFilesystem {
         maxInFlight: this.s.maxWritesInFlight,
         commitEvery: this.s.commitEvery,
         call: (what, fn) => this.call(what, fn),
+        onResend: (bytes, writes) => this.s.log('warn', 'the write verifier changed (the server restarted): sending uncommitted data again', { bytes, writes }),
       });
       this.writers.set(key, w);
     }

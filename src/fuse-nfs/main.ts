@@ -6,6 +6,8 @@
  *
  *   node dist/fuse-nfs/main.js --server H --export /srv --path vols/v1 --mountpoint /mnt/v1
  *       [--port N] [--mount-port N] [--uid N] [--gid N] [--fsname NAME]
+ *       [--call-timeout-ms N]   one call's deadline, reconnects included, before it is sent again (15000)
+ *       [--give-up-after-ms N]  fail calls with EIO after an outage this long (0: never, like a hard NFS mount)
  *
  * Output: JSON lines on stdout. Exit codes: 0 after an unmount, 2 cannot reach or mount the export,
  * 3 the path is missing, 4 the FUSE mount failed, 1 anything else.
@@ -69,6 +71,7 @@ async function main(): Promise<void> {
       gid: { type: 'string', default: '0' },
       fsname: { type: 'string' },
       'give-up-after-ms': { type: 'string', default: '0' },
+      'call-timeout-ms': { type: 'string', default: '15000' },
     },
     strict: true,
   });
@@ -87,7 +90,7 @@ async function main(): Promise<void> {
       mountPort: num(values['mount-port']),
       uid: num(values.uid),
       gid: num(values.gid),
-      timeoutMs: 15_000,
+      timeoutMs: num(values['call-timeout-ms']) ?? 15_000,
       connectTimeoutMs: 5_000,
       maxIoSize: 1024 * 1024,
       maxInFlight: 16,

@@ -22,6 +22,8 @@ export interface WriteBackSettings {
   commitEvery: number;
   /** Wraps every call (retrying through server outages). */
   call<T>(what: string, fn: () => Promise<T>): Promise<T>;
+  /** Told when a changed verifier makes the writer send data again. */
+  onResend?(bytes: number, writes: number): void;
 }
 
 /**
@@ -159,6 +161,7 @@ export class FileWriter {
     try {
       const res = await this.s.call('COMMIT', () => this.client.commit(this.handle, 0, 0));
       const lost = batch.filter((w) => !w.verifier.equals(res.verifier));
+      if (lost.length > 0) this.s.onResend?.(lost.reduce((a, w) => a + w.data.length, 0), lost.length);
       // In order: a later WRITE of the same bytes must land last again.
       for (const w of lost) {
         let pos = 0;
