@@ -34,7 +34,7 @@ describe('sftp backend configuration', () => {
     );
   });
 
-  test('insecureSkipHostKeyCheck: true is accepted, and open() warns about it', async () => {
+  test('insecureSkipHostKeyCheck: true is accepted, warns when the backend is built at start, and connects', async () => {
     const b = backend({ knownHostsFile: undefined, insecureSkipHostKeyCheck: true });
     await b.backend.open();
     expect(b.logs.some((l) => /"level":"warn"/.test(l) && /insecureSkipHostKeyCheck/.test(l))).toBe(true);

@@ -57,6 +57,10 @@ export class SftpBackend implements Backend {
       verifyHostKey: (blob) => this.verifyHostKey(blob),
       logger: ctx.logger,
     });
+    // Backends are built once per daemon start: this warns on every start.
+    if (this.options.insecureSkipHostKeyCheck && !this.options.knownHostsFile && !this.options.hostKeyFingerprint) {
+      this.log.warn('insecureSkipHostKeyCheck is set: the SSH server host key is NOT verified; anyone who can intercept the connection can read and change every volume of this backend', { backend: this.name });
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -184,9 +188,6 @@ export class SftpBackend implements Backend {
   // lifecycle
 
   async open(): Promise<void> {
-    if (this.options.insecureSkipHostKeyCheck && !this.options.knownHostsFile && !this.options.hostKeyFingerprint) {
-      this.log.warn('insecureSkipHostKeyCheck is set: the SSH server host key is NOT verified; anyone who can intercept the connection can read and change every volume of this backend', { backend: this.name });
-    }
     await this.loadKnownHosts();
     if (!this.options.privateKeyFile) await this.readPassword();
     await fs.mkdir(path.join(this.ctx.workDir, '.logs'), { recursive: true, mode: 0o700 });
