@@ -216,7 +216,12 @@ export class NfsClient extends Nfs3 {
         const mountRpc = await RpcClient.connect({
           host: this.opts.host,
           port: this.mountPort,
-          auth: authSys({ uid: this.opts.uid ?? 0, gid: this.opts.gid ?? 0, gids: this.opts.gids }),
+          auth: authSys({
+            uid: this.opts.uid ?? process.getuid?.() ?? 0,
+            gid: this.opts.gid ?? process.getgid?.() ?? 0,
+            gids: this.opts.gids,
+            machineName: this.opts.machineName,
+          }),
           privilegedPort: this.opts.privilegedPort,
           timeoutMs: this.opts.timeoutMs,
           connectTimeoutMs: this.opts.connectTimeoutMs,
