@@ -178,9 +178,4 @@ export class FileWriter {
       throw err;
     }
   }
-
-  /** Before a truncate: nothing gathered may land after it. */
-  async settle(): Promise<void> {
-    await this.drain();
-  }
 }
