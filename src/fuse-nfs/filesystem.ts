@@ -204,8 +204,10 @@ export class NfsFilesystem {
     if (!f.writer) {
       f.writer = this.writerFor(f.handle, true) as FileWriter;
       f.writer.refs++;
+      // Once per open file, not per write: the walk is over the whole cache, and while the file is
+      // written getattr reports its size from the writer anyway.
+      this.nodes.staleAttrsOf(f.handle);
     }
-    this.nodes.staleAttrsOf(f.handle);
     return f.writer.write(pos, len === buf.length ? buf : buf.subarray(0, len));
   }
 
