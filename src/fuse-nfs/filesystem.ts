@@ -81,7 +81,7 @@ export class NfsFilesystem {
     const fresh = this.nodes.freshAttrs(path);
     if (fresh) return fresh;
     return this.withNode(path, async (n) => {
-      if (n.attrs && Date.now() - n.attrsAt < this.s.attrTtlMs) return n.attrs;
+      if (n.attrs && this.nodes.attrsValid(n)) return n.attrs;
       const a = await this.call('GETATTR', () => this.client.getattr(n.handle));
       this.nodes.setAttrs(path, a);
       return a;
@@ -110,8 +110,10 @@ export class NfsFilesystem {
   }
 
   private statOf(a: Fattr, handle: Buffer): FuseStat {
+    // While a writer exists (until the last release) its end is authoritative for the size: a
+    // GETATTR answered before its WRITEs landed must not shrink the file the kernel sees.
     const w = this.writerFor(handle, false);
-    return toStat(a, w && w.dirty ? w.end : 0);
+    return toStat(a, w ? w.end : 0);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -204,10 +206,8 @@ export class NfsFilesystem {
     if (!f.writer) {
       f.writer = this.writerFor(f.handle, true) as FileWriter;
       f.writer.refs++;
-      // Once per open file, not per write: the walk is over the whole cache, and while the file is
-      // written getattr reports its size from the writer anyway.
-      this.nodes.staleAttrsOf(f.handle);
     }
+    this.nodes.staleAttrsOf(f.handle);
     return f.writer.write(pos, len === buf.length ? buf : buf.subarray(0, len));
   }
 

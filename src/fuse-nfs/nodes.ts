@@ -5,6 +5,8 @@ export interface Node {
   attrs?: Fattr;
   /** When `attrs` came from the server. */
   attrsAt: number;
+  /** Change counter when `attrs` were stored: older than a change of the same file means stale. */
+  attrsSeq?: number;
   /** When the name was last looked up (or created) on the server. */
   namedAt: number;
 }
@@ -17,6 +19,11 @@ export interface Node {
  */
 export class NodeCache {
   private readonly byPath = new Map<string, Node>();
+  /** Per file handle (hex), the change counter of its last change made here (hard links share it). */
+  private readonly changed = new Map<string, number>();
+  private seq = 1;
+  /** Every attribute stored before this counter is stale (after the change map was emptied). */
+  private allStaleBefore = 0;
 
   constructor(
     private readonly root: Node,
@@ -38,16 +45,23 @@ export class NodeCache {
   /** Fresh attributes of a path, if cached. */
   freshAttrs(path: string, now = Date.now()): Fattr | undefined {
     const n = path === '/' ? this.root : this.byPath.get(path);
-    return n?.attrs && now - n.attrsAt < this.attrTtlMs && now - n.namedAt < this.nameTtlMs + this.attrTtlMs ? n.attrs : undefined;
+    return n && this.attrsValid(n, now) && now - n.namedAt < this.nameTtlMs + this.attrTtlMs ? n.attrs : undefined;
+  }
+
+  /** Whether a node's attributes are recent and no change made here since has outdated them. */
+  attrsValid(n: Node, now = Date.now()): boolean {
+    if (!n.attrs || now - n.attrsAt >= this.attrTtlMs) return false;
+    const seq = n.attrsSeq ?? 0;
+    return seq >= this.allStaleBefore && seq > (this.changed.get(n.handle.toString('hex')) ?? 0);
   }
 
   set(path: string, handle: Buffer, attrs?: Fattr): Node {
     const now = Date.now();
     if (path === '/') {
-      if (attrs) Object.assign(this.root, { attrs, attrsAt: now });
+      if (attrs) Object.assign(this.root, { attrs, attrsAt: now, attrsSeq: this.seq++ });
       return this.root;
     }
-    const n: Node = { handle, attrs, attrsAt: attrs ? now : 0, namedAt: now };
+    const n: Node = { handle, attrs, attrsAt: attrs ? now : 0, attrsSeq: this.seq++, namedAt: now };
     this.byPath.set(path, n);
     this.trim();
     return n;
@@ -60,13 +74,17 @@ export class NodeCache {
     if (n) {
       n.attrs = attrs;
       n.attrsAt = Date.now();
+      n.attrsSeq = this.seq++;
     }
   }
 
-  /** Forgets the attributes of every path naming this handle (hard links share them). */
+  /** Outdates the attributes of every path naming this handle (hard links share them); O(1) per call. */
   staleAttrsOf(handle: Buffer): void {
-    if (this.root.handle.equals(handle)) this.root.attrsAt = 0;
-    for (const n of this.byPath.values()) if (n.handle.equals(handle)) n.attrsAt = 0;
+    if (this.changed.size >= 100_000) {
+      this.changed.clear();
+      this.allStaleBefore = this.seq;
+    }
+    this.changed.set(handle.toString('hex'), this.seq++);
   }
 
   staleAttrs(path: string): void {
