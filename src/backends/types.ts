@@ -79,6 +79,8 @@ export interface Backend {
   detach(name: string): Promise<void>;
   /** Whether this host has the volume attached, and whether that attachment still works. */
   health(name: string): Promise<AttachmentHealth>;
+  /** Optional facts about the data path shown in the volume's Status (e.g. which mounter serves it). No secrets. */
+  statusFields?(name: string): Promise<Record<string, string | number | boolean>>;
 }
 
 /** A backend type as data: its name, option schema and constructor (after rclone's fs.RegInfo). */

@@ -414,7 +414,8 @@ export class VolumeDriver {
       }
       if (record.attached) healthy = await this.isLive(name, record).catch(() => false);
     }
-    const extra: Record<string, unknown> = {};
+    const backend = this.backends.get(record.backend);
+    const extra: Record<string, unknown> = measure && backend?.statusFields ? await backend.statusFields(name).catch(() => ({})) : {};
     if (healthy !== undefined) extra.healthy = healthy;
     return {
       name,

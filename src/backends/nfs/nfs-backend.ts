@@ -51,6 +51,10 @@ export class NfsBackend implements Backend {
   }
 
   /** The data path this backend uses on this host, and why (decided once). */
+  async statusFields(): Promise<Record<string, string>> {
+    return { mounter: (await this.mounter()).mounter };
+  }
+
   mounter(): Promise<{ mounter: Mounter; why: string }> {
     this.mounterChoice ??= resolveMounter(this.options.mounter).then((choice) => {
       this.log.info(`nfs data path: ${choice.mounter}`, { backend: this.name, mounter: choice.mounter, why: choice.why });

@@ -51,7 +51,7 @@ test('a directory volume is created on the export, mounted, written, unmounted a
   fs.writeFileSync(path.join(Mountpoint, 'hello.txt'), 'from a container');
   expect(fs.readFileSync(onServer('dirvol', 'data', 'hello.txt'), 'utf8')).toBe('from a container');
   const { Volume } = (await ok('VolumeDriver.Get', { Name: 'dirvol' })) as { Volume: { Status: Record<string, unknown> } };
-  expect(Volume.Status).toMatchObject({ backend: 'nas', layout: 'directory', mounts: ['c1'] });
+  expect(Volume.Status).toMatchObject({ backend: 'nas', layout: 'directory', mounts: ['c1'], mounter: 'userspace' });
   expect(Volume.Status.usedBytes).toBeGreaterThanOrEqual(16);
   await ok('VolumeDriver.Unmount', { Name: 'dirvol', ID: 'c1' });
   expect(fs.existsSync(Mountpoint) && fsTypeAt(Mountpoint)).toBeFalsy();
