@@ -6,7 +6,7 @@
  */
 import { BUSYBOX_IMAGE } from '../../test/harness/dockerd';
 import { BenchDaemon } from '../lib/daemon';
-import { elapsedMs, interleaved, median } from '../lib/stats';
+import { elapsedMs, interleaved, median, percentile } from '../lib/stats';
 import { BenchContext, Row } from '../lib/types';
 
 const RATIO_TARGET = 1.1;
@@ -48,6 +48,13 @@ export async function measureDockerRun(ctx: BenchContext, daemon: BenchDaemon): 
 
   const s = (v: Variant, label?: string) => ({ value: median(v.samples) / 1000, unit: 's', digits: 3, ...(label ? { label } : {}) });
   const [netvol, local, image] = variants;
+  const spread = (v: Variant) => [percentile(v.samples, 25), median(v.samples), percentile(v.samples, 75)].map((x) => (x / 1000).toFixed(3)).join(' / ');
+  // Each round ran every kind back to back, so a per-round ratio cancels load that drifts between rounds.
+  const paired = median(netvol.samples.map((x, i) => x / local.samples[i]));
+  ctx.note(
+    `docker run seconds, p25 / median / p75 — netvol directory ${spread(netvol)}; local driver ${spread(local)}; netvol image ${spread(image)}; ` +
+      `median of the ${runs} per-round ratios directory/local ${paired.toFixed(2)}`,
+  );
   return [
     {
       metric: `docker run --rm -v VOL:/d busybox true, median of ${runs}`,
