@@ -130,7 +130,7 @@ async function main(): Promise<number> {
       `Sections: ${chosen.map((s) => s.name).join(', ')}${opts.quick ? ' (quick run: fewer repetitions)' : ''}. How to read this table: bench/README.md.`,
       '',
     ];
-    writeAtomic(opts.out, `${header.join('\n')}${table}\n${notes.length ? `\n## Notes\n${notes.join('\n')}\n` : ''}`);
+    writeAtomic(opts.out, `${header.join('\n')}\n${table}\n${notes.length ? `\n## Notes\n${notes.join('\n')}\n` : ''}`);
     process.stderr.write(`bench: wrote ${path.relative(process.cwd(), opts.out) || opts.out}\n`);
   }
   return judged.some((j) => j.verdict === 'ERROR') ? 1 : 0;
