@@ -7,20 +7,27 @@
 # Layers are few on purpose: under dockerd's vfs storage driver every layer is a full copy.
 ARG BASE=netvol-base:trixie
 
-# --- node: the base plus Debian's Node, shared by both stages ----------------------------------
-FROM ${BASE} AS node
+# --- runtime: Node and the data-path tools netvol runs; also the build stage's base -------------
+FROM ${BASE} AS runtime
 # Metadata first: in the classic builder each instruction commits a container, which is cheapest
 # while the filesystem is smallest. The plugin's config.json sets its own entrypoint and env; these
 # make the image runnable on its own (`docker run IMAGE --version`).
 ENV NETVOL_CONFIG=/opt/netvol/config.plugin.yaml
 ENTRYPOINT ["/usr/bin/node", "/opt/netvol/dist/main.js"]
-# Debian 13's nodejs is 20.x, the Node netvol is built and tested with (see scripts/plugin-base.sh).
+# One apt-get for everything (each `apt-get update` costs a download and each layer a full copy).
+# nodejs: Debian 13's is 20.x, the Node netvol is built and tested with (see scripts/plugin-base.sh).
+# util-linux + mount: mount, umount, losetup. e2fsprogs, xfsprogs: image volumes. sshfs + fuse3: the
+# sftp data path. nfs-common: mount.nfs for kernel NFS mounts. The folders are config.json's mount
+# destinations and the socket folder, which a plugin's rootfs must contain.
 RUN apt-get update -qq \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs >/dev/null \
- && apt-get clean && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/*
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      nodejs util-linux mount e2fsprogs xfsprogs sshfs fuse3 nfs-common >/dev/null \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /usr/share/info/* /usr/share/locale/* \
+ && mkdir -p /run/docker/plugins /var/lib/netvol /etc/netvol /mnt/volumes
 
 # --- build: compile TypeScript, keep production dependencies only ------------------------------
-FROM node AS build
+FROM runtime AS build
 # One COPY of the whole context: .dockerignore lets in only package*.json, tsconfig.json, src/,
 # node_modules/ and packaging/config.plugin.yaml.
 COPY . /build/
@@ -44,15 +51,6 @@ RUN cd /build \
  && cp -a package.json dist node_modules /opt/netvol/ \
  && cp packaging/config.plugin.yaml /opt/netvol/
 
-# --- runtime: Node and the data-path tools netvol runs ------------------------------------------
-FROM node
-# util-linux + mount: mount, umount, losetup. e2fsprogs, xfsprogs: image volumes. sshfs + fuse3:
-# the sftp data path. nfs-common: mount.nfs for kernel NFS mounts. The folders are config.json's
-# mount destinations and the socket folder, which a plugin's rootfs must contain.
-RUN apt-get update -qq \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      util-linux mount e2fsprogs xfsprogs sshfs fuse3 nfs-common >/dev/null \
- && apt-get clean \
- && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /usr/share/info/* /usr/share/locale/* \
- && mkdir -p /run/docker/plugins /var/lib/netvol /etc/netvol /mnt/volumes
+# --- the plugin's root filesystem ---------------------------------------------------------------
+FROM runtime
 COPY --from=build /opt/netvol /opt/netvol

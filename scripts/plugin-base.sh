@@ -3,7 +3,7 @@
 # No container registry is needed: the image is a minimal Debian 13 (trixie) made by debootstrap from
 # Debian's package mirror and loaded with `docker import`. The root filesystem tarball is kept in a
 # cache folder (default .cache/ in the repository, NETVOL_CACHE overrides) so a second build, or a
-# second dockerd on the same machine, skips the ~40 s debootstrap.
+# second dockerd on the same machine, skips the debootstrap (one to four minutes, mostly downloads).
 #
 # Why trixie and not bookworm: bookworm's nodejs is 18.x, whose fs.promises.readFile truncates
 # /proc/self/mountinfo (a zero-size procfs file) at the first read, so netvol would not see its own
