@@ -1,3 +1,4 @@
 export { run, spawnDetached, ExecOptions, ExecResult } from './exec';
 export { readMountTable, findMount, isMounted, bindMount, unmount, fsUsage, MountEntry, FsUsage } from './mounts';
 export { withTimeout } from './timeout';
+export { isAlive, waitForExit } from './processes';

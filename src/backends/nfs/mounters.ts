@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, isNetvolError, NetvolError } from '../../errors';
-import { findMount, run } from '../../system';
+import { findMount, isAlive, run, waitForExit } from '../../system';
 import type { NfsOptions } from './options';
 
 export type Mounter = 'kernel' | 'userspace';
@@ -149,33 +149,8 @@ function startError(t: UserspaceTarget, volume: string, output: string, exit: { 
 export async function stopUserspace(mountpoint: string, lazy: boolean, timeoutMs: number): Promise<void> {
   const pids = await userspacePids(mountpoint);
   if (await findMount(mountpoint)) await run('fusermount', lazy ? ['-u', '-z', mountpoint] : ['-u', mountpoint], { timeoutMs });
-  await waitGone(pids, Math.min(timeoutMs, 10_000), 'SIGTERM');
-  await waitGone(pids.filter(isAlive), 2000, 'SIGKILL');
-}
-
-async function waitGone(pids: number[], ms: number, signal: NodeJS.Signals): Promise<void> {
-  const deadline = Date.now() + ms;
-  let alive = pids.filter(isAlive);
-  while (alive.length > 0 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    alive = alive.filter(isAlive);
-  }
-  for (const pid of alive) {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      /* gone */
-    }
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+  await waitForExit(pids, Math.min(timeoutMs, 10_000), 'SIGTERM');
+  await waitForExit(pids.filter(isAlive), 2000, 'SIGKILL');
 }
 
 /** statfs of the mount from a child process (never hangs netvol): answered, failed (ENOTCONN…), or no answer in time. */

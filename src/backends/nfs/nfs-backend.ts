@@ -8,9 +8,9 @@ import type { AttachmentHealth, Backend, BackendContext, BackendUsage, RootAttri
 import { ControlConnection, Session } from './connection';
 import { KERNEL_FS_TYPES, kernelMountArgs, Mounter, probe, resolveMounter, startUserspace, stopUserspace, USERSPACE_FS_TYPE, userspacePids } from './mounters';
 import { folderInExport, NfsOptions } from './options';
+import { BackgroundTasks, trashName, TRASH_PREFIX } from '../background';
 
 /** Folders whose name starts with this are removals in progress; volume names never start with ".". */
-const TRASH_PREFIX = '.netvol-trash-';
 
 /**
  * Volumes in a folder of an NFS export. Every control operation goes through netvol's own NFSv3
@@ -26,7 +26,7 @@ export class NfsBackend implements Backend {
   private readonly folder: string;
   private readonly conn: ControlConnection;
   private readonly log: BackendContext['logger'];
-  private readonly background = new Set<Promise<unknown>>();
+  private readonly background = new BackgroundTasks();
   private mounterChoice: Promise<{ mounter: Mounter; why: string }> | undefined;
 
   constructor(
@@ -81,16 +81,11 @@ export class NfsBackend implements Backend {
       await client.create(root, probeName, { mode: 'unchecked', attrs: { mode: 0o600 } });
       await client.remove(root, probeName);
     });
-    this.track(this.emptyTrash().catch((err: Error) => this.log.warn('cannot finish removing folders of removed volumes; will retry at next start', { backend: this.name, error: err.message })));
-  }
-
-  private track(p: Promise<unknown>): void {
-    this.background.add(p);
-    void p.finally(() => this.background.delete(p));
+    this.background.track(this.emptyTrash().catch((err: Error) => this.log.warn('cannot finish removing folders of removed volumes; will retry at next start', { backend: this.name, error: err.message })));
   }
 
   async close(): Promise<void> {
-    await Promise.race([Promise.all([...this.background]), new Promise((r) => setTimeout(r, 5000).unref())]);
+    await this.background.drain();
     await this.conn.close();
   }
 
@@ -192,7 +187,7 @@ export class NfsBackend implements Backend {
    * is finished at the next start.
    */
   async removeFolder(name: string): Promise<void> {
-    const trash = `${TRASH_PREFIX}${name}-${randomBytes(4).toString('hex')}`;
+    const trash = trashName(name);
     const moved = await this.conn.use(
       `removing volume ${name}`,
       async ({ client, root }) => {
@@ -206,7 +201,7 @@ export class NfsBackend implements Backend {
       },
       name,
     );
-    if (moved) this.track(this.deleteTree(trash, name));
+    if (moved) this.background.track(this.deleteTree(trash, name));
   }
 
   private async deleteTree(trash: string, volume?: string): Promise<void> {

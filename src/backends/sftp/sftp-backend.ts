@@ -10,9 +10,9 @@ import { ControlConnection, SFTP_STATUS, sftpStatus } from './connection';
 import { algorithmsFor, fingerprint, knownHostsLine, knownKeysFor } from './host-key';
 import { firstLine, SftpOptions } from './options';
 import { probe, SSHFS_FS_TYPE, sshfsPids, SshfsTarget, startSshfs, stopSshfs } from './sshfs';
+import { BackgroundTasks, trashName, TRASH_PREFIX } from '../background';
 
 /** Folders whose name starts with this are removals in progress; volume names never start with ".". */
-const TRASH_PREFIX = '.netvol-trash-';
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 
@@ -37,7 +37,7 @@ export class SftpBackend implements Backend {
   /** The host key the server must present, from knownHostsFile or hostKeyFingerprint. */
   private expectedKeys: Buffer[] = [];
   private knownHostsForSshfs: string | undefined;
-  private readonly background = new Set<Promise<unknown>>();
+  private readonly background = new BackgroundTasks();
 
   constructor(
     private readonly options: SftpOptions,
@@ -207,7 +207,7 @@ export class SftpBackend implements Backend {
       throw this.fail(err, `cannot use folder ${this.root} on ${this.options.host}:${this.options.port}`);
     });
     await this.sshfsKnownHosts();
-    this.track(this.emptyTrash().catch((err: Error) => this.log.warn('cannot finish removing folders of removed volumes; will retry at next start', { backend: this.name, error: err.message })));
+    this.background.track(this.emptyTrash().catch((err: Error) => this.log.warn('cannot finish removing folders of removed volumes; will retry at next start', { backend: this.name, error: err.message })));
   }
 
   private async mkdirs(sftp: SFTPWrapper, dir: string): Promise<void> {
@@ -222,13 +222,8 @@ export class SftpBackend implements Backend {
     }
   }
 
-  private track(p: Promise<unknown>): void {
-    this.background.add(p);
-    void p.finally(() => this.background.delete(p));
-  }
-
   async close(): Promise<void> {
-    await Promise.race([Promise.all([...this.background]), new Promise((r) => setTimeout(r, 5000).unref())]);
+    await this.background.drain();
     await this.conn.close();
   }
 
@@ -345,7 +340,7 @@ export class SftpBackend implements Backend {
    * deletion cut short is finished at the next start.
    */
   async removeFolder(name: string): Promise<void> {
-    const trash = posix.join(this.root, `${TRASH_PREFIX}${name}-${randomBytes(4).toString('hex')}`);
+    const trash = posix.join(this.root, trashName(name));
     const moved = await this.conn
       .use(`removing volume ${name}`, async (sftp) => {
         try {
@@ -360,7 +355,7 @@ export class SftpBackend implements Backend {
         throw this.fail(err, `cannot remove volume ${name}`, name);
       });
     if (moved) {
-      this.track(
+      this.background.track(
         this.conn
           .use(`deleting the data of removed volume ${name}`, (sftp) => this.rmTree(sftp, trash))
           .catch((err: Error) => this.log.warn('cannot finish deleting a removed volume; will retry at next start', { volume: name, backend: this.name, error: err.message })),

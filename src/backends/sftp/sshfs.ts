@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, isNetvolError, NetvolError, redactString } from '../../errors';
-import { findMount, run } from '../../system';
+import { findMount, run, waitForExit } from '../../system';
 
 /** How sshfs reaches the server: everything but the remote folder and the mountpoint. */
 export interface SshfsTarget {
@@ -191,27 +191,6 @@ export async function stopSshfs(mountpoint: string, lazy: boolean, timeoutMs: nu
       await run('fusermount3', ['-u', '-z', mountpoint], { timeoutMs: Math.min(timeoutMs, 5000) });
     }
   }
-  const deadline = Date.now() + 2000;
-  let alive = pids.filter(isAlive);
-  while (alive.length > 0 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    alive = alive.filter(isAlive);
-  }
-  for (const pid of alive) {
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      /* gone */
-    }
-  }
+  await waitForExit(pids, 2000, 'SIGTERM');
 }
 
-/** Running, and not a zombie waiting for a reaper (sshfs daemonizes, so its parent is PID 1). */
-function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
-}

@@ -1,0 +1,26 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * Removing a large volume can outlast any call timeout, so networked backends first rename its
+ * folder to a trash name (instant), then delete the tree in the background; trash left by a
+ * stopped daemon is emptied at the next start.
+ */
+export const TRASH_PREFIX = '.netvol-trash-';
+
+export function trashName(volume: string): string {
+  return `${TRASH_PREFIX}${volume}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Work a backend started and does not wait for, drained (for a bounded time) at close. */
+export class BackgroundTasks {
+  private readonly pending = new Set<Promise<unknown>>();
+
+  track(p: Promise<unknown>): void {
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+  }
+
+  async drain(ms = 5000): Promise<void> {
+    await Promise.race([Promise.all([...this.pending]), new Promise((r) => setTimeout(r, ms).unref())]);
+  }
+}
