@@ -11,7 +11,11 @@
 # env:   DOCKER_HOST (which dockerd), DOCKER (the CLI, default docker), NETVOL_CACHE (base image cache)
 set -euo pipefail
 
-usage() { sed -n 's/^# \{0,1\}usage: \{0,1\}//p; s/^#        //p' "$0" | head -n 2 >&2; exit 2; }
+usage() {
+  echo "usage: scripts/plugin-build.sh [--docker-host unix:///path/to/docker.sock] [NAME[:TAG]]" >&2
+  echo "       NAME defaults to netvol, TAG to the version in package.json" >&2
+  exit 2
+}
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DOCKER="${DOCKER:-docker}"
@@ -41,6 +45,11 @@ IMAGE="netvol-plugin-rootfs:$VERSION"
 if [ ! -f "$ROOT/node_modules/.package-lock.json" ]; then
   echo "plugin-build: node_modules is missing; running npm ci"
   (cd "$ROOT" && npm ci --no-audit --no-fund)
+fi
+
+if "$DOCKER" plugin inspect "$NAME" >/dev/null 2>&1; then
+  echo "plugin-build: plugin $NAME already exists; remove it first (docker plugin disable -f $NAME && docker plugin rm $NAME) or give another NAME:TAG" >&2
+  exit 1
 fi
 
 DOCKER="$DOCKER" bash "$ROOT/scripts/plugin-base.sh" "$BASE"

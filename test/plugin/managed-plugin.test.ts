@@ -225,3 +225,25 @@ test('dockerd restarted with the plugin enabled: a container with --restart alwa
   expect(firstWord(again)).toBe(md5);
   expect(await d.dockerOk(['inspect', '-f', '{{.State.Running}} {{.RestartCount}}', ctr])).toMatch(/^true /);
 });
+
+test('with NETVOL_CONFIG back at its default, the config baked into the plugin serves the same local volumes from the state dir', async () => {
+  const quota = name('quota');
+  const keep = await md5OnVolume(quota, 'keep');
+  await d.dockerOk(['rm', '-f', name('always')]);
+  const before = await inspectPlugin(d, PLUGIN);
+  const logLinesBefore = pluginLog(before.Id).length;
+
+  await d.dockerOk(['plugin', 'disable', '-f', PLUGIN]);
+  await d.dockerOk(['plugin', 'set', PLUGIN, 'NETVOL_CONFIG=/opt/netvol/config.plugin.yaml']);
+  await d.dockerOk(['plugin', 'enable', PLUGIN], { timeoutMs: 60_000 });
+
+  const started = await waitFor(
+    'the plugin to log that it listens with the built-in config',
+    () => pluginLog(before.Id).slice(logLinesBefore).find((l) => l.includes('netvol listening')),
+    30_000,
+  );
+  expect(started).toContain('local(local)');
+  expect(started).not.toContain('remote(sftp)');
+  expect((await volumeInspect(quota)).Status).toMatchObject({ backend: 'local', layout: 'image' });
+  expect(await md5OnVolume(quota, 'keep')).toBe(keep);
+});
