@@ -166,7 +166,7 @@ test('a server that stops answering mid-way fails the call within the timeout, a
   const paused = makeBackend(g, {}, { timeoutMs: 2500 });
   try {
     await paused.backend.open();
-    g.pause();
+    await g.pause();
     const started = Date.now();
     const err = await rejection(paused.backend.listFolders()).finally(() => g.resume());
     expect(err.code).toBe('BACKEND_UNAVAILABLE');
