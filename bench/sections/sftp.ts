@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Sshd, startSshd } from '../../test/harness/sshd';
+import { sftpOptions, Sshd, startSshd } from '../../test/harness/sshd';
 import { BenchDaemon } from '../lib/daemon';
 import { describeMount } from '../lib/io';
 import { elapsedMs, median, percentile } from '../lib/stats';
@@ -165,15 +165,7 @@ export const section: Section = {
     ctx.defer(() => sshd.cleanup());
     const daemon = await ctx.startNetvol({
       backends: {
-        [BACKEND]: {
-          type: 'sftp',
-          host: sshd.host,
-          port: sshd.port,
-          username: 'root',
-          privateKeyFile: sshd.userKeyFile,
-          knownHostsFile: sshd.knownHostsFile,
-          path: path.join(sshd.root, 'volumes'),
-        },
+        [BACKEND]: { type: 'sftp', ...sftpOptions(sshd) },
       },
     });
     // Outside sshd's folder: mounts there would propagate into sshd's own mount namespace.

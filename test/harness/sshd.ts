@@ -263,3 +263,21 @@ function isZombie(pid: number): boolean {
     return true;
   }
 }
+
+/**
+ * The options of a netvol `sftp` backend pointed at this sshd (key auth, known_hosts, volumes under
+ * its root). `extra` overrides or adds keys; a key set to undefined is dropped.
+ */
+export function sftpOptions(sshd: Sshd, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    host: sshd.host,
+    port: sshd.port,
+    username: 'root',
+    privateKeyFile: sshd.userKeyFile,
+    knownHostsFile: sshd.knownHostsFile,
+    path: path.join(sshd.root, 'volumes'),
+    ...extra,
+  };
+  for (const [k, v] of Object.entries(out)) if (v === undefined) delete out[k];
+  return out;
+}

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { waitFor } from '../harness/dockerd';
-import { startSshd, Sshd } from '../harness/sshd';
+import { sftpOptions, startSshd, Sshd } from '../harness/sshd';
 import { BUSYBOX_IMAGE, firstWord, md5OnVolume, startWorld, stopWorld, uniqueName, World } from '../e2e/support/world';
 
 jest.setTimeout(180_000);
@@ -14,15 +14,7 @@ beforeAll(async () => {
   sshd = await startSshd();
   w = await startWorld({
     backends: {
-      remote: {
-        type: 'sftp',
-        host: sshd.host,
-        port: sshd.port,
-        username: 'root',
-        privateKeyFile: sshd.userKeyFile,
-        hostKeyFingerprint: sshd.hostKeyFingerprint,
-        path: path.join(sshd.root, 'volumes'),
-      },
+      remote: { type: 'sftp', ...sftpOptions(sshd, { knownHostsFile: undefined, hostKeyFingerprint: sshd.hostKeyFingerprint }) },
     },
   });
 }, 180_000);

@@ -3,14 +3,13 @@
  * its config (the options go through the type's own schema).
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { Backend } from '../../../src/backends';
 import { sftpBackendType } from '../../../src/backends/sftp';
 import { NetvolError } from '../../../src/errors';
 import { createLogger } from '../../../src/log';
 import { killAllMentioning, removeTree } from '../../harness/dockerd';
-import type { Sshd } from '../../harness/sshd';
+import { sftpOptions, type Sshd } from '../../harness/sshd';
 
 export interface BackendUnderTest {
   backend: Backend;
@@ -21,19 +20,7 @@ export interface BackendUnderTest {
   cleanup(): Promise<void>;
 }
 
-export function sftpOptions(sshd: Sshd, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  const base: Record<string, unknown> = {
-    host: sshd.host,
-    port: sshd.port,
-    username: 'root',
-    privateKeyFile: sshd.userKeyFile,
-    knownHostsFile: sshd.knownHostsFile,
-    path: path.join(sshd.root, 'volumes'),
-  };
-  const out = { ...base, ...extra };
-  for (const [k, v] of Object.entries(out)) if (v === undefined) delete out[k];
-  return out;
-}
+export { sftpOptions };
 
 export function makeBackend(sshd: Sshd, extra: Record<string, unknown> = {}, opts: { timeoutMs?: number; workDir?: string } = {}): BackendUnderTest {
   const options = sftpBackendType.optionsSchema.parse(sftpOptions(sshd, extra));

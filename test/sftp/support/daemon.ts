@@ -1,21 +1,11 @@
 /** A netvol daemon (the real dist/main.js) with an sftp backend on the harness's sshd. */
-import * as path from 'node:path';
 import { Netvol, startNetvol } from '../../harness/netvol';
-import type { Sshd } from '../../harness/sshd';
+import { sftpOptions, type Sshd } from '../../harness/sshd';
 
 export async function startSftpNetvol(sshd: Sshd, opts: { backend?: Record<string, unknown>; hostId?: string; timeoutSeconds?: number } = {}): Promise<Netvol> {
   return startNetvol({
     backends: {
-      remote: {
-        type: 'sftp',
-        host: sshd.host,
-        port: sshd.port,
-        username: 'root',
-        privateKeyFile: sshd.userKeyFile,
-        knownHostsFile: sshd.knownHostsFile,
-        path: path.join(sshd.root, 'volumes'),
-        ...(opts.backend ?? {}),
-      },
+      remote: { type: 'sftp', ...sftpOptions(sshd, opts.backend) },
     },
     extraConfig: { timeoutSeconds: opts.timeoutSeconds ?? 15, ...(opts.hostId ? { hostId: opts.hostId } : {}) },
   });
