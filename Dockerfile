@@ -17,13 +17,13 @@ ENTRYPOINT ["/usr/bin/node", "/opt/netvol/dist/main.js"]
 # One apt-get for everything (each `apt-get update` costs a download and each layer a full copy).
 # nodejs: Debian 13's is 20.x, the Node netvol is built and tested with (see scripts/plugin-base.sh).
 # util-linux + mount: mount, umount, losetup. e2fsprogs, xfsprogs: image volumes. sshfs + fuse3: the
-# sftp data path. nfs-common: mount.nfs for kernel NFS mounts. libfuse2t64: libfuse.so.2 for
-# fuse-native, the userspace NFS data path (dist/fuse-nfs) on kernels without an NFS client.
+# sftp data path. nfs-common: mount.nfs for kernel NFS mounts. The userspace NFS data path
+# (dist/fuse-nfs) needs nothing more: it speaks to /dev/fuse itself and mounts with mount(8).
 # The folders are config.json's mount destinations and the socket folder, which a plugin's rootfs
 # must contain.
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      nodejs util-linux mount e2fsprogs xfsprogs sshfs fuse3 nfs-common libfuse2t64 >/dev/null \
+      nodejs util-linux mount e2fsprogs xfsprogs sshfs fuse3 nfs-common >/dev/null \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /usr/share/info/* /usr/share/locale/* \
  && mkdir -p /run/docker/plugins /var/lib/netvol /etc/netvol /mnt/volumes

@@ -1,47 +1,65 @@
-import type { FuseOps, FuseStat } from 'fuse-native';
+import { constants } from 'node:fs';
+import { Attr, Context, DirEntry, Entry, FuseOps, Opened, RENAME_EXCHANGE, RENAME_NOREPLACE, SetattrChanges, Statfs } from '../fuse';
 import { Fattr, NfsClient, Sattr, WccData, readdirIterate } from '../nfs';
-import { FsError, toErrno } from './errno';
-import { baseName, Node, NodeCache, parentOf } from './nodes';
+import { FsError } from './errno';
+import { Inode, InodeTable } from './nodes';
 import { hard, RetryPolicy } from './retry';
-import { toStat, toStatfs } from './stat';
+import { modeOf, toAttr, toStatfs } from './stat';
 import { FileWriter } from './write-back';
 
 export interface FilesystemSettings {
-  /** Seconds the kernel may trust attributes and names (FUSE attr_timeout/entry_timeout use the same). */
+  /** How long this process trusts attributes it fetched (the kernel is told the same). */
   attrTtlMs: number;
-  nameTtlMs: number;
   /** WRITEs in flight per file. */
   maxWritesInFlight: number;
   /** Unstable bytes per file before a COMMIT is forced. */
   commitEvery: number;
+  /** The AUTH_SYS identity calls are made with: files created by another caller are then given to that caller. */
+  identity: { uid: number; gid: number };
   retry: RetryPolicy;
   log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
 interface OpenFile {
-  handle: Buffer;
+  inode: Inode;
   writer: FileWriter | undefined;
 }
 
-/** fuse-native's UTIME_NOW/UTIME_OMIT both arrive as this many milliseconds (it drops the nanosecond marker). */
-const UTIME_SPECIAL_MS = 1073;
+interface OpenDir {
+  inode: Inode;
+  /** The listing, read whole at the first READDIR from offset 0; offsets are indexes + 1. */
+  entries?: DirEntry[];
+}
+
+const O_EXCL = constants.O_EXCL;
+const O_TRUNC = constants.O_TRUNC;
+const S_ISGID = 0o2000;
+/** Entries handed to the session per READDIR (it packs what fits in the kernel's buffer). */
+const DIR_WINDOW = 1024;
 
 /**
- * The FUSE operations, served from an NFSv3 export over the project's client library. Runs in its
- * own process (fuse-nfs/main.ts) and never touches its own mountpoint.
+ * The FUSE low-level operations, served from one folder of an NFSv3 export over the project's
+ * client library. Runs in its own process (fuse-nfs/main.ts) and never touches its own mountpoint.
  */
 export class NfsFilesystem {
-  private readonly nodes: NodeCache;
+  private readonly inodes: InodeTable;
   private readonly files = new Map<number, OpenFile>();
+  private readonly dirs = new Map<number, OpenDir>();
   private readonly writers = new Map<string, FileWriter>();
-  private nextFd = 1;
+  private nextFh = 1;
+  private ownerRefused = false;
 
   constructor(
     private readonly client: NfsClient,
     root: { handle: Buffer; attrs?: Fattr },
     private readonly s: FilesystemSettings,
   ) {
-    this.nodes = new NodeCache({ handle: root.handle, attrs: root.attrs, attrsAt: Date.now(), namedAt: Infinity }, s.nameTtlMs, s.attrTtlMs);
+    this.inodes = new InodeTable(root.handle, root.attrs, s.attrTtlMs);
+  }
+
+  /** Inodes the kernel holds references to (for tests and the log). */
+  get inodeCount(): number {
+    return this.inodes.size;
   }
 
   /** One server call, retried through outages. */
@@ -49,335 +67,363 @@ export class NfsFilesystem {
     return hard(what, this.s.retry, fn);
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // paths → handles
-
-  private async lookup(path: string): Promise<Node> {
-    const hit = this.nodes.named(path);
-    if (hit) return hit;
-    const parent = await this.lookup(parentOf(path));
-    const name = baseName(path);
-    const r = await this.call('LOOKUP', () => this.client.lookup(parent.handle, name));
-    this.nodes.setAttrs(parentOf(path), r.dirAttrs);
-    return this.nodes.set(path, r.handle, r.attrs);
+  private inode(id: number): Inode {
+    const n = this.inodes.get(id);
+    // The kernel asked about a node it had forgotten: only a kernel bug does that.
+    if (!n) throw new FsError('ESTALE', `unknown node ${id}`);
+    return n;
   }
 
-  /**
-   * Runs `fn` on a path's node. A stale handle (the file was replaced behind our back, or the
-   * server lost its handle table) is forgotten and the path looked up again from the root, once.
-   */
-  private async withNode<T>(path: string, fn: (n: Node) => Promise<T>): Promise<T> {
-    try {
-      return await fn(await this.lookup(path));
-    } catch (err) {
-      if (!isStale(err) || path === '/') throw err;
-      this.s.log('info', 'stale file handle; looking the path up again', { path });
-      for (let p = path; p !== '/'; p = parentOf(p)) this.nodes.drop(p);
-      return fn(await this.lookup(path));
-    }
-  }
-
-  private async attrs(path: string): Promise<Fattr> {
-    const fresh = this.nodes.freshAttrs(path);
+  private async fattr(n: Inode): Promise<Fattr> {
+    const fresh = this.inodes.fresh(n);
     if (fresh) return fresh;
-    return this.withNode(path, async (n) => {
-      if (n.attrs && this.nodes.attrsValid(n)) return n.attrs;
-      const a = await this.call('GETATTR', () => this.client.getattr(n.handle));
-      this.nodes.setAttrs(path, a);
-      return a;
-    });
+    const a = await this.call('GETATTR', () => this.client.getattr(n.handle));
+    this.inodes.setAttrs(n, a);
+    return a;
   }
 
-  private afterChange(path: string, wcc: WccData | undefined): void {
-    if (wcc?.after) this.nodes.setAttrs(path, wcc.after);
-    else this.nodes.staleAttrs(path);
-  }
-
-  private writerFor(handle: Buffer, create: boolean): FileWriter | undefined {
-    const key = handle.toString('hex');
-    let w = this.writers.get(key);
+  private writerFor(n: Inode, create: boolean): FileWriter | undefined {
+    let w = this.writers.get(n.key);
     if (!w && create) {
-      w = new FileWriter(this.client, handle, {
+      w = new FileWriter(this.client, n.handle, {
         writeSize: this.client.writeSize,
         maxInFlight: this.s.maxWritesInFlight,
         commitEvery: this.s.commitEvery,
         call: (what, fn) => this.call(what, fn),
         onResend: (bytes, writes) => this.s.log('warn', 'the write verifier changed (the server restarted): sending uncommitted data again', { bytes, writes }),
       });
-      this.writers.set(key, w);
+      this.writers.set(n.key, w);
     }
     return w;
   }
 
-  private statOf(a: Fattr, handle: Buffer): FuseStat {
-    // While a writer exists (until the last release) its end is authoritative for the size: a
-    // GETATTR answered before its WRITEs landed must not shrink the file the kernel sees.
-    const w = this.writerFor(handle, false);
-    return toStat(a, w ? w.end : 0);
+  /** Kernel attributes: while a writer exists its end is authoritative for the size (WRITEs may still be on their way). */
+  private attrOf(n: Inode, a: Fattr): Attr {
+    const w = this.writers.get(n.key);
+    return toAttr(a, w ? w.end : 0);
+  }
+
+  /** A reply naming a file: counts one lookup the kernel will FORGET. */
+  private async entryFor(handle: Buffer, attrs: Fattr | undefined): Promise<Entry> {
+    const a = attrs ?? (await this.call('GETATTR', () => this.client.getattr(handle)));
+    const n = this.inodes.remember(handle, a);
+    return { nodeid: n.id, attr: this.attrOf(n, a) };
+  }
+
+  private afterDirChange(dir: Inode, wcc: WccData | undefined): void {
+    if (wcc?.after) this.inodes.setAttrs(dir, wcc.after);
+    else this.inodes.stale(dir);
+  }
+
+  /**
+   * Who a new file in `dir` belongs to: the caller, with the folder's group when it has the
+   * set-group-ID bit (as a local filesystem does). Undefined fields: the server's default (the
+   * identity calls are made with) is already right.
+   */
+  private async ownerFor(ctx: Context, dir: Inode): Promise<{ uid?: number; gid?: number; setgid: boolean }> {
+    const d = await this.fattr(dir).catch(() => undefined);
+    const setgid = d !== undefined && (d.mode & S_ISGID) !== 0;
+    const gid = setgid ? d.gid : ctx.gid;
+    return {
+      uid: ctx.uid !== this.s.identity.uid ? ctx.uid : undefined,
+      gid: gid !== this.s.identity.gid ? gid : undefined,
+      setgid,
+    };
+  }
+
+  /** Gives a new file to its creator; a server that refuses (root squash) leaves it to netvol's identity, said once. */
+  private async chownNew(handle: Buffer, owner: { uid?: number; gid?: number }): Promise<Fattr | undefined> {
+    if ((owner.uid === undefined && owner.gid === undefined) || this.ownerRefused) return undefined;
+    try {
+      const wcc = await this.call('SETATTR', () => this.client.setattr(handle, { uid: owner.uid, gid: owner.gid }));
+      return wcc.after;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== 'EPERM' && code !== 'EACCES') throw err;
+      this.ownerRefused = true;
+      this.s.log('warn', 'the server does not let netvol give new files to their creator (root squash?); they keep the backend identity', {
+        uid: this.s.identity.uid,
+        gid: this.s.identity.gid,
+      });
+      return undefined;
+    }
+  }
+
+  /** CREATE, MKDIR and SYMLINK: the call, recognising a resent one the server already carried out, then the owner. */
+  private async make(ctx: Context, parent: number, name: string, what: 'CREATE' | 'MKDIR' | 'SYMLINK', fn: (dir: Buffer, attrs: Sattr) => Promise<{ handle: Buffer; attrs?: Fattr; dirWcc: WccData }>, mode: number | undefined): Promise<Entry> {
+    const dir = this.inode(parent);
+    const owner = await this.ownerFor(ctx, dir);
+    const attrs: Sattr = {};
+    if (mode !== undefined) attrs.mode = (mode & 0o7777) | (what === 'MKDIR' && owner.setgid ? S_ISGID : 0);
+    const res = await this.call(what, async (repeat) => {
+      try {
+        return await fn(dir.handle, attrs);
+      } catch (err) {
+        // A call the server carried out before the connection dropped: the file is ours.
+        if (repeat && codeOf(err) === 'EEXIST') return { ...(await this.client.lookup(dir.handle, name)), dirWcc: undefined };
+        throw err;
+      }
+    });
+    this.afterDirChange(dir, res.dirWcc);
+    const changed = await this.chownNew(res.handle, owner);
+    return this.entryFor(res.handle, changed ?? (owner.uid === undefined && owner.gid === undefined ? res.attrs : undefined));
+  }
+
+  private addFile(inode: Inode): number {
+    const fh = this.nextFh;
+    this.nextFh = this.nextFh >= Number.MAX_SAFE_INTEGER ? 1 : this.nextFh + 1;
+    this.files.set(fh, { inode, writer: undefined });
+    return fh;
+  }
+
+  private file(fh: number): OpenFile {
+    const f = this.files.get(fh);
+    if (!f) throw new FsError('EBADF');
+    return f;
   }
 
   // ---------------------------------------------------------------------------------------------
   // operations
 
-  async getattr(path: string): Promise<FuseStat> {
-    const a = await this.attrs(path);
-    const n = await this.lookup(path);
-    return this.statOf(a, n.handle);
+  async lookup(_ctx: Context, parent: number, name: string): Promise<Entry> {
+    const dir = this.inode(parent);
+    const r = await this.call('LOOKUP', () => this.client.lookup(dir.handle, name));
+    if (r.dirAttrs) this.inodes.setAttrs(dir, r.dirAttrs);
+    return this.entryFor(r.handle, r.attrs);
   }
 
-  async statfs(): Promise<ReturnType<typeof toStatfs>> {
-    const st = await this.call('FSSTAT', () => this.client.fsstat(this.nodes.rootNode.handle));
-    return toStatfs(st);
+  forget(nodeid: number, nlookup: number): void {
+    this.inodes.forget(nodeid, nlookup);
   }
 
-  async readdir(path: string): Promise<{ names: string[]; stats: FuseStat[] }> {
-    return this.withNode(path, async (dir) => {
-      const names = ['.', '..'];
-      const dirAttrs = await this.attrs(path);
-      const stats: FuseStat[] = [toStat(dirAttrs), toStat(dirAttrs)];
-      const entries = await this.call('READDIRPLUS', async () => {
-        const out = [];
-        for await (const e of readdirIterate(this.client, dir.handle)) out.push(e);
-        return out;
-      });
-      const prefix = path === '/' ? '/' : `${path}/`;
-      for (const e of entries) {
-        names.push(e.name);
-        if (e.handle) this.nodes.set(prefix + e.name, e.handle, e.attrs);
-        stats.push(e.attrs ? this.statOf(e.attrs, e.handle ?? Buffer.alloc(0)) : { mode: 0, uid: 0, gid: 0, size: 0, nlink: 1, ino: Number(e.fileid & 0xffffffffn), atime: 0, mtime: 0, ctime: 0 });
-      }
-      return { names, stats };
-    });
+  async getattr(_ctx: Context, nodeid: number): Promise<Attr> {
+    const n = this.inode(nodeid);
+    return this.attrOf(n, await this.fattr(n));
   }
 
-  async open(path: string): Promise<number> {
-    const n = await this.lookup(path);
-    return this.addFile(n.handle);
+  async setattr(_ctx: Context, nodeid: number, c: SetattrChanges): Promise<Attr> {
+    const n = this.inode(nodeid);
+    const attrs: Sattr = {};
+    if (c.mode !== undefined) attrs.mode = c.mode & 0o7777;
+    if (c.uid !== undefined) attrs.uid = c.uid;
+    if (c.gid !== undefined) attrs.gid = c.gid;
+    if (c.atime !== undefined) attrs.atime = c.atime === 'now' ? 'server' : c.atime;
+    if (c.mtime !== undefined) attrs.mtime = c.mtime === 'now' ? 'server' : c.mtime;
+    const w = c.size !== undefined ? this.writers.get(n.key) : undefined;
+    if (c.size !== undefined) {
+      // Data on its way must land before the size changes, or it would land after a truncate.
+      if (w) await w.commit();
+      attrs.size = c.size;
+    }
+    const wcc = await this.call('SETATTR', () => this.client.setattr(n.handle, attrs));
+    if (w && c.size !== undefined) w.end = c.size;
+    this.inodes.stale(n);
+    if (wcc.after) this.inodes.setAttrs(n, wcc.after);
+    return this.attrOf(n, wcc.after ?? (await this.fattr(n)));
   }
 
-  private addFile(handle: Buffer): number {
-    const fd = this.nextFd;
-    this.nextFd = this.nextFd >= 0x7fff_ffff ? 1 : this.nextFd + 1;
-    this.files.set(fd, { handle, writer: undefined });
-    return fd;
+  async readlink(_ctx: Context, nodeid: number): Promise<string> {
+    const n = this.inode(nodeid);
+    return this.call('READLINK', () => this.client.readlink(n.handle));
   }
 
-  private file(fd: number): OpenFile {
-    const f = this.files.get(fd);
-    if (!f) throw new FsError('EBADF');
-    return f;
+  symlink(ctx: Context, parent: number, name: string, target: string): Promise<Entry> {
+    return this.make(ctx, parent, name, 'SYMLINK', (dir) => this.client.symlink(dir, name, target), undefined);
   }
 
-  async create(path: string, mode: number): Promise<number> {
-    const parentPath = parentOf(path);
-    const name = baseName(path);
-    const res = await this.withNode(parentPath, (dir) =>
-      this.call('CREATE', async (repeat) => {
-        try {
-          return await this.client.create(dir.handle, name, { mode: 'guarded', attrs: { mode: mode & 0o7777 } });
-        } catch (err) {
-          // A CREATE the server carried out before the connection dropped: the file is ours.
-          if (repeat && codeOf(err) === 'EEXIST') return { ...(await this.client.lookup(dir.handle, name)), dirWcc: {} as WccData };
-          throw err;
-        }
-      }),
-    );
-    this.afterChange(parentPath, res.dirWcc);
-    this.nodes.set(path, res.handle, res.attrs);
-    return this.addFile(res.handle);
+  mkdir(ctx: Context, parent: number, name: string, mode: number): Promise<Entry> {
+    return this.make(ctx, parent, name, 'MKDIR', (dir, attrs) => this.client.mkdir(dir, name, attrs), mode);
   }
 
-  async read(fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
-    const f = this.file(fd);
-    const w = this.writerFor(f.handle, false);
+  async mknod(ctx: Context, parent: number, name: string, mode: number): Promise<Entry> {
+    // Regular files only: NFSv3 MKNOD (devices, FIFOs, sockets) is not in the client library.
+    if ((mode & 0o170000) !== 0o100000) throw new FsError('EPERM', 'only regular files can be made here');
+    return this.make(ctx, parent, name, 'CREATE', (dir, attrs) => this.client.create(dir, name, { mode: 'guarded', attrs }), mode);
+  }
+
+  async create(ctx: Context, parent: number, name: string, mode: number, flags: number): Promise<{ entry: Entry; opened: Opened }> {
+    let entry: Entry;
+    try {
+      entry = await this.make(ctx, parent, name, 'CREATE', (dir, attrs) => this.client.create(dir, name, { mode: 'guarded', attrs }), mode);
+    } catch (err) {
+      // Made by someone else since the kernel looked: open it, as open(2) without O_EXCL does.
+      if ((flags & O_EXCL) !== 0 || codeOf(err) !== 'EEXIST') throw err;
+      entry = await this.lookup(ctx, parent, name);
+      if ((flags & O_TRUNC) !== 0) entry.attr = await this.setattr(ctx, entry.nodeid, { size: 0 });
+    }
+    return { entry, opened: { fh: this.addFile(this.inode(entry.nodeid)) } };
+  }
+
+  async open(_ctx: Context, nodeid: number): Promise<Opened> {
+    return { fh: this.addFile(this.inode(nodeid)) };
+  }
+
+  async read(_ctx: Context, _nodeid: number, fh: number, offset: number, size: number): Promise<Buffer> {
+    const f = this.file(fh);
+    const w = this.writers.get(f.inode.key);
     if (w?.busy) await w.drain();
+    const parts: Buffer[] = [];
     let done = 0;
-    while (done < len) {
-      const res = await this.call('READ', () => this.client.read(f.handle, pos + done, Math.min(len - done, this.client.readSize)));
-      res.data.copy(buf, done);
+    while (done < size) {
+      const res = await this.call('READ', () => this.client.read(f.inode.handle, offset + done, Math.min(size - done, this.client.readSize)));
+      parts.push(res.data);
       done += res.data.length;
       if (res.eof || res.data.length === 0) break;
     }
-    return done;
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
   }
 
-  async write(fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
-    const f = this.file(fd);
+  async write(_ctx: Context, _nodeid: number, fh: number, offset: number, data: Buffer): Promise<number> {
+    const f = this.file(fh);
     if (!f.writer) {
-      f.writer = this.writerFor(f.handle, true) as FileWriter;
+      f.writer = this.writerFor(f.inode, true) as FileWriter;
       f.writer.refs++;
     }
-    this.nodes.staleAttrsOf(f.handle);
-    return f.writer.write(pos, len === buf.length ? buf : buf.subarray(0, len));
+    this.inodes.stale(f.inode);
+    return f.writer.write(offset, data, true);
   }
 
-  async flush(fd: number): Promise<void> {
-    const f = this.files.get(fd);
+  async flush(_ctx: Context, _nodeid: number, fh: number): Promise<void> {
+    const f = this.files.get(fh);
     if (f?.writer) await f.writer.drain();
   }
 
-  async fsync(fd: number): Promise<void> {
-    const f = this.file(fd);
-    const w = f.writer ?? this.writerFor(f.handle, false);
+  async fsync(_ctx: Context, _nodeid: number, fh: number): Promise<void> {
+    const f = this.file(fh);
+    const w = f.writer ?? this.writers.get(f.inode.key);
     if (w) await w.commit();
-    else await this.call('COMMIT', () => this.client.commit(f.handle, 0, 0));
+    else await this.call('COMMIT', () => this.client.commit(f.inode.handle, 0, 0));
   }
 
-  async release(fd: number): Promise<void> {
-    const f = this.files.get(fd);
+  async release(_ctx: Context, _nodeid: number, fh: number): Promise<void> {
+    const f = this.files.get(fh);
     if (!f) return;
-    this.files.delete(fd);
+    this.files.delete(fh);
     const w = f.writer;
     if (!w) return;
     try {
       await w.commit();
     } finally {
-      if (--w.refs <= 0 && !w.dirty) this.writers.delete(w.handle.toString('hex'));
+      if (--w.refs <= 0 && !w.dirty) this.writers.delete(f.inode.key);
     }
   }
 
-  private async setattr(path: string, attrs: Sattr, handle?: Buffer): Promise<void> {
-    const run = async (fh: Buffer) => {
-      const wcc = await this.call('SETATTR', () => this.client.setattr(fh, attrs));
-      this.nodes.staleAttrsOf(fh);
-      if (wcc.after) this.nodes.setAttrs(path, wcc.after);
-    };
-    if (handle) await run(handle);
-    else await this.withNode(path, (n) => run(n.handle));
+  async opendir(_ctx: Context, nodeid: number): Promise<Opened> {
+    const fh = this.nextFh++;
+    this.dirs.set(fh, { inode: this.inode(nodeid) });
+    return { fh, keepCache: false };
   }
 
-  async truncate(path: string, size: number, fd?: number): Promise<void> {
-    const handle = fd !== undefined ? this.files.get(fd)?.handle : undefined;
-    const fh = handle ?? (await this.lookup(path)).handle;
-    const w = this.writerFor(fh, false);
-    if (w) await w.commit();
-    await this.setattr(path, { size }, handle);
-    if (w) w.end = size;
+  async readdir(_ctx: Context, nodeid: number, fh: number, offset: number): Promise<DirEntry[]> {
+    const d = this.dirs.get(fh) ?? { inode: this.inode(nodeid) };
+    if (!d.entries || offset === 0) d.entries = await this.list(d.inode);
+    return d.entries.slice(offset, offset + DIR_WINDOW);
   }
 
-  async chmod(path: string, mode: number): Promise<void> {
-    await this.setattr(path, { mode: mode & 0o7777 });
-  }
-
-  async chown(path: string, uid: number, gid: number): Promise<void> {
-    const attrs: Sattr = {};
-    if (uid !== 0xffffffff && uid !== -1) attrs.uid = uid;
-    if (gid !== 0xffffffff && gid !== -1) attrs.gid = gid;
-    await this.setattr(path, attrs);
-  }
-
-  async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
-    const t = (v: number): Sattr['atime'] => (v === UTIME_SPECIAL_MS ? 'server' : { seconds: Math.floor(v / 1000), nseconds: (v % 1000) * 1e6 });
-    await this.setattr(path, { atime: t(atimeMs), mtime: t(mtimeMs) });
-  }
-
-  async mkdir(path: string, mode: number): Promise<void> {
-    const parentPath = parentOf(path);
-    const name = baseName(path);
-    const res = await this.withNode(parentPath, (dir) =>
-      this.call('MKDIR', async (repeat) => {
-        try {
-          return await this.client.mkdir(dir.handle, name, { mode: mode & 0o7777 });
-        } catch (err) {
-          if (repeat && codeOf(err) === 'EEXIST') return { ...(await this.client.lookup(dir.handle, name)), dirWcc: {} as WccData };
-          throw err;
-        }
-      }),
-    );
-    this.afterChange(parentPath, res.dirWcc);
-    this.nodes.set(path, res.handle, res.attrs);
-  }
-
-  async symlink(target: string, path: string): Promise<void> {
-    const parentPath = parentOf(path);
-    const name = baseName(path);
-    const res = await this.withNode(parentPath, (dir) =>
-      this.call('SYMLINK', async (repeat) => {
-        try {
-          return await this.client.symlink(dir.handle, name, target);
-        } catch (err) {
-          if (repeat && codeOf(err) === 'EEXIST') return { ...(await this.client.lookup(dir.handle, name)), dirWcc: {} as WccData };
-          throw err;
-        }
-      }),
-    );
-    this.afterChange(parentPath, res.dirWcc);
-    this.nodes.set(path, res.handle, res.attrs);
-  }
-
-  async readlink(path: string): Promise<string> {
-    return this.withNode(path, (n) => this.call('READLINK', () => this.client.readlink(n.handle)));
-  }
-
-  async link(existing: string, path: string): Promise<void> {
-    const parentPath = parentOf(path);
-    const name = baseName(path);
-    const target = await this.lookup(existing);
-    const res = await this.withNode(parentPath, (dir) =>
-      this.call('LINK', async (repeat) => {
-        try {
-          return await this.client.link(target.handle, dir.handle, name);
-        } catch (err) {
-          if (repeat && codeOf(err) === 'EEXIST') return { attrs: undefined, dirWcc: {} as WccData };
-          throw err;
-        }
-      }),
-    );
-    this.afterChange(parentPath, res.dirWcc);
-    this.nodes.staleAttrsOf(target.handle);
-    this.nodes.set(path, target.handle, res.attrs);
-  }
-
-  async unlink(path: string): Promise<void> {
-    await this.removeEntry(path, 'REMOVE');
-  }
-
-  async rmdir(path: string): Promise<void> {
-    await this.removeEntry(path, 'RMDIR');
-  }
-
-  private async removeEntry(path: string, proc: 'REMOVE' | 'RMDIR'): Promise<void> {
-    const parentPath = parentOf(path);
-    const name = baseName(path);
-    const victim = this.nodes.named(path);
-    const wcc = await this.withNode(parentPath, (dir) =>
-      this.call(proc, async (repeat) => {
-        try {
-          return await (proc === 'REMOVE' ? this.client.remove(dir.handle, name) : this.client.rmdir(dir.handle, name));
-        } catch (err) {
-          if (repeat && codeOf(err) === 'ENOENT') return undefined;
-          throw err;
-        }
-      }),
-    );
-    this.afterChange(parentPath, wcc);
-    if (victim) this.nodes.staleAttrsOf(victim.handle);
-    this.nodes.drop(path);
-  }
-
-  async rename(from: string, to: string): Promise<void> {
-    const fromParent = parentOf(from);
-    const toParent = parentOf(to);
-    const replaced = this.nodes.named(to);
-    const res = await this.withNode(fromParent, async (src) => {
-      const dst = await this.lookup(toParent);
-      return this.call('RENAME', async (repeat) => {
-        try {
-          return await this.client.rename(src.handle, baseName(from), dst.handle, baseName(to));
-        } catch (err) {
-          // The first RENAME went through: the source is gone and the target exists.
-          if (repeat && codeOf(err) === 'ENOENT') {
-            await this.client.lookup(dst.handle, baseName(to));
-            return undefined;
-          }
-          throw err;
-        }
-      });
+  private async list(dir: Inode): Promise<DirEntry[]> {
+    const dirAttrs = await this.fattr(dir);
+    const found = await this.call('READDIRPLUS', async () => {
+      const out = [];
+      for await (const e of readdirIterate(this.client, dir.handle)) out.push(e);
+      return out;
     });
-    this.afterChange(fromParent, res?.fromDirWcc);
-    this.afterChange(toParent, res?.toDirWcc);
-    if (replaced) this.nodes.staleAttrsOf(replaced.handle);
-    this.nodes.move(from, to);
+    const dirMode = modeOf(dirAttrs);
+    const list: DirEntry[] = [
+      { name: '.', ino: dirAttrs.fileid, mode: dirMode, offset: 1 },
+      { name: '..', ino: dirAttrs.fileid, mode: dirMode, offset: 2 },
+    ];
+    for (const e of found) {
+      if (e.name === '.' || e.name === '..') continue;
+      const { handle, attrs } = e;
+      list.push({
+        name: e.name,
+        ino: e.fileid,
+        mode: attrs ? modeOf(attrs) : 0,
+        offset: list.length + 1,
+        lookup: handle && attrs ? () => this.direntLookup(handle, attrs) : undefined,
+      });
+    }
+    return list;
+  }
+
+  private direntLookup(handle: Buffer, attrs: Fattr): Entry {
+    const n = this.inodes.remember(handle, attrs);
+    return { nodeid: n.id, attr: this.attrOf(n, attrs) };
+  }
+
+  async releasedir(_ctx: Context, _nodeid: number, fh: number): Promise<void> {
+    this.dirs.delete(fh);
+  }
+
+  async statfs(): Promise<Statfs> {
+    const st = await this.call('FSSTAT', () => this.client.fsstat(this.inodes.root.handle));
+    return toStatfs(st);
+  }
+
+  async link(_ctx: Context, nodeid: number, newParent: number, newName: string): Promise<Entry> {
+    const target = this.inode(nodeid);
+    const dir = this.inode(newParent);
+    const res = await this.call('LINK', async (repeat) => {
+      try {
+        return await this.client.link(target.handle, dir.handle, newName);
+      } catch (err) {
+        if (repeat && codeOf(err) === 'EEXIST') return { attrs: undefined, dirWcc: undefined };
+        throw err;
+      }
+    });
+    this.afterDirChange(dir, res.dirWcc);
+    this.inodes.namespaceChanged();
+    return this.entryFor(target.handle, res.attrs);
+  }
+
+  unlink(_ctx: Context, parent: number, name: string): Promise<void> {
+    return this.removeEntry(parent, name, 'REMOVE');
+  }
+
+  rmdir(_ctx: Context, parent: number, name: string): Promise<void> {
+    return this.removeEntry(parent, name, 'RMDIR');
+  }
+
+  private async removeEntry(parent: number, name: string, proc: 'REMOVE' | 'RMDIR'): Promise<void> {
+    const dir = this.inode(parent);
+    const wcc = await this.call(proc, async (repeat) => {
+      try {
+        return await (proc === 'REMOVE' ? this.client.remove(dir.handle, name) : this.client.rmdir(dir.handle, name));
+      } catch (err) {
+        if (repeat && codeOf(err) === 'ENOENT') return undefined;
+        throw err;
+      }
+    });
+    this.afterDirChange(dir, wcc);
+    this.inodes.namespaceChanged();
+  }
+
+  async rename(_ctx: Context, parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void> {
+    if (flags & RENAME_EXCHANGE) throw new FsError('EINVAL', 'NFSv3 cannot exchange two names');
+    const src = this.inode(parent);
+    const dst = this.inode(newParent);
+    if (flags & RENAME_NOREPLACE) {
+      const exists = await this.call('LOOKUP', () => this.client.lookup(dst.handle, newName)).then(
+        () => true,
+        (err) => (codeOf(err) === 'ENOENT' ? false : Promise.reject(err)),
+      );
+      if (exists) throw new FsError('EEXIST');
+    }
+    const res = await this.call('RENAME', async (repeat) => {
+      try {
+        return await this.client.rename(src.handle, name, dst.handle, newName);
+      } catch (err) {
+        // The first RENAME went through: the source is gone and the target exists.
+        if (repeat && codeOf(err) === 'ENOENT') {
+          await this.client.lookup(dst.handle, newName);
+          return undefined;
+        }
+        throw err;
+      }
+    });
+    this.afterDirChange(src, res?.fromDirWcc);
+    this.afterDirChange(dst, res?.toDirWcc);
+    this.inodes.namespaceChanged();
   }
 
   /** Flushes every file with data not yet committed (at shutdown). */
@@ -389,42 +435,32 @@ export class NfsFilesystem {
     );
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // the fuse-native callback table
-
+  /** The operation table a FuseSession serves. */
   ops(): FuseOps {
-    const reply = <T>(op: string, p: Promise<T>, ok: (v: T) => void, fail: (errno: number) => void) => {
-      p.then(ok, (err) => {
-        const errno = toErrno(err);
-        if (errno !== -2 && errno !== -17 && errno !== -39 && errno !== -13) this.s.log('warn', `${op} failed`, { errno, error: String((err as Error)?.message ?? err) });
-        fail(errno);
-      });
-    };
-    const done = (op: string, p: Promise<unknown>, cb: (code: number) => void) => reply(op, p, () => cb(0), cb);
     return {
-      init: (cb) => cb(0),
-      statfs: (_path, cb) => reply('statfs', this.statfs(), (st) => cb(0, st), (e) => cb(e)),
-      getattr: (path, cb) => reply('getattr', this.getattr(path), (st) => cb(0, st), (e) => cb(e)),
-      readdir: (path, cb) => reply('readdir', this.readdir(path), (r) => cb(0, r.names, r.stats), (e) => cb(e)),
-      open: (path, _flags, cb) => reply('open', this.open(path), (fd) => cb(0, fd), (e) => cb(e)),
-      create: (path, mode, cb) => reply('create', this.create(path, mode), (fd) => cb(0, fd), (e) => cb(e)),
-      read: (_path, fd, buf, len, pos, cb) => reply('read', this.read(fd, buf, len, pos), cb, cb),
-      write: (_path, fd, buf, len, pos, cb) => reply('write', this.write(fd, buf, len, pos), cb, cb),
-      flush: (_path, fd, cb) => done('flush', this.flush(fd), cb),
-      fsync: (_path, _datasync, fd, cb) => done('fsync', this.fsync(fd), cb),
-      release: (_path, fd, cb) => done('release', this.release(fd), cb),
-      truncate: (path, size, cb) => done('truncate', this.truncate(path, size), cb),
-      ftruncate: (path, fd, size, cb) => done('ftruncate', this.truncate(path, size, fd), cb),
-      unlink: (path, cb) => done('unlink', this.unlink(path), cb),
-      rmdir: (path, cb) => done('rmdir', this.rmdir(path), cb),
-      mkdir: (path, mode, cb) => done('mkdir', this.mkdir(path, mode), cb),
-      rename: (from, to, cb) => done('rename', this.rename(from, to), cb),
-      link: (existing, path, cb) => done('link', this.link(existing, path), cb),
-      symlink: (target, path, cb) => done('symlink', this.symlink(target, path), cb),
-      readlink: (path, cb) => reply('readlink', this.readlink(path), (t) => cb(0, t), (e) => cb(e)),
-      chmod: (path, mode, cb) => done('chmod', this.chmod(path, mode), cb),
-      chown: (path, uid, gid, cb) => done('chown', this.chown(path, uid, gid), cb),
-      utimens: (path, atime, mtime, cb) => done('utimens', this.utimens(path, atime, mtime), cb),
+      lookup: (c, p, n) => this.lookup(c, p, n),
+      forget: (id, k) => this.forget(id, k),
+      getattr: (c, id) => this.getattr(c, id),
+      setattr: (c, id, ch) => this.setattr(c, id, ch),
+      readlink: (c, id) => this.readlink(c, id),
+      symlink: (c, p, n, t) => this.symlink(c, p, n, t),
+      mknod: (c, p, n, m) => this.mknod(c, p, n, m),
+      mkdir: (c, p, n, m) => this.mkdir(c, p, n, m),
+      unlink: (c, p, n) => this.unlink(c, p, n),
+      rmdir: (c, p, n) => this.rmdir(c, p, n),
+      rename: (c, p, n, np, nn, f) => this.rename(c, p, n, np, nn, f),
+      link: (c, id, np, nn) => this.link(c, id, np, nn),
+      open: (c, id) => this.open(c, id),
+      create: (c, p, n, m, f) => this.create(c, p, n, m, f),
+      read: (c, id, fh, o, s) => this.read(c, id, fh, o, s),
+      write: (c, id, fh, o, d) => this.write(c, id, fh, o, d),
+      flush: (c, id, fh) => this.flush(c, id, fh),
+      fsync: (c, id, fh) => this.fsync(c, id, fh),
+      release: (c, id, fh) => this.release(c, id, fh),
+      opendir: (c, id) => this.opendir(c, id),
+      readdir: (c, id, fh, o) => this.readdir(c, id, fh, o),
+      releasedir: (c, id, fh) => this.releasedir(c, id, fh),
+      statfs: () => this.statfs(),
     };
   }
 }
@@ -433,9 +469,3 @@ function codeOf(err: unknown): string | undefined {
   const c = (err as { code?: unknown })?.code;
   return typeof c === 'string' ? c : undefined;
 }
-
-function isStale(err: unknown): boolean {
-  const c = codeOf(err);
-  return c === 'ESTALE' || c === 'EBADHANDLE';
-}
-

@@ -12,18 +12,21 @@
  * Output: JSON lines on stdout. Exit codes: 0 after an unmount, 2 cannot reach or mount the export,
  * 3 the path is missing, 4 the FUSE mount failed, 1 anything else.
  *
- * It never touches its own mountpoint (a FUSE server that does deadlocks on itself): it learns
- * whether it is still mounted from /proc/self/mountinfo, and unmounts through fusermount.
+ * It speaks the FUSE kernel protocol itself (src/fuse), so the kernel sends it requests of up to
+ * 1 MiB and tells it who is calling. It never touches its own mountpoint (a FUSE server that does
+ * deadlocks on itself): it learns of the unmount from the device, which ends the session.
  */
-import { spawn } from 'node:child_process';
+import { FUSE_READERS } from './threadpool';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { FuseSession, mountFuse, unmountFuse } from '../fuse';
 import { NfsClient } from '../nfs';
 import { toErrno } from './errno';
 import { NfsFilesystem } from './filesystem';
-import { extraFuseOptions, FUSE_MAX_IO, NetvolFuse } from './mount';
 
 export const FUSE_SUBTYPE = 'netvol-nfs';
+/** Largest READ and WRITE the kernel sends (the protocol's limit: 256 pages). */
+const MAX_IO = 1024 * 1024;
 
 type Level = 'debug' | 'info' | 'warn' | 'error';
 
@@ -48,14 +51,6 @@ function mountedAt(mountpoint: string): boolean {
     return true;
   }
   return false;
-}
-
-function fusermountLazy(mountpoint: string): Promise<void> {
-  return new Promise((resolve) => {
-    const child = spawn('fusermount', ['-u', '-z', mountpoint], { stdio: 'ignore' });
-    child.on('error', () => resolve());
-    child.on('exit', () => resolve());
-  });
 }
 
 async function main(): Promise<void> {
@@ -111,8 +106,8 @@ async function main(): Promise<void> {
   let stopping = false;
   const fs = new NfsFilesystem(client, root, {
     attrTtlMs: 1000,
-    nameTtlMs: 1000,
     maxWritesInFlight: 8,
+    identity: { uid: num(values.uid) ?? 0, gid: num(values.gid) ?? 0 },
     commitEvery: 64 * 1024 * 1024,
     retry: {
       giveUpAfterMs: num(values['give-up-after-ms']) ?? 0,
@@ -123,28 +118,37 @@ async function main(): Promise<void> {
     log: (level, msg, fields) => log(level, msg, fields),
   });
 
-  const fuse = new NetvolFuse(
-    mountpoint,
-    fs.ops(),
-    {
-      timeout: false,
+  let fd: number;
+  try {
+    fd = await mountFuse(mountpoint, {
+      fsname: values.fsname ?? `${server}:${exportPath}`,
+      subtype: FUSE_SUBTYPE,
       allowOther: true,
       defaultPermissions: true,
-      maxRead: FUSE_MAX_IO,
-      attrTimeout: 1,
-      entryTimeout: 1,
-      fsname: (values.fsname ?? `${server}:${exportPath}`).replace(/[,\s]/g, '_'),
-      subtype: FUSE_SUBTYPE,
-    },
-    extraFuseOptions(),
-  );
-
-  await new Promise<void>((resolve) => {
-    fuse.mount((err) => {
-      if (err) fail(4, 'mount', `cannot mount FUSE at ${mountpoint}: ${err.message}`, String(toErrno(err)));
-      resolve();
+      maxRead: MAX_IO,
     });
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    fail(4, 'mount', `cannot mount FUSE at ${mountpoint}: ${e.message ?? String(err)}`, e.code);
+  }
+  const session = new FuseSession(fd, fs.ops(), {
+    maxWrite: MAX_IO,
+    maxReadahead: MAX_IO,
+    entryTtlMs: 1000,
+    attrTtlMs: 1000,
+    readers: FUSE_READERS,
+    errnoOf: (err) => -toErrno(err),
+    onError: (op, errno, err) => {
+      if (errno !== 2 && errno !== 17 && errno !== 39 && errno !== 13) log('warn', `${op} failed`, { errno: -errno, error: String((err as Error)?.message ?? err) });
+    },
   });
+  const negotiated = new Promise<unknown>((resolve) => {
+    session.once('init', resolve);
+    setTimeout(() => resolve(undefined), 5000).unref();
+  });
+  session.start();
+  const init = await negotiated;
+  if (!init) fail(4, 'mount', `the kernel did not start the FUSE session at ${mountpoint} within 5 s`);
   log('info', 'mounted', {
     event: 'mounted',
     mountpoint,
@@ -153,7 +157,7 @@ async function main(): Promise<void> {
     path: values.path,
     readSize: client.readSize,
     writeSize: client.writeSize,
-    fuseOptions: fuse.optionString(),
+    fuse: init,
   });
 
   const shutdown = async (why: string): Promise<void> => {
@@ -161,17 +165,15 @@ async function main(): Promise<void> {
     log('info', 'shutting down', { why });
     await Promise.race([fs.flushAll(), new Promise((r) => setTimeout(r, 30_000))]);
     stopping = true;
-    if (mountedAt(mountpoint)) await fusermountLazy(mountpoint);
+    if (mountedAt(mountpoint)) await unmountFuse(mountpoint);
     await client.close().catch(() => undefined);
     log('info', 'stopped', { event: 'stopped' });
     process.exit(0);
   };
-  const watch = setInterval(() => {
-    if (!mountedAt(mountpoint)) {
-      clearInterval(watch);
-      void shutdown('the mount is gone');
-    }
-  }, 500);
+  // The kernel ends the session when the last user of the mount is gone (after a lazy unmount,
+  // open files keep it alive: they are still served).
+  session.on('close', () => void shutdown('the mount is gone'));
+  session.on('error', (err) => log('error', 'FUSE device error', { error: String((err as Error)?.message ?? err) }));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGHUP', () => undefined);

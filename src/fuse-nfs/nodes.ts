@@ -1,135 +1,104 @@
 import type { Fattr } from '../nfs';
 
-export interface Node {
+export interface Inode {
+  /** The FUSE node ID the kernel knows this file by. */
+  id: number;
   handle: Buffer;
+  /** The handle as a map key (hard links share one inode). */
+  key: string;
+  /** Lookups the kernel holds (each LOOKUP, CREATE, MKDIR… reply adds one; FORGET takes them back). */
+  lookups: number;
   attrs?: Fattr;
-  /** When `attrs` came from the server. */
+  /** When `attrs` came from the server, and the namespace epoch they belong to. */
   attrsAt: number;
-  /** Change counter when `attrs` were stored: older than a change of the same file means stale. */
-  attrsSeq?: number;
-  /** When the name was last looked up (or created) on the server. */
-  namedAt: number;
+  attrsEpoch: number;
 }
 
 /**
- * FUSE's high-level API speaks paths; NFS speaks file handles. This maps paths (as FUSE gives
- * them: "/", "/a/b") to handles and recent attributes. Names are trusted for `nameTtlMs`, then
- * looked up again, so a change made by another client is seen within that time; attributes for
- * `attrTtlMs`. Every change this process makes updates or drops the affected entries at once.
+ * FUSE's low-level protocol names files by node IDs the filesystem hands out; NFS names them by
+ * file handles. This table maps one to the other for as long as the kernel holds a reference
+ * (until it FORGETs every lookup), and keeps each file's last attributes for a short while.
+ *
+ * Attributes are trusted for `attrTtlMs`, and only while nothing that can change another file's
+ * attributes unseen (unlink, rename, link: the link count of a file we cannot name) has happened
+ * since: those bump the epoch, which outdates every cached attribute at once.
  */
-export class NodeCache {
-  private readonly byPath = new Map<string, Node>();
-  /** Per file handle (hex), the change counter of its last change made here (hard links share it). */
-  private readonly changed = new Map<string, number>();
-  private seq = 1;
-  /** Every attribute stored before this counter is stale (after the change map was emptied). */
-  private allStaleBefore = 0;
+export class InodeTable {
+  private readonly byId = new Map<number, Inode>();
+  private readonly byKey = new Map<string, Inode>();
+  private nextId = 2;
+  private epoch = 0;
 
   constructor(
-    private readonly root: Node,
-    private readonly nameTtlMs: number,
+    rootHandle: Buffer,
+    rootAttrs: Fattr | undefined,
     private readonly attrTtlMs: number,
-  ) {}
-
-  get rootNode(): Node {
-    return this.root;
+  ) {
+    const root: Inode = { id: 1, handle: rootHandle, key: rootHandle.toString('hex'), lookups: 1, attrsAt: 0, attrsEpoch: 0 };
+    this.byId.set(1, root);
+    this.byKey.set(root.key, root);
+    this.setAttrs(root, rootAttrs);
   }
 
-  /** A cached node whose name is still trusted. */
-  named(path: string, now = Date.now()): Node | undefined {
-    if (path === '/') return this.root;
-    const n = this.byPath.get(path);
-    return n && now - n.namedAt < this.nameTtlMs ? n : undefined;
+  get size(): number {
+    return this.byId.size;
   }
 
-  /** Fresh attributes of a path, if cached. */
-  freshAttrs(path: string, now = Date.now()): Fattr | undefined {
-    const n = path === '/' ? this.root : this.byPath.get(path);
-    return n && this.attrsValid(n, now) && now - n.namedAt < this.nameTtlMs + this.attrTtlMs ? n.attrs : undefined;
+  get root(): Inode {
+    return this.byId.get(1) as Inode;
   }
 
-  /** Whether a node's attributes are recent and no change made here since has outdated them. */
-  attrsValid(n: Node, now = Date.now()): boolean {
-    if (!n.attrs || now - n.attrsAt >= this.attrTtlMs) return false;
-    const seq = n.attrsSeq ?? 0;
-    return seq >= this.allStaleBefore && seq > (this.changed.get(n.handle.toString('hex')) ?? 0);
+  get(id: number): Inode | undefined {
+    return this.byId.get(id);
   }
 
-  set(path: string, handle: Buffer, attrs?: Fattr): Node {
-    const now = Date.now();
-    if (path === '/') {
-      if (attrs) Object.assign(this.root, { attrs, attrsAt: now, attrsSeq: this.seq++ });
-      return this.root;
+  /** The inode for a handle the server returned, counting one more lookup by the kernel. */
+  remember(handle: Buffer, attrs: Fattr | undefined): Inode {
+    const key = handle.toString('hex');
+    let n = this.byKey.get(key);
+    if (!n) {
+      n = { id: this.nextId++, handle, key, lookups: 0, attrsAt: 0, attrsEpoch: 0 };
+      this.byId.set(n.id, n);
+      this.byKey.set(key, n);
     }
-    const n: Node = { handle, attrs, attrsAt: attrs ? now : 0, attrsSeq: this.seq++, namedAt: now };
-    this.byPath.set(path, n);
-    this.trim();
+    n.lookups++;
+    this.setAttrs(n, attrs);
     return n;
   }
 
-  /** Records attributes the server returned for a path (post-op attributes of any call). */
-  setAttrs(path: string, attrs: Fattr | undefined): void {
+  /** Attributes for an inode without counting a lookup (e.g. a handle seen in a directory listing). */
+  peek(handle: Buffer): Inode | undefined {
+    return this.byKey.get(handle.toString('hex'));
+  }
+
+  forget(id: number, count: number): void {
+    const n = this.byId.get(id);
+    if (!n || id === 1) return;
+    n.lookups -= count;
+    if (n.lookups <= 0) {
+      this.byId.delete(id);
+      if (this.byKey.get(n.key) === n) this.byKey.delete(n.key);
+    }
+  }
+
+  setAttrs(n: Inode, attrs: Fattr | undefined): void {
     if (!attrs) return;
-    const n = path === '/' ? this.root : this.byPath.get(path);
-    if (n) {
-      n.attrs = attrs;
-      n.attrsAt = Date.now();
-      n.attrsSeq = this.seq++;
-    }
+    n.attrs = attrs;
+    n.attrsAt = Date.now();
+    n.attrsEpoch = this.epoch;
   }
 
-  /** Outdates the attributes of every path naming this handle (hard links share them); O(1) per call. */
-  staleAttrsOf(handle: Buffer): void {
-    if (this.changed.size >= 100_000) {
-      this.changed.clear();
-      this.allStaleBefore = this.seq;
-    }
-    this.changed.set(handle.toString('hex'), this.seq++);
+  /** Cached attributes still trusted, if any. */
+  fresh(n: Inode): Fattr | undefined {
+    return n.attrs && n.attrsEpoch === this.epoch && Date.now() - n.attrsAt < this.attrTtlMs ? n.attrs : undefined;
   }
 
-  staleAttrs(path: string): void {
-    const n = path === '/' ? this.root : this.byPath.get(path);
-    if (n) n.attrsAt = 0;
+  stale(n: Inode): void {
+    n.attrsAt = 0;
   }
 
-  /** Forgets a path and everything below it. */
-  drop(path: string): void {
-    this.byPath.delete(path);
-    const prefix = path === '/' ? '/' : `${path}/`;
-    for (const key of [...this.byPath.keys()]) if (key.startsWith(prefix)) this.byPath.delete(key);
+  /** A change that may alter attributes of files we cannot name (link counts). */
+  namespaceChanged(): void {
+    this.epoch++;
   }
-
-  /** After a rename: the node and everything below it now live under `to`. */
-  move(from: string, to: string): void {
-    this.drop(to);
-    const prefix = `${from}/`;
-    for (const [key, n] of [...this.byPath.entries()]) {
-      if (key === from) {
-        this.byPath.delete(key);
-        this.byPath.set(to, { ...n, attrsAt: 0, namedAt: Date.now() });
-      } else if (key.startsWith(prefix)) {
-        this.byPath.delete(key);
-        this.byPath.set(to + key.slice(from.length), n);
-      }
-    }
-  }
-
-  /** Keeps memory bounded in trees with millions of names: old entries go first. */
-  private trim(): void {
-    if (this.byPath.size <= 200_000) return;
-    let n = 0;
-    for (const key of this.byPath.keys()) {
-      this.byPath.delete(key);
-      if (++n >= 50_000) break;
-    }
-  }
-}
-
-export function parentOf(path: string): string {
-  const i = path.lastIndexOf('/');
-  return i <= 0 ? '/' : path.slice(0, i);
-}
-
-export function baseName(path: string): string {
-  return path.slice(path.lastIndexOf('/') + 1);
 }

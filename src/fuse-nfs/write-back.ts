@@ -27,7 +27,7 @@ export interface WriteBackSettings {
 }
 
 /**
- * Write-behind for one file. Writes from the kernel (128 KiB each) are gathered into WRITEs of the
+ * Write-behind for one file. Writes from the kernel (up to 1 MiB each) are gathered into WRITEs of the
  * server's preferred size and sent UNSTABLE, several in flight, while the kernel is answered at
  * once. Sent data is kept until a COMMIT returns the same write verifier as the WRITEs did; if the
  * verifier changed (the server restarted and may have dropped unstable data), everything not yet
@@ -68,7 +68,8 @@ export class FileWriter {
     throw err;
   }
 
-  async write(offset: number, data: Buffer): Promise<number> {
+  /** `owned`: the caller gives `data` away, so whole WRITEs are sent from it without a copy. */
+  async write(offset: number, data: Buffer, owned = false): Promise<number> {
     this.takeError();
     const len = data.length;
     const g = this.gather;
@@ -81,7 +82,8 @@ export class FileWriter {
       let pos = 0;
       // Whole WRITEs straight from a large request; the rest starts a new gather.
       while (len - pos >= size) {
-        this.send(offset + pos, Buffer.from(data.subarray(pos, pos + size)));
+        const chunk = data.subarray(pos, pos + size);
+        this.send(offset + pos, owned ? chunk : Buffer.from(chunk));
         pos += size;
       }
       if (pos < len) {

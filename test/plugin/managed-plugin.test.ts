@@ -135,12 +135,12 @@ test('plugin-build.sh creates the plugin, and it enables with the state and conf
   // The runtime's Node is the one netvol is built for (engines: node >= 20).
   const node = await d.dockerOk(['run', '--rm', '--network', 'none', '--entrypoint', '/usr/bin/node', ROOTFS_IMAGE, '--version']);
   expect(Number(/^v(\d+)\./.exec(node)?.[1])).toBeGreaterThanOrEqual(20);
-  // Every data-path tool is in the image, and fuse-native (userspace NFS) finds its libfuse.
+  // Every data-path tool is in the image, and the userspace NFS server (no native code) loads.
   const tools = await d.runContainer(['--rm', '--entrypoint', '/bin/sh', ROOTFS_IMAGE, '-c',
     'for t in mount umount losetup mkfs.ext4 mkfs.xfs sshfs mount.nfs; do command -v $t >/dev/null || echo "missing $t"; done; ' +
-    'node -e "require(\'/opt/netvol/node_modules/fuse-native\')" && echo fuse-native-loads']);
+    'node -e "require(\'/opt/netvol/dist/fuse-nfs/filesystem.js\')" && echo fuse-nfs-loads']);
   expect(tools.stderr).toBe('');
-  expect(tools.stdout).toBe('fuse-native-loads\n');
+  expect(tools.stdout).toBe('fuse-nfs-loads\n');
 });
 
 test('a local volume with size: a write past the quota fails inside a container with "No space left on device", an earlier file keeps its checksum', async () => {

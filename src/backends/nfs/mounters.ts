@@ -148,7 +148,7 @@ function startError(t: UserspaceTarget, volume: string, output: string, exit: { 
  */
 export async function stopUserspace(mountpoint: string, lazy: boolean, timeoutMs: number): Promise<void> {
   const pids = await userspacePids(mountpoint);
-  if (await findMount(mountpoint)) await run('fusermount', lazy ? ['-u', '-z', mountpoint] : ['-u', mountpoint], { timeoutMs });
+  if (await findMount(mountpoint)) await run('umount', lazy ? ['-l', mountpoint] : [mountpoint], { timeoutMs });
   await waitForExit(pids, Math.min(timeoutMs, 10_000), 'SIGTERM');
   await waitForExit(pids.filter(isAlive), 2000, 'SIGKILL');
 }

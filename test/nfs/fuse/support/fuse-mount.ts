@@ -59,7 +59,7 @@ export async function mountFolder(g: GaneshaServer, folder: string, extraArgs: s
     child,
     output,
     async unmount() {
-      if (isMounted(mountpoint)) await execFileP('fusermount', ['-u', '-z', mountpoint]).catch(() => undefined);
+      if (isMounted(mountpoint)) await execFileP('umount', ['-l', mountpoint]).catch(() => undefined);
       const end = Date.now() + 10_000;
       while (child.exitCode === null && child.signalCode === null && Date.now() < end) await sleep(50);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

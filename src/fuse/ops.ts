@@ -1,0 +1,89 @@
+import type { Attr, Statfs, Timespec } from './protocol';
+
+/** Who asked: the calling process's ids, as the kernel sends them with every request. */
+export interface Context {
+  uid: number;
+  gid: number;
+  pid: number;
+}
+
+/** A name resolved to an inode. Each Entry returned counts one lookup of `nodeid` until a FORGET. */
+export interface Entry {
+  nodeid: number;
+  generation?: number;
+  attr: Attr;
+  /** Override the session's cache lifetimes for this answer. */
+  entryTtlMs?: number;
+  attrTtlMs?: number;
+}
+
+export interface Opened {
+  fh: number;
+  /** Keep the kernel's page cache of the file across opens (default: dropped at each open). */
+  keepCache?: boolean;
+  /** Bypass the page cache for this open file. */
+  directIo?: boolean;
+}
+
+export interface SetattrChanges {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  /** 'now' asks for the server's (or caller's) current time. */
+  atime?: Timespec | 'now';
+  mtime?: Timespec | 'now';
+  /** The open file the change came through (ftruncate, futimens), when the kernel says. */
+  fh?: number;
+}
+
+/** One directory entry as readdir returns it; `offset` is the cookie that resumes after it. */
+export interface DirEntry {
+  name: string;
+  ino: bigint | number;
+  /** st_mode file-type bits (S_IFDIR…), or 0 when unknown. */
+  mode: number;
+  offset: number;
+  /**
+   * For READDIRPLUS: called only for entries that fit in the reply, so the lookup it counts is one
+   * the kernel will FORGET. Returns undefined when the entry has no attributes to offer.
+   */
+  lookup?: () => Entry | undefined;
+}
+
+/**
+ * The low-level filesystem a session serves: inode numbers, not paths. Every method may throw an
+ * error the session turns into an errno (see SessionOptions.errnoOf); a method left out answers
+ * ENOSYS, which makes the kernel fall back or stop asking where it can.
+ */
+export interface FuseOps {
+  lookup?(ctx: Context, parent: number, name: string): Promise<Entry>;
+  /** The kernel dropped `nlookup` references to `nodeid`. No answer is sent. */
+  forget?(nodeid: number, nlookup: number): void;
+  getattr?(ctx: Context, nodeid: number, fh?: number): Promise<Attr>;
+  setattr?(ctx: Context, nodeid: number, changes: SetattrChanges): Promise<Attr>;
+  readlink?(ctx: Context, nodeid: number): Promise<string>;
+  symlink?(ctx: Context, parent: number, name: string, target: string): Promise<Entry>;
+  mknod?(ctx: Context, parent: number, name: string, mode: number, rdev: number): Promise<Entry>;
+  mkdir?(ctx: Context, parent: number, name: string, mode: number): Promise<Entry>;
+  unlink?(ctx: Context, parent: number, name: string): Promise<void>;
+  rmdir?(ctx: Context, parent: number, name: string): Promise<void>;
+  rename?(ctx: Context, parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void>;
+  link?(ctx: Context, nodeid: number, newParent: number, newName: string): Promise<Entry>;
+  open?(ctx: Context, nodeid: number, flags: number): Promise<Opened>;
+  create?(ctx: Context, parent: number, name: string, mode: number, flags: number): Promise<{ entry: Entry; opened: Opened }>;
+  /** Returns at most `size` bytes; fewer only at the end of the file. */
+  read?(ctx: Context, nodeid: number, fh: number, offset: number, size: number): Promise<Buffer>;
+  /** `data` belongs to the filesystem from here on (it may keep it). Returns the bytes taken. */
+  write?(ctx: Context, nodeid: number, fh: number, offset: number, data: Buffer): Promise<number>;
+  flush?(ctx: Context, nodeid: number, fh: number): Promise<void>;
+  fsync?(ctx: Context, nodeid: number, fh: number, datasync: boolean): Promise<void>;
+  release?(ctx: Context, nodeid: number, fh: number): Promise<void>;
+  opendir?(ctx: Context, nodeid: number): Promise<Opened>;
+  /** Entries after cookie `offset` (0: from the start); the session packs as many as fit. */
+  readdir?(ctx: Context, nodeid: number, fh: number, offset: number, plus: boolean): Promise<DirEntry[]>;
+  releasedir?(ctx: Context, nodeid: number, fh: number): Promise<void>;
+  statfs?(ctx: Context, nodeid: number): Promise<Statfs>;
+  /** The kernel is going away (unmount). */
+  destroy?(): void;
+}
