@@ -82,6 +82,30 @@ export interface RenameResult {
   toDirWcc: WccData;
 }
 
+/**
+ * Whether the RPC layer may resend a CREATE on a new connection when the old
+ * one dropped before the reply, i.e. when the first send may already have run
+ * (and, before the resend arrives, the file may have been written to):
+ *
+ * - EXCLUSIVE: yes. The server keeps the verifier with the file and answers a
+ *   resend with the same verifier as a success, leaving the file alone.
+ * - GUARDED: no. If the first send ran, the resend fails with EEXIST and a file
+ *   this call made would be reported as someone else's.
+ * - UNCHECKED with `attrs.size` set: no. On a file that exists the server
+ *   applies the size (knfsd any size, ganesha a size of 0), so the resend would
+ *   truncate the file and destroy data written since the first send ran. The
+ *   caller gets ECONNRESET and decides (e.g. looks the file up and checks it).
+ * - UNCHECKED without a size: yes. On a file that exists neither knfsd nor
+ *   ganesha changes anything else (knfsd applies only the size, ganesha only a
+ *   size of 0); a server that re-applied mode, owner or times would do no more
+ *   than a resent SETATTR, and no data is touched.
+ */
+function createIsResendable(how: CreateHow): boolean {
+  if (how.mode === 'exclusive') return true;
+  if (how.mode === 'guarded') return false;
+  return how.attrs?.size === undefined;
+}
+
 export class Nfs3 {
   constructor(readonly rpc: RpcClient) {}
 
@@ -248,8 +272,7 @@ export class Nfs3 {
           writeSattr(w, how.attrs);
         }
       },
-      // An exclusive create is safe to resend: the verifier makes it idempotent.
-      how.mode !== 'guarded',
+      createIsResendable(how),
     );
     return this.finishCreate(r, dir, name);
   }

@@ -51,6 +51,21 @@ describe('NFS3 procedures against ganesha', () => {
     await expect(fx.client.create(d.fh, 'f', { mode: 'unchecked' })).resolves.toBeDefined();
   });
 
+  // Why an UNCHECKED CREATE is resent after a reconnect only when it sets no size (see nfs3.ts).
+  test('unchecked CREATE of an existing file truncates it when size 0 is set and leaves it alone otherwise', async () => {
+    const d = await freshDir();
+    const f = await fx.client.create(d.fh, 'f', { mode: 'guarded', attrs: { mode: 0o600 } });
+    await fx.client.write(f.handle, 0, Buffer.from('hello world'), StableHow.FILE_SYNC);
+    for (const attrs of [undefined, { mode: 0o644 }]) {
+      const again = await fx.client.create(d.fh, 'f', { mode: 'unchecked', attrs });
+      expect(again.handle.equals(f.handle)).toBe(true);
+      expect((await fx.client.getattr(f.handle)).size).toBe(11);
+    }
+    await fx.client.create(d.fh, 'f', { mode: 'unchecked', attrs: { mode: 0o644, size: 0 } });
+    expect((await fx.client.getattr(f.handle)).size).toBe(0);
+    expect(fs.statSync(path.join(d.local, 'f')).size).toBe(0);
+  });
+
   test('exclusive CREATE with the same verifier is idempotent and a different verifier fails with EEXIST', async () => {
     const d = await freshDir();
     const verifier = Buffer.from('12345678');

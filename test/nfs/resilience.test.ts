@@ -1,5 +1,15 @@
 import * as net from 'node:net';
-import { NfsClient, RpcClient, StableHow, WriteVerifierError, writeWholeFile, readWholeFile } from '../../src/nfs';
+import type { CallOptions, CreateHow } from '../../src/nfs';
+import {
+  Nfs3,
+  NfsClient,
+  RpcClient,
+  RpcError,
+  StableHow,
+  WriteVerifierError,
+  writeWholeFile,
+  readWholeFile,
+} from '../../src/nfs';
 import { clientOptions, patternBytes, uniqueName, useGanesha } from './fixture';
 
 const fx = useGanesha({}, { timeoutMs: 20_000 });
@@ -54,11 +64,62 @@ describe('reconnect after the server goes away', () => {
     await expect(fx.client.null()).resolves.toBeUndefined();
   });
 
+  test('an UNCHECKED CREATE that sets a size is not resent after a crash; an EXCLUSIVE one is, and succeeds', async () => {
+    await fx.server.pause();
+    const truncating = uniqueName('u');
+    const exclusive = uniqueName('x');
+    const cut = fx.client
+      .create(fx.client.root, truncating, { mode: 'unchecked', attrs: { mode: 0o644, size: 0 } })
+      .catch((e: unknown) => e);
+    const resent = fx.client.create(fx.client.root, exclusive, { mode: 'exclusive', verifier: Buffer.from('resend!!') });
+    await sleep(200);
+    expect(fx.client.rpc.inFlight).toBe(2);
+    await fx.server.crash();
+    try {
+      // Failed as soon as the connection dropped, not waiting for the server to be resent to.
+      const settled = await Promise.race([cut, sleep(1000).then(() => 'still waiting to be resent')]);
+      expect(settled).toMatchObject({ name: 'RpcError', code: 'ECONNRESET', procedure: 'NFS3.CREATE' });
+    } finally {
+      await fx.server.startServer();
+    }
+    const created = await resent;
+    expect((await fx.client.lookup(fx.client.root, exclusive)).handle.equals(created.handle)).toBe(true);
+  });
+
   test('file handles stay valid across a server restart', async () => {
     const name = uniqueName('h');
     const fh = await writeWholeFile(fx.client, name, Buffer.from('persisted'));
     await fx.server.restart();
     expect((await fx.client.read(fh, 0, 100)).data.toString()).toBe('persisted');
+  });
+});
+
+describe('which CREATE calls may be resent after a reconnect', () => {
+  /** An Nfs3 over a fake RPC client that records each call's options and fails it. */
+  function recordingNfs3(): { nfs: Nfs3; calls: CallOptions[] } {
+    const calls: CallOptions[] = [];
+    const rpc = {
+      call: async (_prog: number, _vers: number, _proc: number, _args: unknown, options: CallOptions) => {
+        calls.push(options);
+        throw new RpcError('ECONNRESET', 'not sent: fake RPC client');
+      },
+    };
+    return { nfs: new Nfs3(rpc as unknown as RpcClient), calls };
+  }
+
+  const cases: [string, boolean, CreateHow | undefined][] = [
+    ['EXCLUSIVE (the verifier makes a resend harmless)', true, { mode: 'exclusive', verifier: Buffer.from('12345678') }],
+    ['UNCHECKED without attributes', true, { mode: 'unchecked' }],
+    ['UNCHECKED setting only a mode', true, { mode: 'unchecked', attrs: { mode: 0o644 } }],
+    ['UNCHECKED setting size 0 (truncates an existing file)', false, { mode: 'unchecked', attrs: { mode: 0o644, size: 0 } }],
+    ['UNCHECKED setting another size (knfsd applies it to an existing file)', false, { mode: 'unchecked', attrs: { size: 10 } }],
+    ['GUARDED (a resend of a create that ran fails with EEXIST)', false, { mode: 'guarded', attrs: { mode: 0o644 } }],
+    ['GUARDED, the default', false, undefined],
+  ];
+  test.each(cases)('%s: resendable = %s', async (_what, resendable, how) => {
+    const { nfs, calls } = recordingNfs3();
+    await expect(nfs.create(Buffer.alloc(8), 'f', how)).rejects.toMatchObject({ code: 'ECONNRESET' });
+    expect(calls).toEqual([expect.objectContaining({ name: 'NFS3.CREATE', idempotent: resendable })]);
   });
 });
 
