@@ -2,9 +2,11 @@
 // matched by xid, a deadline per call, and reconnection after the connection
 // drops. Calls that were sent but not answered when the connection dropped are
 // resent on the new connection if they are idempotent, and fail with
-// ECONNRESET otherwise (the caller cannot know whether they ran).
+// ECONNRESET otherwise (the caller cannot know whether they ran). A call whose
+// deadline passes while the client cannot connect says why the last connect
+// attempt failed.
 
-import { RpcTransport } from './rpc-transport';
+import { RpcTransport, connectFailureReason } from './rpc-transport';
 import { XdrReader, XdrWriter } from './xdr';
 import { EncodedAuth, authNone, decodeReply, writeCallHeader } from './rpc-message';
 import { NfsClientError, RpcError } from './errors';
@@ -68,6 +70,8 @@ export class RpcClient {
   private readonly pool: BufferPool;
   /** How many times the connection was re-established. */
   reconnects = 0;
+  /** Why the last reconnect attempt failed; cleared once a connection is made. */
+  private lastConnectError?: Error;
 
   private constructor(private readonly opts: RpcClientOptions) {
     this.auth = opts.auth ?? authNone();
@@ -129,11 +133,7 @@ export class RpcClient {
         timer: setTimeout(() => {
           if (this.pending.get(xid) !== call) return;
           this.pending.delete(xid);
-          reject(
-            new RpcError('ETIMEDOUT', `${name}: no reply from ${this.opts.host}:${this.opts.port} within ${timeoutMs} ms`, {
-              procedure: name,
-            }),
-          );
+          reject(this.timeoutError(name, timeoutMs));
         }, timeoutMs),
       };
       this.pending.set(xid, call);
@@ -153,6 +153,19 @@ export class RpcClient {
       call.reject(new RpcError('ECLOSED', `${call.name}: client closed`, { procedure: call.name }));
     }
     this.pending.clear();
+  }
+
+  /**
+   * ETIMEDOUT for a call whose deadline passed. While the client is not
+   * connected, the message ends with why the last connect attempt failed and
+   * that error is the cause: after an outage "no reply" alone hides whether
+   * the server refuses connections or does not answer at all.
+   */
+  private timeoutError(name: string, timeoutMs: number): RpcError {
+    const lastConnect = this.transport?.isOpen ? undefined : this.lastConnectError;
+    const why = lastConnect ? `; last connect attempt: ${connectFailureReason(lastConnect)}` : '';
+    const message = `${name}: no reply from ${this.opts.host}:${this.opts.port} within ${timeoutMs} ms${why}`;
+    return new RpcError('ETIMEDOUT', message, { procedure: name, cause: lastConnect });
   }
 
   private send(call: PendingCall): void {
@@ -249,10 +262,12 @@ export class RpcClient {
               return;
             }
             this.transport = t;
+            this.lastConnectError = undefined;
             this.reconnects++;
             for (const call of this.pending.values()) if (call.sentOn === undefined) this.send(call);
             return;
-          } catch {
+          } catch (err) {
+            this.lastConnectError = err as Error;
             await new Promise((r) => setTimeout(r, delay));
             delay = Math.min(delay * 2, this.maxReconnectDelayMs);
           }

@@ -28,6 +28,29 @@ export interface TransportEvents {
 const PRIV_LOW = 512;
 const PRIV_HIGH = 1023;
 
+/** Connect failures in words, keyed by code. */
+const CONNECT_FAILURES: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  ETIMEDOUT: 'no answer',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ENOTFOUND: 'host name not found',
+  EAI_AGAIN: 'host name lookup failed for now',
+};
+
+/**
+ * Why a connect attempt failed, in a few words that end with the code, e.g.
+ * "connection refused (ECONNREFUSED)"; other errors (a bind refused for a
+ * privileged source port, no free source port…) give their own message.
+ */
+export function connectFailureReason(err: unknown): string {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  const words = typeof code === 'string' ? CONNECT_FAILURES[code] : undefined;
+  if (words) return `${words} (${String(code)})`;
+  return err instanceof Error ? err.message : String(err);
+}
+
 export class RpcTransport {
   private closed = false;
 
@@ -132,7 +155,10 @@ function connectSocket(
     const timer = setTimeout(() => {
       socket.destroy();
       reject(
-        new RpcError('ETIMEDOUT', `connecting to ${opts.host}:${opts.port} timed out after ${opts.connectTimeoutMs} ms`),
+        new RpcError(
+          'ETIMEDOUT',
+          `cannot connect to ${opts.host}:${opts.port}: no answer within ${opts.connectTimeoutMs} ms (ETIMEDOUT)`,
+        ),
       );
     }, opts.connectTimeoutMs);
     const onError = (err: NodeJS.ErrnoException) => {
@@ -143,9 +169,11 @@ function connectSocket(
         return;
       }
       reject(
-        new RpcError(err.code ?? 'ECONNREFUSED', `cannot connect to ${opts.host}:${opts.port}: ${err.message}`, {
-          cause: err,
-        }),
+        new RpcError(
+          err.code ?? 'ECONNREFUSED',
+          `cannot connect to ${opts.host}:${opts.port}: ${connectFailureReason(err)}`,
+          { cause: err },
+        ),
       );
     };
     socket.once('error', onError);

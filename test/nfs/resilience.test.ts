@@ -210,6 +210,32 @@ describe('timeouts', () => {
     }
   });
 
+  test('a call that times out while the server refuses connections says so, and keeps code ETIMEDOUT', async () => {
+    const c = await NfsClient.connect(clientOptions(fx.server, { timeoutMs: 800 }));
+    const where = `${fx.server.host}:${fx.server.nfsPort}`;
+    try {
+      await fx.server.stopServer();
+      const err = await c.getattr(c.root).catch((e: unknown) => e);
+      expect(err).toMatchObject({ name: 'RpcError', code: 'ETIMEDOUT', procedure: 'NFS3.GETATTR' });
+      expect((err as Error).message).toBe(
+        `NFS3.GETATTR: no reply from ${where} within 800 ms; last connect attempt: connection refused (ECONNREFUSED)`,
+      );
+      expect((err as Error).cause).toMatchObject({ name: 'RpcError', code: 'ECONNREFUSED' });
+    } finally {
+      await fx.server.startServer();
+    }
+    try {
+      await c.null(); // connected again: the connect error is history
+      await fx.server.pause();
+      const err = await c.rpc.call(100003, 3, 0, undefined, { timeoutMs: 300, name: 'NFS3.NULL' }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'ETIMEDOUT', message: `NFS3.NULL: no reply from ${where} within 300 ms` });
+      expect((err as Error).cause).toBeUndefined();
+    } finally {
+      fx.server.resume();
+      await c.close();
+    }
+  });
+
   test('connecting to a port nobody listens on fails at once with ECONNREFUSED', async () => {
     const srv = net.createServer();
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
@@ -218,6 +244,7 @@ describe('timeouts', () => {
     const started = Date.now();
     await expect(RpcClient.connect({ host: '127.0.0.1', port, connectTimeoutMs: 5000 })).rejects.toMatchObject({
       code: 'ECONNREFUSED',
+      message: `cannot connect to 127.0.0.1:${port}: connection refused (ECONNREFUSED)`,
     });
     expect(Date.now() - started).toBeLessThan(1000);
   });
