@@ -19,7 +19,7 @@
 import { FUSE_READERS } from './threadpool';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { FuseSession, mountFuse, unmountFuse } from '../fuse';
+import { FuseSession, mountFuse, setReadahead, unmountFuse } from '../fuse';
 import { NfsClient } from '../nfs';
 import { toErrno } from './errno';
 import { NfsFilesystem } from './filesystem';
@@ -27,6 +27,7 @@ import { NfsFilesystem } from './filesystem';
 export const FUSE_SUBTYPE = 'netvol-nfs';
 /** Largest READ and WRITE the kernel sends (the protocol's limit: 256 pages). */
 const MAX_IO = 1024 * 1024;
+const READAHEAD = 4 * MAX_IO;
 
 type Level = 'debug' | 'info' | 'warn' | 'error';
 
@@ -149,6 +150,8 @@ async function main(): Promise<void> {
   session.start();
   const init = await negotiated;
   if (!init) fail(4, 'mount', `the kernel did not start the FUSE session at ${mountpoint} within 5 s`);
+  // Sequential reads then reach the server as 1 MiB READs, several at once.
+  const readahead = setReadahead(mountpoint, READAHEAD) ? READAHEAD : undefined;
   log('info', 'mounted', {
     event: 'mounted',
     mountpoint,
@@ -158,6 +161,7 @@ async function main(): Promise<void> {
     readSize: client.readSize,
     writeSize: client.writeSize,
     fuse: init,
+    readahead,
   });
 
   const shutdown = async (why: string): Promise<void> => {

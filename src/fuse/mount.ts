@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 
 export interface MountOptions {
   /** Shown as the mount's source in /proc/self/mountinfo. */
@@ -67,6 +67,27 @@ export async function mountFuse(mountpoint: string, o: MountOptions): Promise<nu
     throw err;
   }
   return fd;
+}
+
+/**
+ * Sets the readahead of a FUSE mount's backing device, after the session's INIT: the kernel starts
+ * a mount at its default (128 KiB) and INIT can only lower it. Best effort: a read-only /sys keeps
+ * the default. The device is found by its "major:minor" in mountinfo (its "major:minor" from mountinfo: a stat of
+ * the mountpoint would wait for the session this process has yet to serve). Returns whether it took.
+ */
+export function setReadahead(mountpoint: string, bytes: number): boolean {
+  try {
+    const line = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.split(' ')[4] === mountpoint)
+      .pop();
+    const dev = line?.split(' ')[2];
+    if (!dev) return false;
+    writeFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, String(Math.ceil(bytes / 1024)));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Detaches a FUSE mount (lazily: open files keep working until closed). */

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { read as fsRead, writeSync, writevSync } from 'node:fs';
+import { read as fsRead, writeSync, writev as fsWritev, writevSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Context, DirEntry, Entry, FuseOps, Opened } from './ops';
 import {
@@ -72,6 +72,8 @@ const DEFAULT_FLAGS =
   Init.AUTO_INVAL_DATA;
 
 const PAGE = 4096;
+/** Answers at least this long are written from libuv's pool instead of the event loop. */
+const ASYNC_REPLY_BYTES = 64 * 1024;
 
 /** The positive errno for an error: a numeric `errno`, a negative `code`, or a `code` naming one. */
 export function defaultErrnoOf(err: unknown): number {
@@ -176,16 +178,26 @@ export class FuseSession extends EventEmitter {
     const h = Buffer.allocUnsafe(OUT_HEADER_SIZE);
     const len = OUT_HEADER_SIZE + (body?.length ?? 0) + (data?.length ?? 0);
     writeOutHeader(h, len, error, unique);
-    try {
-      if (data && data.length > 0) writevSync(this.fd, body ? [h, body, data] : [h, data]);
-      else if (body && body.length > 0) writevSync(this.fd, [h, body]);
-      else writeSync(this.fd, h);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      // ENOENT: the request was interrupted and the kernel no longer waits for it.
-      if (code === 'ENODEV') this.close();
-      else if (code !== 'ENOENT') this.emit('error', err);
+    const parts = data && data.length > 0 ? (body ? [h, body, data] : [h, data]) : body && body.length > 0 ? [h, body] : [h];
+    // The kernel copies a large answer (READ data) page by page: do that in libuv's pool, so the
+    // event loop goes on with other requests and both cores copy.
+    if (len >= ASYNC_REPLY_BYTES) {
+      fsWritev(this.fd, parts, (err) => err && this.writeFailed(err));
+      return;
     }
+    try {
+      if (parts.length === 1) writeSync(this.fd, h);
+      else writevSync(this.fd, parts);
+    } catch (err) {
+      this.writeFailed(err);
+    }
+  }
+
+  private writeFailed(err: unknown): void {
+    const code = (err as NodeJS.ErrnoException).code;
+    // ENOENT: the request was interrupted and the kernel no longer waits for it.
+    if (code === 'ENODEV') this.close();
+    else if (code !== 'ENOENT') this.emit('error', err);
   }
 
   private fail(unique: bigint, op: string, err: unknown): void {
