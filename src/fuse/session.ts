@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { read as fsRead, writeSync, writev as fsWritev, writevSync } from 'node:fs';
 import { constants } from 'node:os';
-import type { Context, DirEntry, Entry, FuseOps, Opened } from './ops';
+import type { Context, Entry, FuseOps, Opened } from './ops';
+import { packDirents } from './dirents';
 import {
   Attr,
-  direntSize,
   encodeAttrOut,
   encodeOpenOut,
   encodeStatfs,
@@ -26,7 +26,6 @@ import {
   readName,
   Timespec,
   WRITE_IN_SIZE,
-  writeDirent,
   writeEntryOut,
   writeOutHeader,
 } from './protocol';
@@ -402,7 +401,7 @@ export class FuseSession extends EventEmitter {
         const offset = Number(b.readBigUInt64LE(B + 8));
         const size = b.readUInt32LE(B + 16);
         const plus = h.opcode === Op.READDIRPLUS;
-        this.answer(u, plus ? 'READDIRPLUS' : 'READDIR', ops.readdir?.(ctx, node, fh, offset, plus), (list) => this.packDir(list, size, plus));
+        this.answer(u, plus ? 'READDIRPLUS' : 'READDIR', ops.readdir?.(ctx, node, fh, offset, plus), (list) => packDirents(list, size, plus, this.entryTtlMs, this.attrTtlMs));
         return false;
       }
       case Op.RELEASEDIR:
@@ -413,26 +412,6 @@ export class FuseSession extends EventEmitter {
         this.send(u, -ERRNO.ENOSYS);
         return false;
     }
-  }
-
-  /** Packs directory entries into at most `size` bytes; direntplus entries carry a lookup each. */
-  private packDir(list: DirEntry[], size: number, plus: boolean): Buffer {
-    const out = Buffer.alloc(size);
-    let off = 0;
-    for (const e of list) {
-      const name = Buffer.from(e.name);
-      const need = (plus ? ENTRY_OUT_SIZE : 0) + direntSize(name.length);
-      if (off + need > size) break;
-      if (plus) {
-        const isDot = e.name === '.' || e.name === '..';
-        const entry = isDot ? undefined : e.lookup?.();
-        if (entry) writeEntryOut(out, off, entry.nodeid, entry.generation ?? 0, entry.entryTtlMs ?? this.entryTtlMs, entry.attrTtlMs ?? this.attrTtlMs, entry.attr);
-        else out.fill(0, off, off + ENTRY_OUT_SIZE);
-        off += ENTRY_OUT_SIZE;
-      }
-      off = writeDirent(out, off, e.ino, e.offset, (e.mode >>> 12) & 0o17, name);
-    }
-    return out.subarray(0, off);
   }
 
   private init(unique: bigint, b: Buffer): void {
