@@ -2,10 +2,11 @@
  * The nfs backend with its userspace mounter (issue 4), against a real nfs-ganesha on 127.0.0.1
  * that the section starts itself: sequential 1 GiB write (fsync) and cold read through an nfs
  * directory volume against libnfs's C client (`nfs-cp`) on the same server and against dd on the
- * export's own disk, interleaved; files created per second unpacking a tar of 10,000 small files
- * (into the volume vs into the export's own disk); and control-operation latency over the socket
- * with 1,000 volumes on the backend (Create, Get, List), against Plugin.Activate, the floor of the
- * socket + HTTP + JSON path.
+ * export's own disk, interleaved, and against a FUSE filesystem that does no work (the FUSE
+ * ceiling: what the kernel's FUSE path and our FUSE library cost on this host); files created per
+ * second unpacking a tar of 10,000 small files (into the volume vs into the export's own disk);
+ * and control-operation latency over the socket with 1,000 volumes on the backend (Create, Get,
+ * List), against Plugin.Activate, the floor of the socket + HTTP + JSON path.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,6 +15,7 @@ import { BenchDaemon } from '../lib/daemon';
 import { MiB } from '../lib/io';
 import { elapsedMs, median, percentile } from '../lib/stats';
 import { BenchContext, Figure, Row, Section } from '../lib/types';
+import { NullFuse, nullFuseVariant, startNullFuse } from '../remote/null-fuse';
 import { fmtList, mustDropCaches, rotated, timed } from '../remote/proc';
 import { ddVariant, measureSeq, mibps, perRun, SeqVariant, sizeText } from '../remote/seqio';
 import { makeSmallTree, unpackRate } from '../remote/tree';
@@ -99,7 +101,17 @@ async function sequential(ctx: BenchContext, s: Setup): Promise<Row[]> {
     },
   };
   const variants: SeqVariant[] = [ddVariant('volume', 'nfs directory volume', () => volMp), nfsCp, ddVariant('disk', "export's disk", () => diskDir)];
-  const samples = await measureSeq(ctx, 'sequential I/O', variants, { mib, runs, warmups: ctx.quick ? 0 : 1 });
+  // The FUSE ceiling runs in the same rounds; without it the other rows still stand.
+  const ceilingRows: Row[] = [];
+  let ceiling: NullFuse | undefined;
+  try {
+    ceiling = await startNullFuse(ctx, path.join(s.workDir, 'null-fuse'));
+  } catch (err) {
+    ctx.log(`the FUSE ceiling could not start: ${(err as Error).message}`);
+    ceilingRows.push({ metric: 'FUSE ceiling (a FUSE filesystem that discards the data)', error: (err as Error).message });
+  }
+  const measured = ceiling ? [...variants, nullFuseVariant('null', 'null FUSE fs', () => ceiling!)] : variants;
+  const samples = await measureSeq(ctx, 'sequential I/O', measured, { mib, runs, warmups: ctx.quick ? 0 : 1 });
   const get = (k: string) => samples.get(k)!;
   const size = sizeText(mib);
   const m = `median of ${runs}`;
@@ -112,11 +124,25 @@ async function sequential(ctx: BenchContext, s: Setup): Promise<Row[]> {
   }
   const w = (k: string, label: string): Figure => mibps(get(k).write, label);
   const r = (k: string, label: string): Figure => mibps(get(k).read, label);
+  if (ceiling) {
+    const ratio = (k: 'write' | 'read') => (median(get('null')[k]) / median(get('nfscp')[k])).toFixed(2);
+    const mounted = ceiling.mounted;
+    ctx.note(
+      `FUSE ceiling: a FUSE filesystem on src/fuse in its own process that discards writes and reads zeros (no network, no disk), mounted as the userspace mount is ` +
+        `(max_write ${(mounted.fuse?.maxWrite ?? 0) / MiB} MiB, readahead ${mounted.readahead ? `${mounted.readahead / MiB} MiB` : 'the kernel default'}, UV_THREADPOOL_SIZE ${mounted.threadpool ?? '?'}), same dd commands, in the same rounds; ` +
+        `MiB/s per run — write ${fmtList(get('null').write)}; read ${fmtList(get('null').read)}. The ceiling itself reaches ${ratio('write')} of nfs-cp's write and ${ratio('read')} of its read`,
+    );
+    ceilingRows.push(
+      { metric: `sequential ${size} write + fsync, ${m} — against the FUSE ceiling (a FUSE filesystem that discards the data)`, netvol: w('volume', 'userspace mount'), baseline: w('null', 'null FUSE fs') },
+      { metric: `sequential ${size} read, caches dropped, ${m} — against the FUSE ceiling (a FUSE filesystem that reads zeros)`, netvol: r('volume', 'userspace mount'), baseline: r('null', 'null FUSE fs') },
+    );
+  }
   return [
     { metric: `sequential ${size} write + fsync, ${m}`, netvol: w('volume', 'userspace mount'), baseline: w('nfscp', 'nfs-cp (libnfs)'), target: { on: 'ratio', op: '>=', value: NFS_CP_TARGET } },
     { metric: `sequential ${size} read, caches dropped, ${m}`, netvol: r('volume', 'userspace mount'), baseline: r('nfscp', 'nfs-cp (libnfs)'), target: { on: 'ratio', op: '>=', value: NFS_CP_TARGET } },
     { metric: `sequential ${size} write + fsync, ${m}`, netvol: w('volume', 'userspace mount'), baseline: w('disk', "export's disk") },
     { metric: `sequential ${size} read, caches dropped, ${m}`, netvol: r('volume', 'userspace mount'), baseline: r('disk', "export's disk") },
+    ...ceilingRows,
   ];
 }
 
