@@ -91,6 +91,8 @@ export class NfsFilesystem {
         commitEvery: this.s.commitEvery,
         call: (what, fn) => this.call(what, fn),
         onResend: (bytes, writes) => this.s.log('warn', 'the write verifier changed (the server restarted): sending uncommitted data again', { bytes, writes }),
+        // The size may lag WRITEs still in flight: attrOf() raises it to the writer's end.
+        onAttrs: (attrs) => this.inodes.setAttrs(n, attrs),
       });
       this.writers.set(n.key, w);
     }

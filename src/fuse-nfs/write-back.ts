@@ -1,4 +1,4 @@
-import { NfsClient, StableHow } from '../nfs';
+import { Fattr, NfsClient, StableHow } from '../nfs';
 
 /** A WRITE sent UNSTABLE whose data the server may still lose until a COMMIT with the same verifier. */
 interface Sent {
@@ -24,6 +24,8 @@ export interface WriteBackSettings {
   call<T>(what: string, fn: () => Promise<T>): Promise<T>;
   /** Told when a changed verifier makes the writer send data again. */
   onResend?(bytes: number, writes: number): void;
+  /** Told of the file's attributes after each WRITE (so a stat after a write needs no GETATTR). */
+  onAttrs?(attrs: Fattr): void;
 }
 
 /**
@@ -120,6 +122,7 @@ export class FileWriter {
           const chunk = data.subarray(pos);
           const res = await this.s.call('WRITE', () => this.client.write(this.handle, offset + pos, chunk, StableHow.UNSTABLE));
           if (res.count === 0) throw Object.assign(new Error('the server accepted 0 bytes'), { code: 'EIO' });
+          if (res.wcc.after) this.s.onAttrs?.(res.wcc.after);
           if (res.committed !== StableHow.FILE_SYNC) {
             this.sent.push({ offset: offset + pos, data: chunk.subarray(0, res.count), verifier: res.verifier });
             this.sentBytes += res.count;
