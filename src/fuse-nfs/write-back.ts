@@ -1,10 +1,25 @@
 import { Fattr, NfsClient, StableHow } from '../nfs';
 
-/** A WRITE sent UNSTABLE whose data the server may still lose until a COMMIT with the same verifier. */
+/**
+ * A WRITE the server acknowledged since the last COMMIT. UNSTABLE data may still be lost until a
+ * COMMIT returns the same verifier; FILE_SYNC data (`durable`) is safe, but is kept too, because
+ * a resend of older bytes must be followed by the newer WRITEs of the same bytes again.
+ */
 interface Sent {
   offset: number;
   data: Buffer;
   verifier: Buffer;
+  durable: boolean;
+}
+
+/**
+ * The WRITEs to send again after a COMMIT answered `verifier`: none if every unstable one carries
+ * it; otherwise every WRITE from the first lost one on, in the order they were acknowledged (so
+ * bytes written twice end with the newer data).
+ */
+export function toResend(batch: Sent[], verifier: Buffer): Sent[] {
+  const first = batch.findIndex((w) => !w.durable && !w.verifier.equals(verifier));
+  return first < 0 ? [] : batch.slice(first);
 }
 
 interface InFlight {
@@ -43,6 +58,8 @@ export class FileWriter {
   private sentBytes = 0;
   private error: unknown;
   private committing: Promise<void> | undefined;
+  /** The periodic COMMIT running while writes go on, if any. */
+  private background: Promise<void> | undefined;
   /** Highest byte offset written through this writer (the file is at least this long). */
   end = 0;
   /** Open file descriptors using this writer. */
@@ -60,7 +77,7 @@ export class FileWriter {
   }
 
   get dirty(): boolean {
-    return this.busy || this.sent.length > 0;
+    return this.busy || this.sent.length > 0 || this.background !== undefined;
   }
 
   private takeError(): void {
@@ -97,9 +114,34 @@ export class FileWriter {
     if (this.gather && this.gather.len >= size) this.sendGather();
     this.end = Math.max(this.end, offset + len);
     while (this.inFlight.size >= this.s.maxInFlight) await Promise.race([...this.inFlight].map((f) => f.done));
-    if (this.sentBytes >= this.s.commitEvery) await this.commit();
+    if (this.sentBytes >= this.s.commitEvery) {
+      // One COMMIT at a time in the background: the writer waits only when a second batch is
+      // ready before the first is confirmed, which bounds the data kept for resending.
+      if (this.background) await this.background;
+      if (this.sentBytes >= this.s.commitEvery) this.background = this.commitSent().finally(() => (this.background = undefined));
+    }
     this.takeError();
     return len;
+  }
+
+  /**
+   * COMMITs the WRITEs completed so far, while new ones go on. What a restarted server lost goes
+   * back in front of the rest, and a full commit() resends it in order after the WRITEs in flight.
+   */
+  private async commitSent(): Promise<void> {
+    const batch = this.sent;
+    this.sent = [];
+    this.sentBytes = 0;
+    try {
+      const res = await this.s.call('COMMIT', () => this.client.commit(this.handle, 0, 0));
+      if (toResend(batch, res.verifier).length === 0) return;
+    } catch (err) {
+      this.error ??= err;
+    }
+    // The whole batch goes back in front: the full commit resends it with what followed, in order.
+    this.sent = batch.concat(this.sent);
+    this.sentBytes = this.sent.reduce((a, w) => a + w.data.length, 0);
+    if (this.error === undefined) await this.fullCommit().catch((err) => (this.error ??= err));
   }
 
   private sendGather(): void {
@@ -123,8 +165,10 @@ export class FileWriter {
           const res = await this.s.call('WRITE', () => this.client.write(this.handle, offset + pos, chunk, StableHow.UNSTABLE));
           if (res.count === 0) throw Object.assign(new Error('the server accepted 0 bytes'), { code: 'EIO' });
           if (res.wcc.after) this.s.onAttrs?.(res.wcc.after);
-          if (res.committed !== StableHow.FILE_SYNC) {
-            this.sent.push({ offset: offset + pos, data: chunk.subarray(0, res.count), verifier: res.verifier });
+          const durable = res.committed === StableHow.FILE_SYNC;
+          // Durable data is kept only behind unstable data that may have to be sent again.
+          if (!durable || this.sent.length > 0 || this.background) {
+            this.sent.push({ offset: offset + pos, data: chunk.subarray(0, res.count), verifier: res.verifier, durable });
             this.sentBytes += res.count;
           }
           pos += res.count;
@@ -147,6 +191,12 @@ export class FileWriter {
 
   /** drain(), then COMMIT; resends what a restarted server may have lost. */
   async commit(): Promise<void> {
+    // A background COMMIT's batch is part of "everything written so far".
+    if (this.background) await this.background;
+    await this.fullCommit();
+  }
+
+  private async fullCommit(): Promise<void> {
     while (this.committing) await this.committing;
     const run = this.commitOnce();
     this.committing = run;
@@ -159,16 +209,18 @@ export class FileWriter {
 
   private async commitOnce(): Promise<void> {
     await this.drain();
-    if (this.sent.length === 0) return;
+    if (!this.sent.some((w) => !w.durable)) {
+      this.sent = [];
+      return;
+    }
     const batch = this.sent;
     this.sent = [];
     this.sentBytes = 0;
     try {
       const res = await this.s.call('COMMIT', () => this.client.commit(this.handle, 0, 0));
-      const lost = batch.filter((w) => !w.verifier.equals(res.verifier));
-      if (lost.length > 0) this.s.onResend?.(lost.reduce((a, w) => a + w.data.length, 0), lost.length);
-      // In order: a later WRITE of the same bytes must land last again.
-      for (const w of lost) {
+      const again = toResend(batch, res.verifier);
+      if (again.length > 0) this.s.onResend?.(again.reduce((a, w) => a + w.data.length, 0), again.length);
+      for (const w of again) {
         let pos = 0;
         while (pos < w.data.length) {
           const r = await this.s.call('WRITE', () => this.client.write(this.handle, w.offset + pos, w.data.subarray(pos), StableHow.FILE_SYNC));
