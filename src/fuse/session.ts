@@ -73,6 +73,8 @@ const DEFAULT_FLAGS =
 const PAGE = 4096;
 /** Answers at least this long are written from libuv's pool instead of the event loop. */
 const ASYNC_REPLY_BYTES = 64 * 1024;
+/** WRITEs at least this long keep the buffer they were read into (no copy). */
+const HAND_OVER_BYTES = 256 * 1024;
 
 /** The positive errno for an error: a numeric `errno`, a negative `code`, or a `code` naming one. */
 export function defaultErrnoOf(err: unknown): number {
@@ -367,13 +369,16 @@ export class FuseSession extends EventEmitter {
         const offset = Number(b.readBigUInt64LE(B + 8));
         const size = b.readUInt32LE(B + 16);
         const start = B + WRITE_IN_SIZE;
-        const data = b.subarray(start, Math.min(n, start + size));
+        const view = b.subarray(start, Math.min(n, start + size));
+        // A large WRITE hands the read buffer over; a small one is copied so the buffer is reused.
+        const handOver = view.length >= HAND_OVER_BYTES;
+        const data = handOver ? view : Buffer.from(view);
         this.answer(u, 'WRITE', ops.write?.(ctx, node, fh, offset, data), (count) => {
           const o = Buffer.alloc(8);
           o.writeUInt32LE(count, 0);
           return o;
         });
-        return true;
+        return handOver;
       }
       case Op.STATFS:
         this.answer(u, 'STATFS', ops.statfs?.(ctx, node), (s) => encodeStatfs(s));
