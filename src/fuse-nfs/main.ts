@@ -110,6 +110,7 @@ async function main(): Promise<void> {
     maxWritesInFlight: 8,
     identity: { uid: num(values.uid) ?? 0, gid: num(values.gid) ?? 0 },
     commitEvery: 64 * 1024 * 1024,
+    commitDelayMs: 500,
     retry: {
       giveUpAfterMs: num(values['give-up-after-ms']) ?? 0,
       stopping: () => stopping,
