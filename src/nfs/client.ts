@@ -36,6 +36,8 @@ export interface NfsClientOptions {
   maxIoSize?: number;
   /** Calls in flight per readRange/writeRange. Default 8. */
   maxInFlight?: number;
+  /** TCP connections to the NFS service; READ and WRITE take them in turn. Default 1. */
+  connections?: number;
 }
 
 export interface WriteRangeOptions {
@@ -51,6 +53,7 @@ export interface CloseOptions {
 export class NfsClient extends Nfs3 {
   private constructor(
     rpc: RpcClient,
+    dataRpcs: RpcClient[],
     readonly root: Buffer,
     readonly fsInfo: FsInfo,
     private readonly opts: NfsClientOptions,
@@ -60,7 +63,7 @@ export class NfsClient extends Nfs3 {
     /** Bytes per WRITE call: min(wtmax, maxIoSize). */
     readonly writeSize: number,
   ) {
-    super(rpc);
+    super(rpc, dataRpcs);
   }
 
   get exportPath(): string {
@@ -94,14 +97,17 @@ export class NfsClient extends Nfs3 {
     }
 
     const rpc = await RpcClient.connect({ ...common, port: nfsPort });
+    const dataRpcs: RpcClient[] = [];
     try {
       const info = await new Nfs3(rpc).fsinfo(root);
       const cap = opts.maxIoSize ?? 1024 * 1024;
       const readSize = Math.max(4096, Math.min(info.rtmax || cap, cap));
       const writeSize = Math.max(4096, Math.min(info.wtmax || cap, cap));
-      return new NfsClient(rpc, root, info, opts, mountPort, readSize, writeSize);
+      for (let i = 1; i < Math.max(1, opts.connections ?? 1); i++) dataRpcs.push(await RpcClient.connect({ ...common, port: nfsPort }));
+      return new NfsClient(rpc, dataRpcs, root, info, opts, mountPort, readSize, writeSize);
     } catch (err) {
       rpc.close();
+      for (const r of dataRpcs) r.close();
       throw err;
     }
   }
@@ -234,6 +240,7 @@ export class NfsClient extends Nfs3 {
       }
     } finally {
       this.rpc.close();
+      for (const r of this.dataRpcs) r.close();
     }
   }
 }

@@ -107,7 +107,22 @@ function createIsResendable(how: CreateHow): boolean {
 }
 
 export class Nfs3 {
-  constructor(readonly rpc: RpcClient) {}
+  private next = 0;
+
+  /**
+   * `rpc` carries every call; `dataRpcs`, when given, carry READ and WRITE in turn (several TCP
+   * connections, as Linux's nconnect: the server decodes and answers them in parallel).
+   */
+  constructor(
+    readonly rpc: RpcClient,
+    protected readonly dataRpcs: RpcClient[] = [],
+  ) {}
+
+  private rpcFor(proc: Proc): RpcClient {
+    if (this.dataRpcs.length === 0 || (proc !== Proc.READ && proc !== Proc.WRITE)) return this.rpc;
+    this.next = (this.next + 1) % (this.dataRpcs.length + 1);
+    return this.next === 0 ? this.rpc : this.dataRpcs[this.next - 1];
+  }
 
   /**
    * Sends one NFS call; returns a reader past the OK status. A JUKEBOX answer
@@ -116,7 +131,7 @@ export class Nfs3 {
   protected async proc(proc: Proc, args: ArgsEncoder, idempotent: boolean, releasable = false): Promise<XdrReader> {
     const name = `NFS3.${Proc[proc]}`;
     for (let attempt = 0; ; attempt++) {
-      const r = await this.rpc.call(NFS_PROGRAM, NFS_VERSION, proc, args, { name, idempotent, releasable });
+      const r = await this.rpcFor(proc).call(NFS_PROGRAM, NFS_VERSION, proc, args, { name, idempotent, releasable });
       const status = r.uint32();
       if (status === 0) return r;
       r.release();

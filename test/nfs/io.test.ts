@@ -24,6 +24,28 @@ describe('large reads and writes', () => {
     expect(sha256(back)).toBe(sha256(data));
   });
 
+  test('with connections: 3, READs and WRITEs spread over three TCP connections and the data stays whole', async () => {
+    const established = async () => {
+      const { execFileSync } = await import('node:child_process');
+      const out = execFileSync('ss', ['-Htn', 'state', 'established', `dport = :${fx.server.nfsPort}`], { encoding: 'utf8' });
+      return out.split('\n').filter(Boolean).length;
+    };
+    const before = await established();
+    const multi = await NfsClient.connect(clientOptions(fx.server, { connections: 3, maxIoSize: 256 * 1024, maxInFlight: 12 }));
+    try {
+      expect(await established()).toBe(before + 3);
+      const d = await freshDir();
+      const f = await multi.create(d.fh, 'spread');
+      const data = patternBytes(6 * 1024 * 1024 + 77, 5);
+      await multi.writeRange(f.handle, 0, data);
+      expect(sha256(fs.readFileSync(path.join(d.local, 'spread')))).toBe(sha256(data));
+      expect(sha256(await multi.readRange(f.handle, 0, data.length))).toBe(sha256(data));
+    } finally {
+      await multi.close();
+    }
+    expect(await established()).toBe(before);
+  });
+
   test('a FILE_SYNC range write needs no COMMIT and lands at its offset', async () => {
     const d = await freshDir();
     const f = await fx.client.create(d.fh, 'sync');

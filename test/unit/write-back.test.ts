@@ -11,9 +11,9 @@ const KiB = 1024;
 
 class FakeServer {
   /** What survives a restart. */
-  stable = Buffer.alloc(0);
+  stable: Buffer = Buffer.alloc(0);
   /** What reads would return now (stable + unstable writes). */
-  cache = Buffer.alloc(0);
+  cache: Buffer = Buffer.alloc(0);
   verifier = randomBytes(8);
   commits = 0;
   /** Milliseconds each COMMIT takes. */
