@@ -90,6 +90,9 @@ async function main(): Promise<void> {
       connectTimeoutMs: 5_000,
       maxIoSize: 1024 * 1024,
       maxInFlight: 16,
+      // Two connections: ganesha decodes and answers READ/WRITE on both at once (measured: 1 GiB
+      // write and read each ~20 % faster than over one).
+      connections: 2,
     });
   } catch (err) {
     const e = err as { code?: string; message?: string };
