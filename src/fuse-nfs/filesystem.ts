@@ -64,11 +64,6 @@ export class NfsFilesystem {
     this.inodes = new InodeTable(root.handle, root.attrs, s.attrTtlMs);
   }
 
-  /** Inodes the kernel holds references to (for tests and the log). */
-  get inodeCount(): number {
-    return this.inodes.size;
-  }
-
   /** One server call, retried through outages. */
   private call<T>(what: string, fn: (repeat: boolean) => Promise<T>): Promise<T> {
     return hard(what, this.s.retry, fn);
@@ -89,9 +84,10 @@ export class NfsFilesystem {
     return a;
   }
 
-  private writerFor(n: Inode, create: boolean): FileWriter | undefined {
+  /** The file's write-behind, made at its first write (hard links share it). */
+  private writerFor(n: Inode): FileWriter {
     let w = this.writers.get(n.key);
-    if (!w && create) {
+    if (!w) {
       w = new FileWriter(this.client, n.handle, {
         writeSize: this.client.writeSize,
         maxInFlight: this.s.maxWritesInFlight,
@@ -130,6 +126,8 @@ export class NfsFilesystem {
    * identity calls are made with) is already right.
    */
   private async ownerFor(ctx: Context, dir: Inode): Promise<{ uid?: number; gid?: number; setgid: boolean }> {
+    // The server creates as the backend identity and applies the folder's set-group-ID itself.
+    if (ctx.uid === this.s.identity.uid && ctx.gid === this.s.identity.gid) return { setgid: false };
     const d = await this.fattr(dir).catch(() => undefined);
     const setgid = d !== undefined && (d.mode & S_ISGID) !== 0;
     const gid = setgid ? d.gid : ctx.gid;
@@ -285,7 +283,7 @@ export class NfsFilesystem {
   async write(_ctx: Context, _nodeid: number, fh: number, offset: number, data: Buffer): Promise<number> {
     const f = this.file(fh);
     if (!f.writer) {
-      f.writer = this.writerFor(f.inode, true) as FileWriter;
+      f.writer = this.writerFor(f.inode);
       f.writer.refs++;
     }
     this.inodes.stale(f.inode);

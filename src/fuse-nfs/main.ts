@@ -17,9 +17,9 @@
  * deadlocks on itself): it learns of the unmount from the device, which ends the session.
  */
 import { FUSE_READERS } from './threadpool';
-import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { parseArgs } from 'node:util';
-import { FuseSession, mountFuse, setReadahead, unmountFuse } from '../fuse';
+import { FuseSession, mountFuse, mountinfoEntry, setReadahead, unmountFuse } from '../fuse';
 import { NfsClient } from '../nfs';
 import { toErrno } from './errno';
 import { NfsFilesystem } from './filesystem';
@@ -28,6 +28,8 @@ export const FUSE_SUBTYPE = 'netvol-nfs';
 /** Largest READ and WRITE the kernel sends (the protocol's limit: 256 pages). */
 const MAX_IO = 1024 * 1024;
 const READAHEAD = 4 * MAX_IO;
+/** Answers applications get in normal use, not worth a log line. */
+const ROUTINE_ERRNOS = new Set(['ENOENT', 'EEXIST', 'ENOTEMPTY', 'EACCES'].map((n) => (constants.errno as Record<string, number>)[n]));
 
 type Level = 'debug' | 'info' | 'warn' | 'error';
 
@@ -42,16 +44,11 @@ function fail(exitCode: number, event: string, message: string, code?: string): 
 
 function mountedAt(mountpoint: string): boolean {
   try {
-    const text = readFileSync('/proc/self/mountinfo', 'utf8');
-    for (const line of text.split('\n')) {
-      const field = line.split(' ')[4];
-      if (field && field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === mountpoint) return true;
-    }
+    return mountinfoEntry(mountpoint) !== undefined;
   } catch {
     /* cannot tell: assume still mounted */
     return true;
   }
-  return false;
 }
 
 async function main(): Promise<void> {
@@ -144,7 +141,7 @@ async function main(): Promise<void> {
     readers: FUSE_READERS,
     errnoOf: (err) => -toErrno(err),
     onError: (op, errno, err) => {
-      if (errno !== 2 && errno !== 17 && errno !== 39 && errno !== 13) log('warn', `${op} failed`, { errno: -errno, error: String((err as Error)?.message ?? err) });
+      if (!ROUTINE_ERRNOS.has(errno)) log('warn', `${op} failed`, { errno: -errno, error: String((err as Error)?.message ?? err) });
     },
   });
   const negotiated = new Promise<unknown>((resolve) => {

@@ -40,10 +40,6 @@ export class InodeTable {
     this.setAttrs(root, rootAttrs);
   }
 
-  get size(): number {
-    return this.byId.size;
-  }
-
   get root(): Inode {
     return this.byId.get(1) as Inode;
   }
@@ -64,11 +60,6 @@ export class InodeTable {
     n.lookups++;
     this.setAttrs(n, attrs);
     return n;
-  }
-
-  /** Attributes for an inode without counting a lookup (e.g. a handle seen in a directory listing). */
-  peek(handle: Buffer): Inode | undefined {
-    return this.byKey.get(handle.toString('hex'));
   }
 
   forget(id: number, count: number): void {

@@ -129,9 +129,7 @@ export class FileWriter {
    * back in front of the rest, and a full commit() resends it in order after the WRITEs in flight.
    */
   private async commitSent(): Promise<void> {
-    const batch = this.sent;
-    this.sent = [];
-    this.sentBytes = 0;
+    const batch = this.takeSent();
     try {
       const res = await this.s.call('COMMIT', () => this.client.commit(this.handle, 0, 0));
       if (toResend(batch, res.verifier).length === 0) return;
@@ -139,8 +137,7 @@ export class FileWriter {
       this.error ??= err;
     }
     // The whole batch goes back in front: the full commit resends it with what followed, in order.
-    this.sent = batch.concat(this.sent);
-    this.sentBytes = this.sent.reduce((a, w) => a + w.data.length, 0);
+    this.putBack(batch);
     if (this.error === undefined) await this.fullCommit().catch((err) => (this.error ??= err));
   }
 
@@ -209,13 +206,8 @@ export class FileWriter {
 
   private async commitOnce(): Promise<void> {
     await this.drain();
-    if (!this.sent.some((w) => !w.durable)) {
-      this.sent = [];
-      return;
-    }
-    const batch = this.sent;
-    this.sent = [];
-    this.sentBytes = 0;
+    const batch = this.takeSent();
+    if (!batch.some((w) => !w.durable)) return;
     try {
       const res = await this.s.call('COMMIT', () => this.client.commit(this.handle, 0, 0));
       const again = toResend(batch, res.verifier);
@@ -230,9 +222,22 @@ export class FileWriter {
       }
     } catch (err) {
       // Keep the data: a later commit sends it again.
-      this.sent = batch.concat(this.sent);
-      this.sentBytes = this.sent.reduce((a, w) => a + w.data.length, 0);
+      this.putBack(batch);
       throw err;
     }
+  }
+
+  /** The acknowledged WRITEs a COMMIT is about to cover. */
+  private takeSent(): Sent[] {
+    const batch = this.sent;
+    this.sent = [];
+    this.sentBytes = 0;
+    return batch;
+  }
+
+  /** Returns a batch the COMMIT did not confirm, in front of what was acknowledged since. */
+  private putBack(batch: Sent[]): void {
+    this.sent = batch.concat(this.sent);
+    this.sentBytes = this.sent.reduce((a, w) => a + w.data.length, 0);
   }
 }

@@ -2,7 +2,7 @@
  * A FUSE server library in TypeScript: the kernel protocol spoken directly over /dev/fuse, with
  * no libfuse and no native code. Imports nothing else from netvol. See README.md.
  */
-export { mountFuse, unmountFuse, setReadahead, MountError } from './mount';
+export { mountFuse, unmountFuse, setReadahead, mountinfoEntry, MountError } from './mount';
 export type { MountOptions } from './mount';
 export { FuseSession, FuseError, defaultErrnoOf } from './session';
 export type { SessionOptions, Negotiated } from './session';

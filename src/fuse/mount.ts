@@ -70,18 +70,29 @@ export async function mountFuse(mountpoint: string, o: MountOptions): Promise<nu
 }
 
 /**
+ * The fields of the newest /proc/self/mountinfo line mounted on `mountpoint` (its mount point
+ * unescaped), or undefined when nothing is. Throws when mountinfo cannot be read. A FUSE server
+ * reads this instead of stat()ing its own mountpoint, which would wait for itself.
+ */
+export function mountinfoEntry(mountpoint: string): string[] | undefined {
+  let found: string[] | undefined;
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const fields = line.split(' ');
+    const at = fields[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (at === mountpoint) found = fields;
+  }
+  return found;
+}
+
+/**
  * Sets the readahead of a FUSE mount's backing device, after the session's INIT: the kernel starts
  * a mount at its default (128 KiB) and INIT can only lower it. Best effort: a read-only /sys keeps
- * the default. The device is found by its "major:minor" in mountinfo (its "major:minor" from mountinfo: a stat of
- * the mountpoint would wait for the session this process has yet to serve). Returns whether it took.
+ * the default. The device is the "major:minor" field of the mount's mountinfo line. Returns
+ * whether it took.
  */
 export function setReadahead(mountpoint: string, bytes: number): boolean {
   try {
-    const line = readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .filter((l) => l.split(' ')[4] === mountpoint)
-      .pop();
-    const dev = line?.split(' ')[2];
+    const dev = mountinfoEntry(mountpoint)?.[2];
     if (!dev) return false;
     writeFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, String(Math.ceil(bytes / 1024)));
     return true;
