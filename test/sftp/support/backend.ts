@@ -3,11 +3,10 @@
  * its config (the options go through the type's own schema).
  */
 import * as fs from 'node:fs';
-import { PassThrough } from 'node:stream';
 import type { Backend } from '../../../src/backends';
 import { sftpBackendType } from '../../../src/backends/sftp';
 import { NetvolError } from '../../../src/errors';
-import { createLogger } from '../../../src/log';
+import { capturingLogger } from '../../harness/logs';
 import { killAllMentioning, removeTree } from '../../harness/dockerd';
 import { sftpOptions, type Sshd } from '../../harness/sshd';
 
@@ -26,15 +25,13 @@ export function makeBackend(sshd: Sshd, extra: Record<string, unknown> = {}, opt
   const options = sftpBackendType.optionsSchema.parse(sftpOptions(sshd, extra));
   // Outside sshd's folder: sshfs mounts there must not propagate into sshd's namespace.
   const workDir = opts.workDir ?? fs.mkdtempSync('/tmp/nvw-');
-  const logs: string[] = [];
-  const stream = new PassThrough();
-  stream.setEncoding('utf8').on('data', (d: string) => logs.push(...d.split('\n').filter(Boolean)));
+  const { logger, logs } = capturingLogger();
   const backend = sftpBackendType.create(options, {
     name: 'srv',
     hostId: 'host-a',
     workDir,
     timeoutMs: opts.timeoutMs ?? 8000,
-    logger: createLogger('debug', stream),
+    logger,
   });
   return {
     backend,

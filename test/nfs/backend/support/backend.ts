@@ -7,11 +7,10 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PassThrough } from 'node:stream';
 import type { Backend } from '../../../../src/backends';
 import { nfsBackendType } from '../../../../src/backends/nfs';
 import { NetvolError } from '../../../../src/errors';
-import { createLogger } from '../../../../src/log';
+import { capturingLogger } from '../../../harness/logs';
 import type { GaneshaServer } from '../../../harness/ganesha';
 
 export interface BackendUnderTest {
@@ -28,15 +27,13 @@ export function nfsOptions(g: GaneshaServer, extra: Record<string, unknown> = {}
 export function makeBackend(g: GaneshaServer, extra: Record<string, unknown> = {}, opts: { timeoutMs?: number; workDir?: string; name?: string } = {}): BackendUnderTest {
   const options = nfsBackendType.optionsSchema.parse(nfsOptions(g, extra));
   const workDir = opts.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'nvnfs-'));
-  const logs: string[] = [];
-  const stream = new PassThrough();
-  stream.setEncoding('utf8').on('data', (d: string) => logs.push(...d.split('\n').filter(Boolean)));
+  const { logger, logs } = capturingLogger();
   const backend = nfsBackendType.create(options, {
     name: opts.name ?? 'nas',
     hostId: 'host-a',
     workDir,
     timeoutMs: opts.timeoutMs ?? 8000,
-    logger: createLogger('debug', stream),
+    logger,
   });
   return {
     backend,
