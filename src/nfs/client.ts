@@ -36,7 +36,10 @@ export interface NfsClientOptions {
   maxIoSize?: number;
   /** Calls in flight per readRange/writeRange. Default 8. */
   maxInFlight?: number;
-  /** TCP connections to the NFS service; READ and WRITE take them in turn. Default 1. */
+  /**
+   * TCP connections to the NFS service (like nconnect). READs take them in turn; each file's WRITEs
+   * stay on one of them, chosen by its handle, so the server gets them in order. Default 1.
+   */
   connections?: number;
 }
 

@@ -106,32 +106,47 @@ function createIsResendable(how: CreateHow): boolean {
   return how.attrs?.size === undefined;
 }
 
+/** FNV-1a over a file handle's bytes: the same file always picks the same connection. */
+function handleHash(fh: Buffer): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < fh.length; i++) h = Math.imul(h ^ fh[i], 0x01000193);
+  return h >>> 0;
+}
+
 export class Nfs3 {
   private next = 0;
 
   /**
-   * `rpc` carries every call; `dataRpcs`, when given, carry READ and WRITE in turn (several TCP
-   * connections, as Linux's nconnect: the server decodes and answers them in parallel).
+   * `rpc` carries every call; `dataRpcs`, when given, add TCP connections for data (as Linux's
+   * nconnect): READs take all of them in turn, so the server decodes and answers them in
+   * parallel; the WRITEs of one file always take the same one, chosen by its handle, so the
+   * server gets them in order and does not run them against each other (measured on ganesha:
+   * a file's WRITEs spread over two connections cost the server up to three times the CPU and ran
+   * at 0.7 of the speed of one connection).
    */
   constructor(
     readonly rpc: RpcClient,
     protected readonly dataRpcs: RpcClient[] = [],
   ) {}
 
-  private rpcFor(proc: Proc): RpcClient {
-    if (this.dataRpcs.length === 0 || (proc !== Proc.READ && proc !== Proc.WRITE)) return this.rpc;
-    this.next = (this.next + 1) % (this.dataRpcs.length + 1);
-    return this.next === 0 ? this.rpc : this.dataRpcs[this.next - 1];
+  private rpcFor(proc: Proc, fh?: Buffer): RpcClient {
+    const n = this.dataRpcs.length + 1;
+    if (n === 1) return this.rpc;
+    let i: number;
+    if (proc === Proc.READ) i = this.next = (this.next + 1) % n;
+    else if (proc === Proc.WRITE && fh) i = handleHash(fh) % n;
+    else return this.rpc;
+    return i === 0 ? this.rpc : this.dataRpcs[i - 1];
   }
 
   /**
    * Sends one NFS call; returns a reader past the OK status. A JUKEBOX answer
    * (server busy, e.g. recalling a file from tape) is retried after a pause.
    */
-  protected async proc(proc: Proc, args: ArgsEncoder, idempotent: boolean, releasable = false): Promise<XdrReader> {
+  protected async proc(proc: Proc, args: ArgsEncoder, idempotent: boolean, releasable = false, fh?: Buffer): Promise<XdrReader> {
     const name = `NFS3.${Proc[proc]}`;
     for (let attempt = 0; ; attempt++) {
-      const r = await this.rpcFor(proc).call(NFS_PROGRAM, NFS_VERSION, proc, args, { name, idempotent, releasable });
+      const r = await this.rpcFor(proc, fh).call(NFS_PROGRAM, NFS_VERSION, proc, args, { name, idempotent, releasable });
       const status = r.uint32();
       if (status === 0) return r;
       r.release();
@@ -251,6 +266,8 @@ export class Nfs3 {
         w.opaqueRef(data);
       },
       true,
+      false,
+      fh,
     );
     const wcc = readWcc(r);
     const count = r.uint32();

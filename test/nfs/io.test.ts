@@ -24,26 +24,48 @@ describe('large reads and writes', () => {
     expect(sha256(back)).toBe(sha256(data));
   });
 
-  test('with connections: 3, READs and WRITEs spread over three TCP connections and the data stays whole', async () => {
-    const established = async () => {
+  test('with connections: 3, READs take all three TCP connections, a file\'s WRITEs keep to one, and the data stays whole', async () => {
+    // Bytes each established connection to the server has sent and received, by local port.
+    const traffic = async () => {
       const { execFileSync } = await import('node:child_process');
-      const out = execFileSync('ss', ['-Htn', 'state', 'established', `dport = :${fx.server.nfsPort}`], { encoding: 'utf8' });
-      return out.split('\n').filter(Boolean).length;
+      const out = execFileSync('ss', ['-Htni', 'state', 'established', `dport = :${fx.server.nfsPort}`], { encoding: 'utf8' });
+      const byPort = new Map<string, { sent: number; received: number }>();
+      let port: string | undefined;
+      for (const line of out.split('\n')) {
+        const addr = /^\S*\s*\d+\s+\d+\s+\S+:(\d+)\s/.exec(line);
+        if (addr) port = addr[1];
+        else if (port) {
+          byPort.set(port, { sent: Number(/bytes_sent:(\d+)/.exec(line)?.[1] ?? 0), received: Number(/bytes_received:(\d+)/.exec(line)?.[1] ?? 0) });
+          port = undefined;
+        }
+      }
+      return byPort;
     };
-    const before = await established();
+    const before = await traffic();
     const multi = await NfsClient.connect(clientOptions(fx.server, { connections: 3, maxIoSize: 256 * 1024, maxInFlight: 12 }));
     try {
-      expect(await established()).toBe(before + 3);
+      const ours = [...(await traffic()).keys()].filter((p) => !before.has(p));
+      expect(ours).toHaveLength(3);
+      const delta = (a: Map<string, { sent: number; received: number }>, b: Map<string, { sent: number; received: number }>, k: 'sent' | 'received') =>
+        ours.map((p) => b.get(p)![k] - a.get(p)![k]);
       const d = await freshDir();
       const f = await multi.create(d.fh, 'spread');
       const data = patternBytes(6 * 1024 * 1024 + 77, 5);
+      const t0 = await traffic();
       await multi.writeRange(f.handle, 0, data);
+      const t1 = await traffic();
+      const sent = delta(t0, t1, 'sent').sort((a, b) => b - a);
+      expect(sent[0]).toBeGreaterThan(data.length);
+      expect(sent[1]).toBeLessThan(64 * 1024);
       expect(sha256(fs.readFileSync(path.join(d.local, 'spread')))).toBe(sha256(data));
       expect(sha256(await multi.readRange(f.handle, 0, data.length))).toBe(sha256(data));
+      const received = delta(t1, await traffic(), 'received');
+      for (const r of received) expect(r).toBeGreaterThan(data.length / 6);
     } finally {
       await multi.close();
     }
-    expect(await established()).toBe(before);
+    const after = await traffic();
+    expect([...after.keys()].filter((p) => !before.has(p))).toHaveLength(0);
   });
 
   test('a FILE_SYNC range write needs no COMMIT and lands at its offset', async () => {
