@@ -22,6 +22,11 @@ export function toResend(batch: Sent[], verifier: Buffer): Sent[] {
   return first < 0 ? [] : batch.slice(first);
 }
 
+/** Resolves after the callbacks already queued (the answers to the kernel) have run. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 interface InFlight {
   offset: number;
   end: number;
@@ -148,13 +153,20 @@ export class FileWriter {
     this.send(g.offset, g.buf.subarray(0, g.len));
   }
 
-  /** Sends one WRITE after any in-flight WRITE it overlaps (the server may reorder concurrent ones). */
+  /**
+   * Sends one WRITE after any in-flight WRITE it overlaps (the server may reorder concurrent ones).
+   * The send itself waits for the next turn of the event loop: the kernel's answer goes out first,
+   * so the application copies its next block while this one is written to the socket (sending
+   * 1 MiB costs about 0.5 ms here; sent first, it held every write(2) back by that much: 1 GiB
+   * went at 0.5 to 0.7 of the speed it reaches this way).
+   */
   private send(offset: number, data: Buffer): void {
     const end = offset + data.length;
     const before = [...this.inFlight].filter((f) => f.offset < end && offset < f.end).map((f) => f.done);
     const entry: InFlight = { offset, end, done: Promise.resolve() };
     entry.done = (async () => {
       try {
+        await nextTurn();
         if (before.length > 0) await Promise.all(before);
         let pos = 0;
         while (pos < data.length) {
