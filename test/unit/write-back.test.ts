@@ -103,3 +103,23 @@ test('a server restart loses unconfirmed data; it is sent again, and newer data 
   expect(server.cache.equals(expected)).toBe(true);
   expect(server.stable.equals(expected)).toBe(true);
 });
+
+test('write() answers before its WRITE is sent, so the application is not held back by the socket send', async () => {
+  const server = new FakeServer();
+  const sent: number[] = [];
+  const client = server.client();
+  const send = client.write.bind(client);
+  client.write = ((fh: Buffer, offset: number, data: Buffer, how: StableHow) => {
+    sent.push(offset);
+    return send(fh, offset, data, how);
+  }) as NfsClient['write'];
+  const w = new FileWriter(client, Buffer.from('fh'), { writeSize: 64 * KiB, maxInFlight: 4, commitEvery: 1024 * KiB, call: (_what, fn) => fn() });
+  const data = randomBytes(64 * KiB);
+  await w.write(0, data, true);
+  // The WRITE is queued, not yet on the wire: a reply to the kernel written now goes out first.
+  expect(sent).toEqual([]);
+  expect(w.busy).toBe(true);
+  await w.commit();
+  expect(sent).toEqual([0]);
+  expect(server.stable.equals(data)).toBe(true);
+});
