@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { userspaceEnv } from '../../src/backends/nfs/mounters';
 import { isAlive, run, terminate } from '../../test/harness/dockerd';
 import { ddReadCold, ddWrite } from '../lib/io';
 import { BenchContext } from '../lib/types';
@@ -24,7 +25,8 @@ export async function startNullFuse(ctx: BenchContext, mountpoint: string): Prom
   const server = path.join(__dirname, 'null-fuse-server.js');
   if (!fs.existsSync(server)) throw new Error(`${server} is missing: run the bench through \`npm run bench\`, which compiles it`);
   fs.mkdirSync(mountpoint, { recursive: true });
-  const child = spawn(process.execPath, [server, mountpoint], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The same environment (malloc settings) as netvol gives its userspace NFS server.
+  const child = spawn(process.execPath, [server, mountpoint], { stdio: ['ignore', 'pipe', 'pipe'], env: userspaceEnv() });
   const killSync = (): void => {
     if (isAlive(child.pid)) child.kill('SIGKILL');
   };

@@ -68,6 +68,21 @@ export function userspaceArgs(t: UserspaceTarget, folderPath: string, mountpoint
   return args;
 }
 
+/**
+ * glibc's malloc settings for the FUSE server. Each WRITE from the kernel arrives in a fresh 1 MiB
+ * buffer that stays alive until a COMMIT confirms it (up to 64 MiB at a time); by default glibc
+ * hands such memory back to the kernel as soon as it is freed, and the next requests fault it in
+ * again, page by page: tens of thousands of page faults per GiB written. Keeping freed memory in
+ * the heap (allocations up to 32 MiB from the heap, trimmed only past 256 MiB free) removed them
+ * and made 1 GiB writes about 7 % faster side by side. A GLIBC_TUNABLES already set is kept.
+ */
+export const USERSPACE_MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456';
+
+/** Environment of the FUSE server: netvol's own, with the malloc settings above. */
+export function userspaceEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...base, GLIBC_TUNABLES: base.GLIBC_TUNABLES ?? USERSPACE_MALLOC_TUNABLES };
+}
+
 /** Pids of FUSE servers (ours) whose argv names `mountpoint`. */
 export async function userspacePids(mountpoint: string): Promise<number[]> {
   const out: number[] = [];
@@ -92,7 +107,7 @@ export async function userspacePids(mountpoint: string): Promise<number[]> {
 export async function startUserspace(t: UserspaceTarget, folderPath: string, mountpoint: string, logFile: string, volume: string): Promise<number> {
   const log = await fs.open(logFile, 'a', 0o600);
   const start = (await log.stat()).size;
-  const child = spawn(process.execPath, userspaceArgs(t, folderPath, mountpoint), { detached: true, stdio: ['ignore', log.fd, log.fd] });
+  const child = spawn(process.execPath, userspaceArgs(t, folderPath, mountpoint), { detached: true, stdio: ['ignore', log.fd, log.fd], env: userspaceEnv() });
   await log.close();
   let exit: { code: number | null; error?: Error } | undefined;
   child.on('exit', (code) => (exit = { code }));

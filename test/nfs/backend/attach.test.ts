@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { kernelMountArgs, resolveMounter } from '../../../src/backends/nfs';
 import { nfsOptionsSchema } from '../../../src/backends/nfs/options';
-import { userspacePids } from '../../../src/backends/nfs/mounters';
+import { USERSPACE_MALLOC_TUNABLES, userspaceEnv, userspacePids } from '../../../src/backends/nfs/mounters';
 import { GaneshaServer, startGanesha } from '../../harness/ganesha';
 import { BackendUnderTest, cleanupWorkDir, makeBackend, nfsOptions, rejection } from './support/backend';
 
@@ -90,6 +90,11 @@ describe('mounter: auto', () => {
 });
 
 describe('the userspace mounter', () => {
+  test('its environment adds the malloc settings to netvol\'s own, and keeps a GLIBC_TUNABLES the operator set', () => {
+    expect(userspaceEnv({ PATH: '/usr/bin' })).toEqual({ PATH: '/usr/bin', GLIBC_TUNABLES: USERSPACE_MALLOC_TUNABLES });
+    expect(userspaceEnv({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }).GLIBC_TUNABLES).toBe('glibc.malloc.arena_max=2');
+  });
+
   test('attach() mounts the volume folder with FUSE; files written there are in the export', async () => {
     await b.backend.makeFolder('v1', true);
     const mp = await b.backend.attach('v1');
@@ -99,7 +104,13 @@ describe('the userspace mounter', () => {
     expect(fs.readFileSync(onServer('v1', 'data', 'hello'), 'utf8')).toBe('through fuse');
     expect(await b.backend.health('v1')).toBe('attached');
     expect(await b.backend.attach('v1')).toBe(mp);
-    expect((await userspacePids(mp)).length).toBe(1);
+    const pids = await userspacePids(mp);
+    expect(pids).toHaveLength(1);
+    // It runs with the malloc settings that keep WRITE buffers from being faulted in again. (glibc
+    // 2.36 cuts the variable after the first tunable in the process's own copy once it has read it.)
+    const environ = fs.readFileSync(`/proc/${pids[0]}/environ`, 'utf8').split('\0');
+    const first = USERSPACE_MALLOC_TUNABLES.split(':')[0];
+    expect(environ.some((e) => e.startsWith(`GLIBC_TUNABLES=${first}`))).toBe(true);
   });
 
   test('after a daemon restart a new backend finds the running FUSE server and reuses it', async () => {

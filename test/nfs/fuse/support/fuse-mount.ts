@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { userspaceEnv } from '../../../../src/backends/nfs/mounters';
 import type { GaneshaServer } from '../../../harness/ganesha';
 
 export const FUSE_MAIN = path.resolve(__dirname, '..', '..', '..', '..', 'dist', 'fuse-nfs', 'main.js');
@@ -43,7 +44,7 @@ export async function mountFolder(g: GaneshaServer, folder: string, extraArgs: s
     '--mountpoint', mountpoint,
     ...extraArgs,
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: userspaceEnv() });
   const output: string[] = [];
   child.stdout?.setEncoding('utf8').on('data', (d: string) => output.push(...d.split('\n').filter(Boolean)));
   child.stderr?.setEncoding('utf8').on('data', (d: string) => output.push(...d.split('\n').filter(Boolean)));
