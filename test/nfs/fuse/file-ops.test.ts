@@ -51,6 +51,31 @@ test('a file created through the mount appears on the server with its content an
   expect(fs.readdirSync(m.mountpoint)).toContain('hello.txt');
 });
 
+test('writes through a write-only descriptor (direct I/O) are seen by a descriptor that had the file cached, and appends land at the end', () => {
+  fs.writeFileSync(at('mixed'), 'A'.repeat(8192));
+  const rw = fs.openSync(at('mixed'), 'r+');
+  try {
+    const buf = Buffer.alloc(8192);
+    expect(fs.readSync(rw, buf, 0, 8192, 0)).toBe(8192);
+    const wo = fs.openSync(at('mixed'), fs.constants.O_WRONLY);
+    try {
+      expect(fs.writeSync(wo, Buffer.from('B'.repeat(4096)), 0, 4096, 0)).toBe(4096);
+      expect(errnoOf(() => fs.readSync(wo, Buffer.alloc(1), 0, 1, 0))).toBe('EBADF');
+    } finally {
+      fs.closeSync(wo);
+    }
+    expect(fs.readSync(rw, buf, 0, 8192, 0)).toBe(8192);
+    expect(buf.toString()).toBe('B'.repeat(4096) + 'A'.repeat(4096));
+  } finally {
+    fs.closeSync(rw);
+  }
+  fs.appendFileSync(at('mixed'), 'C'.repeat(10));
+  fs.appendFileSync(at('mixed'), 'D'.repeat(10));
+  const text = fs.readFileSync(onServer('mixed'), 'utf8');
+  expect(text).toBe('B'.repeat(4096) + 'A'.repeat(4096) + 'C'.repeat(10) + 'D'.repeat(10));
+  expect(fs.statSync(at('mixed')).size).toBe(8212);
+});
+
 test('creating a file that exists exclusively fails with EEXIST, and opening a missing one with ENOENT', () => {
   fs.writeFileSync(at('exists'), 'x');
   expect(errnoOf(() => fs.openSync(at('exists'), 'wx'))).toBe('EEXIST');
