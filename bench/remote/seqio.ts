@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { ddReadCold, ddWrite } from '../lib/io';
 import { median } from '../lib/stats';
 import { BenchContext, Figure } from '../lib/types';
-import { fmtList, rotated } from './proc';
+import { fmtList, mustDropCaches, rotated } from './proc';
 
 export interface SeqVariant {
   key: string;
@@ -42,6 +42,10 @@ export async function measureSeq(ctx: BenchContext, what: string, variants: read
       const i = n++;
       ctx.log(`${what}: ${recording ? `run ${round + 1}/${plan.runs}` : 'warm-up'}, ${v.label}`);
       try {
+        // Every write starts from an empty page cache: what the previous variant left cached (the
+        // null FUSE file's pages, a baseline's file that the server still holds open) made the
+        // write after it run at about half speed in most rounds, whichever variant that was.
+        mustDropCaches();
         const w = await v.write(i, plan.mib);
         const r = v.read ? await v.read(i, plan.mib) : undefined;
         if (recording) {
