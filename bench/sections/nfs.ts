@@ -77,7 +77,7 @@ async function sequential(ctx: BenchContext, s: Setup): Promise<Row[]> {
     key: 'nfscp',
     label: 'nfs-cp',
     async write(i, m) {
-      await timed('sync', []);
+      // measureSeq has just run sync and dropped the page cache.
       const t = process.hrtime.bigint();
       await timed('nfs-cp', [source, nfsUrl(g, `nfs-cp/${cpName(i)}`)]);
       // The same durability as dd's conv=fsync through the volume (a COMMIT): fsync the file on the server's disk.

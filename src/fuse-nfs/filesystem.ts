@@ -35,24 +35,25 @@ interface OpenDir {
 
 const O_EXCL = constants.O_EXCL;
 const O_TRUNC = constants.O_TRUNC;
+/** The access-mode bits of open(2) flags (Node's constants do not name them). */
 const O_ACCMODE = 3;
+const S_ISGID = 0o2000;
+/** COMMITs of closed files sent at once. */
+const COMMITS_AT_ONCE = 8;
+/** Entries handed to the session per READDIR (it packs what fits in the kernel's buffer). */
+const DIR_WINDOW = 1024;
 
 /**
  * What OPEN and CREATE answer. A file opened write-only is opened for direct I/O: the kernel hands
  * the application's buffers straight to us instead of copying them into its page cache first
  * (such a descriptor cannot read or map the file, so that cache would serve nobody). That saves a
  * copy and the cache's memory per byte written: dd's own CPU time for 1 GiB fell from 0.3-1.0 s
- * to under 0.1 s, and the write ran up to 1.2 times faster side by side. Descriptors that may read keep
- * the page cache, readahead and mmap.
+ * to under 0.1 s, and the write ran up to 1.2 times faster side by side. Descriptors that may
+ * read keep the page cache, readahead and mmap.
  */
 function opened(fh: number, flags: number): Opened {
   return { fh, directIo: (flags & O_ACCMODE) === constants.O_WRONLY };
 }
-const S_ISGID = 0o2000;
-/** COMMITs of closed files sent at once. */
-const COMMITS_AT_ONCE = 8;
-/** Entries handed to the session per READDIR (it packs what fits in the kernel's buffer). */
-const DIR_WINDOW = 1024;
 
 /**
  * The FUSE low-level operations, served from one folder of an NFSv3 export over the project's

@@ -26,10 +26,11 @@ describe('large reads and writes', () => {
 
   test('with connections: 3, READs take all three TCP connections, a file\'s WRITEs keep to one, and the data stays whole', async () => {
     // Bytes each established connection to the server has sent and received, by local port.
-    const traffic = async () => {
+    type Traffic = Map<string, { sent: number; received: number }>;
+    const traffic = async (): Promise<Traffic> => {
       const { execFileSync } = await import('node:child_process');
       const out = execFileSync('ss', ['-Htni', 'state', 'established', `dport = :${fx.server.nfsPort}`], { encoding: 'utf8' });
-      const byPort = new Map<string, { sent: number; received: number }>();
+      const byPort: Traffic = new Map();
       let port: string | undefined;
       for (const line of out.split('\n')) {
         const addr = /^\S*\s*\d+\s+\d+\s+\S+:(\d+)\s/.exec(line);
@@ -46,8 +47,7 @@ describe('large reads and writes', () => {
     try {
       const ours = [...(await traffic()).keys()].filter((p) => !before.has(p));
       expect(ours).toHaveLength(3);
-      const delta = (a: Map<string, { sent: number; received: number }>, b: Map<string, { sent: number; received: number }>, k: 'sent' | 'received') =>
-        ours.map((p) => b.get(p)![k] - a.get(p)![k]);
+      const delta = (a: Traffic, b: Traffic, k: 'sent' | 'received') => ours.map((p) => b.get(p)![k] - a.get(p)![k]);
       const d = await freshDir();
       const f = await multi.create(d.fh, 'spread');
       const data = patternBytes(6 * 1024 * 1024 + 77, 5);
