@@ -1,7 +1,7 @@
 /** Timed sequential I/O with dd, the same command for netvol and for its baseline. */
 import fs from 'node:fs';
 import { run } from '../../test/harness/dockerd';
-import { dropCaches } from './host';
+import { dropCaches, warmFreeMemory } from './host';
 import { elapsedMs } from './stats';
 
 export const MiB = 2 ** 20;
@@ -10,6 +10,7 @@ export const MiB = 2 ** 20;
 export async function ddWrite(file: string, mib: number): Promise<number> {
   // Start from a clean page cache: dirty pages of earlier steps must not be flushed on our clock.
   await run('sync', [], { timeoutMs: 600_000 });
+  warmFreeMemory();
   const t = process.hrtime.bigint();
   const r = await run('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${mib}`, 'conv=fsync'], { timeoutMs: 600_000 });
   const ms = elapsedMs(t);

@@ -59,6 +59,8 @@ test('fio randomized writes of mixed sizes pass verification', async () => {
       '--do_verify=1',
       '--fsync=64',
       '--randseed=4242',
+      // No state file for resuming a verify after a crash: fio would leave it in the working directory.
+      '--verify_state_save=0',
       '--output-format=json',
     ],
     { timeoutMs: 300_000 },
@@ -69,7 +71,7 @@ test('fio randomized writes of mixed sizes pass verification', async () => {
   expect(job.read.io_bytes).toBeGreaterThan(0);
   // Verified again after the page cache is gone: the bytes come from the server.
   await dropCaches();
-  const again = await sh('fio', ['--name=reverify', `--filename=${at('fio.dat')}`, '--size=48M', '--rw=randwrite', '--bsrange=4k-192k', '--verify=crc32c', '--verify_only', '--verify_fatal=1', '--randseed=4242', '--output-format=json'], {
+  const again = await sh('fio', ['--name=reverify', `--filename=${at('fio.dat')}`, '--size=48M', '--rw=randwrite', '--bsrange=4k-192k', '--verify=crc32c', '--verify_only', '--verify_fatal=1', '--randseed=4242', '--verify_state_save=0', '--output-format=json'], {
     timeoutMs: 300_000,
   });
   expect(JSON.parse(again.stdout.slice(again.stdout.indexOf('{'))).jobs[0].error).toBe(0);
