@@ -294,14 +294,14 @@ export class NfsFilesystem {
     return parts.length === 1 ? parts[0] : Buffer.concat(parts);
   }
 
-  async write(_ctx: Context, _nodeid: number, fh: number, offset: number, data: Buffer): Promise<number> {
+  async write(_ctx: Context, _nodeid: number, fh: number, offset: number, data: Buffer, giveBack?: () => void): Promise<number> {
     const f = this.file(fh);
     if (!f.writer) {
       f.writer = this.writerFor(f.inode);
       f.writer.refs++;
     }
     this.inodes.stale(f.inode);
-    return f.writer.write(offset, data, true);
+    return f.writer.write(offset, data, true, giveBack);
   }
 
   async flush(_ctx: Context, _nodeid: number, fh: number): Promise<void> {
@@ -501,7 +501,7 @@ export class NfsFilesystem {
       open: (c, id, f) => this.open(c, id, f),
       create: (c, p, n, m, f) => this.create(c, p, n, m, f),
       read: (c, id, fh, o, s) => this.read(c, id, fh, o, s),
-      write: (c, id, fh, o, d) => this.write(c, id, fh, o, d),
+      write: (c, id, fh, o, d, giveBack) => this.write(c, id, fh, o, d, giveBack),
       flush: (c, id, fh) => this.flush(c, id, fh),
       fsync: (c, id, fh) => this.fsync(c, id, fh),
       release: (c, id, fh) => this.release(c, id, fh),

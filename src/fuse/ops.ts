@@ -74,8 +74,12 @@ export interface FuseOps {
   create?(ctx: Context, parent: number, name: string, mode: number, flags: number): Promise<{ entry: Entry; opened: Opened }>;
   /** Returns at most `size` bytes; fewer only at the end of the file. */
   read?(ctx: Context, nodeid: number, fh: number, offset: number, size: number): Promise<Buffer>;
-  /** `data` belongs to the filesystem from here on (it may keep it). Returns the bytes taken. */
-  write?(ctx: Context, nodeid: number, fh: number, offset: number, data: Buffer): Promise<number>;
+  /**
+   * `data` belongs to the filesystem from here on (it may keep it). Returns the bytes taken.
+   * `giveBack`, when given, lends the memory: call it once nothing will read `data` again, and the
+   * session reads a later request into it (not calling it is safe: the memory is then freed).
+   */
+  write?(ctx: Context, nodeid: number, fh: number, offset: number, data: Buffer, giveBack?: () => void): Promise<number>;
   flush?(ctx: Context, nodeid: number, fh: number): Promise<void>;
   fsync?(ctx: Context, nodeid: number, fh: number, datasync: boolean): Promise<void>;
   release?(ctx: Context, nodeid: number, fh: number): Promise<void>;

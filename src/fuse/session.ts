@@ -75,6 +75,15 @@ const PAGE = 4096;
 const ASYNC_REPLY_BYTES = 64 * 1024;
 /** WRITEs at least this long keep the buffer they were read into (no copy). */
 const HAND_OVER_BYTES = 256 * 1024;
+/**
+ * Request buffers kept for reuse. Write-behind lends them out until the server confirms their data
+ * (a COMMIT every 64 MiB): reused, they cost no allocation and no garbage collection, which ran
+ * 50 to 80 ms per GiB written when each 1 MiB WRITE came in fresh memory.
+ */
+const MAX_SPARE = 96;
+/** Kept for reuse while requests come; after this long without one, only a few. */
+const SPARE_IDLE_MS = 5000;
+const IDLE_SPARE = 8;
 
 /** The positive errno for an error: a numeric `errno`, a negative `code`, or a `code` naming one. */
 export function defaultErrnoOf(err: unknown): number {
@@ -109,6 +118,7 @@ export class FuseSession extends EventEmitter {
   private closed = false;
   private negotiated: Negotiated | undefined;
   private readonly spare: Buffer[] = [];
+  private trimTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly fd: number,
@@ -155,14 +165,28 @@ export class FuseSession extends EventEmitter {
         this.emit('error', e);
       }
       // A WRITE's data now belongs to the filesystem; any other request was decoded already.
-      if (!keep && this.spare.length < 8) this.spare.push(buf);
+      if (!keep) this.reuse(buf);
       this.readNext();
     });
+  }
+
+  /** Keeps a request buffer for a later read; trims the spares once requests stop for a while. */
+  private reuse(buf: Buffer): void {
+    if (this.closed || this.spare.length >= MAX_SPARE) return;
+    this.spare.push(buf);
+    if (this.spare.length <= IDLE_SPARE) return;
+    this.trimTimer?.refresh();
+    this.trimTimer ??= setTimeout(() => {
+      this.trimTimer = undefined;
+      this.spare.length = Math.min(this.spare.length, IDLE_SPARE);
+    }, SPARE_IDLE_MS).unref();
   }
 
   private close(err?: unknown): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.trimTimer);
+    this.spare.length = 0;
     try {
       this.ops.destroy?.();
     } finally {
@@ -373,7 +397,8 @@ export class FuseSession extends EventEmitter {
         // A large WRITE hands the read buffer over; a small one is copied so the buffer is reused.
         const handOver = view.length >= HAND_OVER_BYTES;
         const data = handOver ? view : Buffer.from(view);
-        this.answer(u, 'WRITE', ops.write?.(ctx, node, fh, offset, data), (count) => {
+        const giveBack = handOver ? () => this.reuse(b) : undefined;
+        this.answer(u, 'WRITE', ops.write?.(ctx, node, fh, offset, data, giveBack), (count) => {
           const o = Buffer.alloc(8);
           o.writeUInt32LE(count, 0);
           return o;

@@ -123,3 +123,83 @@ test('write() answers before its WRITE is sent, so the application is not held b
   expect(sent).toEqual([0]);
   expect(server.stable.equals(data)).toBe(true);
 });
+
+/**
+ * Lent buffers, as the FUSE session lends its request memory: each is a copy of its part of
+ * `expected`, and giving it back overwrites it (the session reads the next request into it), so
+ * any use after the give-back would reach the server as 0xEE bytes.
+ */
+function lend(expected: Buffer, size: number, server: FakeServer, checkDurable = true) {
+  const back = new Map<number, number>();
+  const parts = [];
+  for (let off = 0; off < expected.length; off += size) {
+    const buf = Buffer.from(expected.subarray(off, off + size));
+    parts.push({
+      off,
+      buf,
+      giveBack: () => {
+        // Durable before it comes back: the server's stable copy holds these bytes already.
+        if (checkDurable) expect(server.stable.subarray(off, off + size).equals(expected.subarray(off, off + size))).toBe(true);
+        back.set(off, (back.get(off) ?? 0) + 1);
+        buf.fill(0xee);
+      },
+    });
+  }
+  return { parts, back };
+}
+
+test('a lent buffer comes back once, only after a COMMIT confirmed its data, also when WRITEs take it in pieces', async () => {
+  const server = new FakeServer();
+  const client = server.client();
+  const send = client.write.bind(client);
+  // The server takes at most 40 KiB per WRITE: one 64 KiB chunk becomes two acknowledged WRITEs.
+  client.write = ((fh: Buffer, offset: number, data: Buffer, how: StableHow) => send(fh, offset, data.subarray(0, 40 * KiB), how)) as NfsClient['write'];
+  const w = new FileWriter(client, Buffer.from('fh'), { writeSize: 64 * KiB, maxInFlight: 4, commitEvery: 256 * KiB, call: (_what, fn) => fn() });
+  const expected = randomBytes(4 * 1024 * KiB);
+  const { parts, back } = lend(expected, 256 * KiB, server);
+  for (const p of parts) await w.write(p.off, p.buf, true, p.giveBack);
+  expect(back.size).toBeGreaterThan(0); // background COMMITs gave some back while writing went on
+  await w.commit();
+  expect(server.stable.equals(expected)).toBe(true);
+  expect([...back.values()]).toEqual(parts.map(() => 1));
+});
+
+test('after a server restart lent buffers come back only once their data was sent again', async () => {
+  const server = new FakeServer();
+  server.commitDelayMs = 5;
+  const w = writer(server, 256 * KiB);
+  const expected = randomBytes(2 * 1024 * KiB);
+  server.onWrite = (n) => {
+    if (n === 11) server.restart();
+  };
+  const { parts, back } = lend(expected, 128 * KiB, server);
+  for (const p of parts) await w.write(p.off, p.buf, true, p.giveBack);
+  await w.commit();
+  expect(server.stable.equals(expected)).toBe(true);
+  expect([...back.values()]).toEqual(parts.map(() => 1));
+});
+
+test('a buffer whose WRITE failed is never given back (the failed request may still sit in a socket queue)', async () => {
+  const server = new FakeServer();
+  const client = server.client();
+  const send = client.write.bind(client);
+  client.write = (async (fh: Buffer, offset: number, data: Buffer, how: StableHow) => {
+    if (offset === 256 * KiB) throw Object.assign(new Error('no reply'), { code: 'ETIMEDOUT' });
+    return send(fh, offset, data, how);
+  }) as NfsClient['write'];
+  const w = new FileWriter(client, Buffer.from('fh'), { writeSize: 64 * KiB, maxInFlight: 4, commitEvery: 1024 * KiB, call: (_what, fn) => fn() });
+  const expected = randomBytes(1024 * KiB);
+  // Not checked for durability: the failed part never reaches the server.
+  const { parts, back } = lend(expected, 128 * KiB, server, false);
+  // The failed WRITE's error surfaces on a later write or on commit, as write-back errors do.
+  const run = async () => {
+    for (const p of parts) await w.write(p.off, p.buf, true, p.giveBack);
+    await w.commit();
+  };
+  await expect(run()).rejects.toThrow('no reply');
+  // The buffer's other half was acknowledged and is committed now; the buffer still stays out.
+  await w.commit();
+  expect(server.stable.subarray(320 * KiB, 384 * KiB).equals(expected.subarray(320 * KiB, 384 * KiB))).toBe(true);
+  expect(back.has(256 * KiB)).toBe(false);
+  expect(back.get(0)).toBe(1);
+});
