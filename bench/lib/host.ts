@@ -32,16 +32,17 @@ export function hostFacts(repoRoot: string): HostFacts {
 
 /**
  * Whether `echo 3 > /proc/sys/vm/drop_caches` works here (root, not in a restricted container).
- * The memory it frees is warmed again (warmFreeMemory) for the measurement that follows.
+ * `warm`: the memory it frees is warmed again (warmFreeMemory) for the measurement that follows;
+ * false when that measurement warms it itself (ddWrite does).
  */
-export function dropCaches(): boolean {
+export function dropCaches(warm = true): boolean {
   try {
     spawnSync('sync');
     fs.writeFileSync('/proc/sys/vm/drop_caches', '3\n');
   } catch {
     return false;
   }
-  warmFreeMemory();
+  if (warm) warmFreeMemory();
   return true;
 }
 

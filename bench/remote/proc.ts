@@ -26,9 +26,9 @@ export function q(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-/** Drops the page cache, or throws: a read measured from memory would be meaningless. */
-export function mustDropCaches(): void {
-  if (!dropCaches()) throw new Error('cannot drop the page cache (echo 3 > /proc/sys/vm/drop_caches): cold reads cannot be measured here');
+/** Drops the page cache, or throws: a read measured from memory would be meaningless. `warm`: as dropCaches. */
+export function mustDropCaches(warm = true): void {
+  if (!dropCaches(warm)) throw new Error('cannot drop the page cache (echo 3 > /proc/sys/vm/drop_caches): cold reads cannot be measured here');
 }
 
 export function isMountpoint(dir: string): boolean {

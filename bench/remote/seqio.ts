@@ -44,8 +44,9 @@ export async function measureSeq(ctx: BenchContext, what: string, variants: read
       try {
         // Every write starts from an empty page cache: what the previous variant left cached (the
         // null FUSE file's pages, a baseline's file that the server still holds open) made the
-        // write after it run at about half speed in most rounds, whichever variant that was.
-        mustDropCaches();
+        // write after it run at about half speed in most rounds, whichever variant that was. Each
+        // write warms its memory itself, right before its clock starts (ddWrite, nfs-cp's write).
+        mustDropCaches(false);
         const w = await v.write(i, plan.mib);
         const r = v.read ? await v.read(i, plan.mib) : undefined;
         if (recording) {

@@ -55,8 +55,9 @@ class FakeServer {
   }
 }
 
-function writer(server: FakeServer, commitEvery: number): FileWriter {
-  return new FileWriter(server.client(), Buffer.from('fh'), {
+/** A writer on `client` (by default the server's own; a test may wrap its calls). */
+function writer(server: FakeServer, commitEvery: number, client: NfsClient = server.client()): FileWriter {
+  return new FileWriter(client, Buffer.from('fh'), {
     writeSize: 64 * KiB,
     maxInFlight: 4,
     commitEvery,
@@ -113,7 +114,7 @@ test('write() answers before its WRITE is sent, so the application is not held b
     sent.push(offset);
     return send(fh, offset, data, how);
   }) as NfsClient['write'];
-  const w = new FileWriter(client, Buffer.from('fh'), { writeSize: 64 * KiB, maxInFlight: 4, commitEvery: 1024 * KiB, call: (_what, fn) => fn() });
+  const w = writer(server, 1024 * KiB, client);
   const data = randomBytes(64 * KiB);
   await w.write(0, data, true);
   // The WRITE is queued, not yet on the wire: a reply to the kernel written now goes out first.
@@ -154,7 +155,7 @@ test('a lent buffer comes back once, only after a COMMIT confirmed its data, als
   const send = client.write.bind(client);
   // The server takes at most 40 KiB per WRITE: one 64 KiB chunk becomes two acknowledged WRITEs.
   client.write = ((fh: Buffer, offset: number, data: Buffer, how: StableHow) => send(fh, offset, data.subarray(0, 40 * KiB), how)) as NfsClient['write'];
-  const w = new FileWriter(client, Buffer.from('fh'), { writeSize: 64 * KiB, maxInFlight: 4, commitEvery: 256 * KiB, call: (_what, fn) => fn() });
+  const w = writer(server, 256 * KiB, client);
   const expected = randomBytes(4 * 1024 * KiB);
   const { parts, back } = lend(expected, 256 * KiB, server);
   for (const p of parts) await w.write(p.off, p.buf, true, p.giveBack);
@@ -187,7 +188,7 @@ test('a buffer whose WRITE failed is never given back (the failed request may st
     if (offset === 256 * KiB) throw Object.assign(new Error('no reply'), { code: 'ETIMEDOUT' });
     return send(fh, offset, data, how);
   }) as NfsClient['write'];
-  const w = new FileWriter(client, Buffer.from('fh'), { writeSize: 64 * KiB, maxInFlight: 4, commitEvery: 1024 * KiB, call: (_what, fn) => fn() });
+  const w = writer(server, 1024 * KiB, client);
   const expected = randomBytes(1024 * KiB);
   // Not checked for durability: the failed part never reaches the server.
   const { parts, back } = lend(expected, 128 * KiB, server, false);

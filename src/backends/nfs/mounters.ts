@@ -69,10 +69,11 @@ export function userspaceArgs(t: UserspaceTarget, folderPath: string, mountpoint
 }
 
 /**
- * glibc's malloc settings for the FUSE server. Each WRITE from the kernel arrives in a fresh 1 MiB
- * buffer that stays alive until a COMMIT confirms it (up to 64 MiB at a time); by default glibc
- * hands such memory back to the kernel as soon as it is freed, and the next requests fault it in
- * again, page by page: tens of thousands of page faults per GiB written. Keeping freed memory in
+ * glibc's malloc settings for the FUSE server. Each WRITE from the kernel arrives in a 1 MiB
+ * buffer that stays alive until a COMMIT confirms it (up to 64 MiB at a time); the session reuses
+ * the ones it keeps, and the rest are freed. By default glibc hands such memory back to the kernel
+ * as soon as it is freed, and the next requests fault it in again, page by page: tens of thousands
+ * of page faults per GiB written (measured before buffers were reused). Keeping freed memory in
  * the heap (allocations up to 32 MiB from the heap, trimmed only past 256 MiB free) removed them
  * and made 1 GiB writes about 7 % faster side by side. A GLIBC_TUNABLES already set is kept.
  */
