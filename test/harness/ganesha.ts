@@ -16,13 +16,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { MOUNT_PROGRAM, MOUNT_VERSION, NFS_PROGRAM, NFS_VERSION, PMAP_PORT, RpcClient, lookupPort } from '../../src/nfs';
 
-const HOST = '127.0.0.1';
+const LOOPBACK = '127.0.0.1';
 const SHARED_DIR = path.join(os.tmpdir(), 'netvol-ganesha-shared');
 const LOCK_DIR = path.join(SHARED_DIR, 'lock');
 const INSTANCES_DIR = path.join(SHARED_DIR, 'instances');
 const RPCBIND_PID_FILE = path.join(SHARED_DIR, 'rpcbind.pid');
 
 export interface GaneshaOptions {
+  /** Local address ganesha binds and is probed on; default 127.0.0.1 (rpcbind stays on 127.0.0.1). */
+  host?: string;
   /** Directory to export; a fresh one under the work directory by default. */
   exportDir?: string;
   /** Keep rpcbind's NFS/MOUNT registrations pointing at this server until stop(). */
@@ -128,21 +130,21 @@ async function breakStaleLock(): Promise<void> {
 
 // ---- helpers --------------------------------------------------------------
 
-async function freePort(): Promise<number> {
+async function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
-    srv.listen(0, HOST, () => {
+    srv.listen(0, host, () => {
       const port = (srv.address() as net.AddressInfo).port;
       srv.close(() => resolve(port));
     });
   });
 }
 
-async function answersNull(port: number, prog: number, vers: number, timeoutMs = 1000): Promise<boolean> {
+async function answersNull(port: number, prog: number, vers: number, timeoutMs = 1000, host = LOOPBACK): Promise<boolean> {
   let rpc: RpcClient | undefined;
   try {
-    rpc = await RpcClient.connect({ host: HOST, port, timeoutMs, connectTimeoutMs: timeoutMs });
+    rpc = await RpcClient.connect({ host, port, timeoutMs, connectTimeoutMs: timeoutMs });
     await rpc.call(prog, vers, 0, undefined, { name: 'NULL' });
     return true;
   } catch {
@@ -178,7 +180,7 @@ function stopRpcbindIfUnused(): void {
   if (pid > 0 && processName(pid) === 'rpcbind') process.kill(pid, 'SIGTERM');
 }
 
-function config(o: { nfsPort: number; mountPort: number; exportDir: string; workDir: string }): string {
+function config(o: { host: string; nfsPort: number; mountPort: number; exportDir: string; workDir: string }): string {
   return `
 NFS_CORE_PARAM {
   NFS_Port = ${o.nfsPort};
@@ -187,7 +189,7 @@ NFS_CORE_PARAM {
   Enable_RQUOTA = false;
   Enable_UDP = false;
   Protocols = 3, 4;
-  Bind_addr = ${HOST};
+  Bind_addr = ${o.host};
 }
 NFS_KRB5 { Active_krb5 = false; }
 NFSV4 {
@@ -218,13 +220,14 @@ export async function startGanesha(opts: GaneshaOptions = {}): Promise<GaneshaSe
   );
   await fsp.mkdir(path.join(workDir, 'recovery'), { recursive: true });
   await fsp.mkdir(INSTANCES_DIR, { recursive: true });
-  const nfsPort = await freePort();
-  let mountPort = await freePort();
-  while (mountPort === nfsPort) mountPort = await freePort();
+  const host = opts.host ?? LOOPBACK;
+  const nfsPort = await freePort(host);
+  let mountPort = await freePort(host);
+  while (mountPort === nfsPort) mountPort = await freePort(host);
   const confFile = path.join(workDir, 'ganesha.conf');
   const logFile = path.join(workDir, 'ganesha.log');
   const pidFile = path.join(workDir, 'ganesha.pid');
-  await fsp.writeFile(confFile, config({ nfsPort, mountPort, exportDir, workDir }));
+  await fsp.writeFile(confFile, config({ host, nfsPort, mountPort, exportDir, workDir }));
 
   let child: ChildProcess | undefined;
   let exited: Promise<void> | undefined;
@@ -266,7 +269,7 @@ export async function startGanesha(opts: GaneshaOptions = {}): Promise<GaneshaSe
     const deadline = Date.now() + startTimeoutMs;
     for (;;) {
       if (gone) throw new Error(`ganesha.nfsd exited during startup; log:\n${await logTail()}`);
-      if ((await answersNull(nfsPort, NFS_PROGRAM, NFS_VERSION)) && (await answersNull(mountPort, MOUNT_PROGRAM, MOUNT_VERSION))) {
+      if ((await answersNull(nfsPort, NFS_PROGRAM, NFS_VERSION, 1000, host)) && (await answersNull(mountPort, MOUNT_PROGRAM, MOUNT_VERSION, 1000, host))) {
         break;
       }
       if (Date.now() > deadline) {
@@ -277,7 +280,7 @@ export async function startGanesha(opts: GaneshaOptions = {}): Promise<GaneshaSe
     }
     // Registration happens during startup; make sure it is ours before others may change it.
     if (heldLock) {
-      while ((await lookupPort({ host: HOST }, NFS_PROGRAM, NFS_VERSION).catch(() => 0)) !== nfsPort) {
+      while ((await lookupPort({ host: LOOPBACK }, NFS_PROGRAM, NFS_VERSION).catch(() => 0)) !== nfsPort) {
         if (Date.now() > deadline) throw new Error('ganesha did not register with rpcbind');
         await sleep(100);
       }
@@ -317,7 +320,7 @@ export async function startGanesha(opts: GaneshaOptions = {}): Promise<GaneshaSe
 
   let stopped = false;
   return {
-    host: HOST,
+    host,
     nfsPort,
     mountPort,
     exportPath: exportDir,

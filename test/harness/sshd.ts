@@ -1,5 +1,5 @@
 /**
- * A real OpenSSH sshd (Debian's openssh-server) on 127.0.0.1 for the sftp tier: generated host and
+ * A real OpenSSH sshd (Debian's openssh-server) on 127.0.0.1 (or a given local address) for the sftp tier: generated host and
  * user keys, a known_hosts file, a free port, a temporary root folder for volumes.
  *
  * sshd runs in a mount namespace of its own (mounts of the host still propagate into it) where a
@@ -19,7 +19,8 @@ import { isAlive, removeTree, run, sleep, waitFor } from './dockerd';
 export const SSHD = '/usr/sbin/sshd';
 
 export interface Sshd {
-  readonly host: '127.0.0.1';
+  /** The address sshd listens on (127.0.0.1 unless startSshd was given another). */
+  readonly host: string;
   readonly port: number;
   /** The run's private folder (keys, config, logs); `root` lies below it. */
   readonly dir: string;
@@ -27,7 +28,7 @@ export interface Sshd {
   readonly root: string;
   /** Private key accepted for `root` and `nobody`. */
   readonly userKeyFile: string;
-  /** known_hosts naming `[127.0.0.1]:port` with the server's host key. */
+  /** known_hosts naming `[host]:port` with the server's host key. */
   readonly knownHostsFile: string;
   /** "SHA256:…" of the server's host key. */
   readonly hostKeyFingerprint: string;
@@ -59,9 +60,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function portOpen(port: number): Promise<boolean> {
+function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
+    const s = net.connect({ host, port });
     s.once('connect', () => {
       s.destroy();
       resolve(true);
@@ -103,7 +104,16 @@ async function ok(file: string, args: string[], input?: string): Promise<string>
   return r.stdout;
 }
 
-export async function startSshd(): Promise<Sshd> {
+export interface StartSshdOptions {
+  /**
+   * The local address to listen on, default 127.0.0.1 (e.g. the address of a bridge a test made, so
+   * that network namespaces on that bridge reach the server).
+   */
+  listenAddress?: string;
+}
+
+export async function startSshd(opts: StartSshdOptions = {}): Promise<Sshd> {
+  const host = opts.listenAddress ?? '127.0.0.1';
   const dir = fs.mkdtempSync('/tmp/nvs-');
   fs.chmodSync(dir, 0o755);
   // A shared mount of its own: what a test mounts below it later (a small tmpfs…) propagates into
@@ -130,7 +140,7 @@ export async function startSshd(): Promise<Sshd> {
     fs.copyFileSync(`${userKeyFile}.pub`, authorizedKeys);
     const port = await freePort();
     const hostPub = fs.readFileSync(`${hostKey}.pub`, 'utf8').trim().split(/\s+/);
-    fs.writeFileSync(knownHostsFile, `[127.0.0.1]:${port} ${hostPub[0]} ${hostPub[1]}\n`);
+    fs.writeFileSync(knownHostsFile, `[${host}]:${port} ${hostPub[0]} ${hostPub[1]}\n`);
     const fp = (await ok('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${hostKey}.pub`])).split(/\s+/)[1];
 
     // root gets this run's password in a private copy of /etc/shadow, seen only by this sshd.
@@ -145,7 +155,7 @@ export async function startSshd(): Promise<Sshd> {
       configFile,
       [
         `Port ${port}`,
-        'ListenAddress 127.0.0.1',
+        `ListenAddress ${host}`,
         `HostKey ${hostKey}`,
         `PidFile ${path.join(dir, 'sshd.pid')}`,
         `AuthorizedKeysFile ${authorizedKeys}`,
@@ -176,10 +186,10 @@ export async function startSshd(): Promise<Sshd> {
       let exited: string | undefined;
       c.on('exit', (code, signal) => (exited = `sshd exited (${code ?? signal})`));
       await waitFor(
-        `sshd to listen on 127.0.0.1:${port}`,
+        `sshd to listen on ${host}:${port}`,
         async () => {
           if (exited) throw new Error(`${exited}\n${logTail()}`);
-          return (await portOpen(port)) || undefined;
+          return (await portOpen(port, host)) || undefined;
         },
         15_000,
         50,
@@ -209,7 +219,7 @@ export async function startSshd(): Promise<Sshd> {
       const deadline = Date.now() + 10_000;
       while (all.some((p) => isAlive(p) && !isZombie(p)) && Date.now() < deadline) await sleep(50);
       for (const p of all) if (isAlive(p) && !isZombie(p)) process.kill(p, 'SIGKILL');
-      await waitFor(`port ${port} to close`, async () => !(await portOpen(port)) || undefined, 10_000, 50);
+      await waitFor(`port ${port} to close`, async () => !(await portOpen(port, host)) || undefined, 10_000, 50);
     };
 
     const killOnExit = (): void => {
@@ -220,7 +230,7 @@ export async function startSshd(): Promise<Sshd> {
     await launch();
 
     return {
-      host: '127.0.0.1',
+      host,
       port,
       dir,
       root,
