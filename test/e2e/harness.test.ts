@@ -1,7 +1,14 @@
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { BUSYBOX_IMAGE, Dockerd, mountsUnder, pidsMentioning, startDockerd } from '../harness/dockerd';
 
 jest.setTimeout(180_000);
+
+/**
+ * Names unique to the run, created with `-d local`: a bare name would make dockerd ask every plugin
+ * in /run/docker/plugins whether it has that volume, and could adopt (then remove) another's.
+ */
+const own = (prefix: string): string => `${prefix}-${crypto.randomBytes(3).toString('hex')}`;
 
 describe('the private dockerd harness', () => {
   let d: Dockerd;
@@ -32,24 +39,26 @@ describe('the private dockerd harness', () => {
   });
 
   test('a built-in local volume carries a file from one container to the next', async () => {
-    await d.dockerOk(['volume', 'create', 'sanity']);
+    const sanity = own('sanity');
+    await d.dockerOk(['volume', 'create', '-d', 'local', sanity]);
     const w = await d.runContainer([
-      '--rm', '-v', 'sanity:/data', BUSYBOX_IMAGE, 'sh', '-c',
+      '--rm', '-v', `${sanity}:/data`, BUSYBOX_IMAGE, 'sh', '-c',
       'dd if=/dev/urandom of=/data/f bs=1k count=256 2>/dev/null && md5sum /data/f',
     ]);
     expect(w.code).toBe(0);
-    const r = await d.runContainer(['--rm', '-v', 'sanity:/data', BUSYBOX_IMAGE, 'md5sum', '/data/f']);
+    const r = await d.runContainer(['--rm', '-v', `${sanity}:/data`, BUSYBOX_IMAGE, 'md5sum', '/data/f']);
     expect(r.code).toBe(0);
     expect(r.stdout.split(' ')[0]).toMatch(/^[0-9a-f]{32}$/);
     expect(r.stdout.split(' ')[0]).toBe(w.stdout.split(' ')[0]);
-    await d.dockerOk(['volume', 'rm', 'sanity']);
+    await d.dockerOk(['volume', 'rm', sanity]);
   });
 
   test('keeps its volumes across a restart', async () => {
-    await d.dockerOk(['volume', 'create', 'keeper']);
+    const keeper = own('keeper');
+    await d.dockerOk(['volume', 'create', '-d', 'local', keeper]);
     await d.restart();
-    const names = (await d.dockerOk(['volume', 'ls', '-q'])).split('\n');
-    expect(names).toContain('keeper');
+    const names = (await d.dockerOk(['volume', 'ls', '-q', '--filter', 'driver=local'])).split('\n');
+    expect(names).toContain(keeper);
   });
 
   test('stop() leaves no mounts, processes or folders behind', async () => {

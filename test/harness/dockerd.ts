@@ -123,16 +123,84 @@ export async function terminate(pid: number | undefined, graceMs: number): Promi
   }
 }
 
-/** Pids (other than ours) whose command line mentions `needle`: helpers left behind by a killed parent. */
-export function pidsMentioning(needle: string): number[] {
+/** Milliseconds since the epoch at which `pid` started, from /proc (1 s resolution), or undefined. */
+export function processStartMs(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 22 (starttime, in clock ticks since boot) counts from the field after the ")" that ends comm.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[19]);
+    const btime = /^btime (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'));
+    if (!btime || !Number.isFinite(ticks)) return undefined;
+    return Number(btime[1]) * 1000 + (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+
+/** USER_HZ: what Linux reports /proc times in, 100 on every architecture Docker runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** This process and its ancestors: never ours to kill, whatever their command lines say. */
+function selfAndAncestors(): Set<number> {
+  const out = new Set<number>([process.pid]);
+  let pid = process.ppid;
+  while (pid > 1 && !out.has(pid)) {
+    out.add(pid);
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      break;
+    }
+  }
+  return out;
+}
+
+/**
+ * Whether one argv element names `dir` or a path below it: the path starts the element or follows
+ * "=", ":" or ",", and ends the element or goes on with "/" or ",". So `/tmp/nvd-ab12cd` matches
+ * `--data-root=/tmp/nvd-ab12cd/data` but never `/tmp/nvd-ab12cd2`, nor a shell command line that
+ * merely mentions it (`sh -c "ls /tmp/nvd-ab12cd"`).
+ */
+export function argNamesPath(arg: string, dir: string): boolean {
+  for (let at = arg.indexOf(dir); at >= 0; at = arg.indexOf(dir, at + 1)) {
+    const before = at === 0 ? '' : arg[at - 1];
+    const after = arg[at + dir.length] ?? '';
+    if ((before === '' || '=:,'.includes(before)) && (after === '' || after === '/' || after === ',')) return true;
+  }
+  return false;
+}
+
+export interface OwnProcessFilter {
+  /**
+   * Only processes started at or after this time (ms since the epoch, e.g. when the run made its
+   * folder): nothing that ran before the folder existed can be the run's helper.
+   */
+  startedAfterMs?: number;
+}
+
+/**
+ * Pids whose argv names `dir` (a folder this run created, with a unique random name) as a path;
+ * never this process or its ancestors. Helpers left behind by a killed parent are found this way.
+ */
+export function pidsMentioning(dir: string, filter: OwnProcessFilter = {}): number[] {
+  assertOwnFolder(dir);
+  const exclude = selfAndAncestors();
   const out: number[] = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
-    if (pid === process.pid) continue;
+    if (exclude.has(pid)) continue;
     try {
-      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmd.includes(needle)) out.push(pid);
+      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (!argv.some((a) => argNamesPath(a, dir))) continue;
+      if (filter.startedAfterMs !== undefined) {
+        const started = processStartMs(pid);
+        // /proc/stat's boot time has a 1 s resolution: allow that much.
+        if (started === undefined || started < filter.startedAfterMs - 1000) continue;
+      }
+      out.push(pid);
     } catch {
       /* gone */
     }
@@ -140,13 +208,21 @@ export function pidsMentioning(needle: string): number[] {
   return out;
 }
 
-export function killAllMentioning(needle: string): void {
-  for (const pid of pidsMentioning(needle)) {
+/** SIGKILLs what pidsMentioning(dir, filter) finds: only this run's own helpers, by its own folder. */
+export function killAllMentioning(dir: string, filter: OwnProcessFilter = {}): void {
+  for (const pid of pidsMentioning(dir, filter)) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
       /* gone */
     }
+  }
+}
+
+/** Refuses a folder that could name more than one run's files ("/", "/tmp", a relative path). */
+function assertOwnFolder(dir: string): void {
+  if (!path.isAbsolute(dir) || path.normalize(dir) !== dir || dir.endsWith('/') || dir.split('/').length < 3) {
+    throw new Error(`harness: refusing to look for processes by ${JSON.stringify(dir)}: give the run's own folder (e.g. /tmp/nvd-XXXXXX)`);
   }
 }
 
@@ -174,26 +250,31 @@ export function mountsUnder(root: string): MountEntry[] {
   return out;
 }
 
+/** Loop devices whose backing file lies below `root`, as `losetup -l` reports them. */
+export function loopsBackedUnder(root: string): string[] {
+  const loops = spawnSync('losetup', ['-l', '-n', '-O', 'NAME,BACK-FILE'], { encoding: 'utf8', timeout: 10_000 });
+  const out: string[] = [];
+  for (const line of (loops.stdout ?? '').split('\n')) {
+    const m = /^(\S+)\s+(.*)$/.exec(line.trim());
+    if (m && m[2].replace(/ \(deleted\)$/, '').startsWith(`${root}/`)) out.push(m[1]);
+  }
+  return out;
+}
+
 /**
- * Unmounts everything at or below `root`, deepest first, detaching loop devices that were mounted there
- * and any loop device whose backing file lies below `root`. Returns what is still mounted afterwards.
+ * Unmounts everything at or below `root`, deepest first, then detaches the loop devices whose
+ * backing file lies below `root` (only those: a loop device mounted here but backed by someone
+ * else's file is not ours to detach). Returns what is still mounted afterwards.
  */
 export function unmountUnder(root: string): MountEntry[] {
   for (let pass = 0; pass < 3; pass++) {
     const mounts = mountsUnder(root).sort((a, b) => b.mountPoint.length - a.mountPoint.length);
-    if (mounts.length === 0) break;
     for (const m of mounts) {
       const r = spawnSync('umount', [m.mountPoint], { stdio: 'ignore', timeout: 20_000 });
       if (r.status !== 0) spawnSync('umount', ['-l', m.mountPoint], { stdio: 'ignore', timeout: 20_000 });
-      if (/^\/dev\/loop\d+$/.test(m.source)) spawnSync('losetup', ['-d', m.source], { stdio: 'ignore', timeout: 10_000 });
     }
-  }
-  const loops = spawnSync('losetup', ['-l', '-n', '-O', 'NAME,BACK-FILE'], { encoding: 'utf8', timeout: 10_000 });
-  for (const line of (loops.stdout ?? '').split('\n')) {
-    const m = /^(\S+)\s+(.*)$/.exec(line.trim());
-    if (m && m[2].replace(/ \(deleted\)$/, '').startsWith(`${root}/`)) {
-      spawnSync('losetup', ['-d', m[1]], { stdio: 'ignore', timeout: 10_000 });
-    }
+    for (const dev of loopsBackedUnder(root)) spawnSync('losetup', ['-d', dev], { stdio: 'ignore', timeout: 10_000 });
+    if (mounts.length === 0) break;
   }
   return mountsUnder(root);
 }
@@ -226,8 +307,13 @@ export interface Dockerd {
   runContainer(args: string[], opts?: RunOptions): Promise<RunResult>;
   /** Stops dockerd (SIGTERM, its containers stop with it) and starts it again on the same roots. */
   restart(): Promise<void>;
-  /** Force-removes every container and every volume this dockerd knows (best effort, for afterAll). */
-  removeAll(): Promise<void>;
+  /**
+   * Force-removes every container of this dockerd, and the volumes it owns: its `local` volumes
+   * (they live in its own data-root) and those of the plugin drivers named here (the caller's own,
+   * with names unique to the run). Never a volume of another driver: this dockerd sees every plugin
+   * socket in /run/docker/plugins, including other daemons' (best effort, for afterAll).
+   */
+  removeAll(ownDrivers?: string[]): Promise<void>;
   /** Stops dockerd and its containerd, unmounts what it left, removes its folders. Idempotent. */
   stop(): Promise<void>;
   /** The tail of dockerd's log, for failure messages. */
@@ -253,8 +339,25 @@ function installExitHook(): void {
   });
 }
 
+/**
+ * Names of the volumes `driver` holds, as this dockerd lists them (`--filter driver=` matches the
+ * driver name exactly; the format re-checks it, so a lookalike name can never slip through).
+ */
+export async function ownVolumes(docker: (args: string[], o?: RunOptions) => Promise<RunResult>, driver: string): Promise<string[]> {
+  const r = await docker(['volume', 'ls', '--filter', `driver=${driver}`, '--format', '{{.Driver}}\t{{.Name}}'], { timeoutMs: 60_000 }).catch(() => undefined);
+  if (!r || r.code !== 0) return [];
+  const out: string[] = [];
+  for (const line of r.stdout.split('\n')) {
+    const [d, name] = line.trim().split('\t');
+    if (d === driver && name) out.push(name);
+  }
+  return out;
+}
+
 export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Dockerd> {
   installExitHook();
+  // Processes that started before the run's folder existed cannot be its dockerd or containerd.
+  const since = Date.now();
   // Short: the socket path must fit in sun_path (108 bytes), and containerd nests sockets below exec-root.
   const root = fs.mkdtempSync('/tmp/nvd-');
   const dataRoot = path.join(root, 'data');
@@ -284,7 +387,7 @@ export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Dock
         /* gone */
       }
     }
-    killAllMentioning(root);
+    killAllMentioning(root, { startedAfterMs: since });
   };
 
   const docker = (args: string[], o: RunOptions = {}): Promise<RunResult> =>
@@ -344,7 +447,7 @@ export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Dock
         /* no pid file */
       }
     }
-    killAllMentioning(root);
+    killAllMentioning(root, { startedAfterMs: since });
     child = undefined;
   };
 
@@ -385,14 +488,15 @@ export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Dock
       await halt();
       await launch();
     },
-    async removeAll() {
+    async removeAll(ownDrivers = []) {
       if (stopped || !child) return;
       const ps = await docker(['ps', '-aq'], { timeoutMs: 30_000 }).catch(() => undefined);
       const ids = (ps?.stdout ?? '').split('\n').map((s) => s.trim()).filter(Boolean);
       if (ids.length > 0) await docker(['rm', '-f', ...ids], { timeoutMs: 90_000 }).catch(() => undefined);
-      const vols = await docker(['volume', 'ls', '-q'], { timeoutMs: 60_000 }).catch(() => undefined);
-      const names = (vols?.stdout ?? '').split('\n').map((s) => s.trim()).filter(Boolean);
-      for (const n of names) await docker(['volume', 'rm', '-f', n], { timeoutMs: 60_000 }).catch(() => undefined);
+      for (const driver of ['local', ...ownDrivers]) {
+        const names = await ownVolumes(docker, driver);
+        for (const n of names) await docker(['volume', 'rm', '-f', n], { timeoutMs: 60_000 }).catch(() => undefined);
+      }
     },
     async stop() {
       if (stopped) return;

@@ -64,7 +64,10 @@ export interface Netvol {
   restart(): Promise<void>;
   /** Raw `POST /<method>` over the plugin socket, as dockerd would send it (no Content-Type). */
   request(method: string, body?: unknown, opts?: { headers?: Record<string, string>; timeoutMs?: number }): Promise<PluginResponse>;
-  /** Stops the daemon if it runs, unmounts and detaches what it left, removes the run's folder. */
+  /**
+   * Stops the daemon if it runs, unmounts and detaches what it left, removes the run's folder and
+   * its socket in /run/docker/plugins (also after kill9()).
+   */
   cleanup(): Promise<void>;
   logTail(lines?: number): string;
 }
@@ -121,6 +124,8 @@ export function pluginRequest(
 export async function startNetvol(opts: StartNetvolOptions = {}): Promise<Netvol> {
   if (!fs.existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} is missing: run \`npm run build\` first`);
   fs.mkdirSync(PLUGIN_DIR, { recursive: true });
+  // Processes that started before the run's folder existed cannot be its helpers.
+  const since = Date.now();
   const root = fs.mkdtempSync('/tmp/nvn-');
   const pluginName = uniquePluginName();
   const socket = path.join(PLUGIN_DIR, `${pluginName}.sock`);
@@ -154,6 +159,20 @@ export async function startNetvol(opts: StartNetvolOptions = {}): Promise<Netvol
     }
   };
 
+  /**
+   * The socket is the one thing of a run outside its folder, in the directory every dockerd on the
+   * machine scans: a dead one makes each `docker volume ls` retry it for ~15 s. Whatever ended the
+   * daemon (stop, kill -9, a failed start), the run removes it, and only its own.
+   */
+  const removeSocket = (): void => {
+    try {
+      if (fs.lstatSync(socket).isSocket()) fs.unlinkSync(socket);
+    } catch {
+      /* removed by the daemon, as it should be */
+    }
+  };
+
+  /** If jest exits with the daemon still running: kill it and take its socket away. */
   const killSync = (): void => {
     if (child?.pid && isAlive(child.pid)) {
       try {
@@ -162,6 +181,7 @@ export async function startNetvol(opts: StartNetvolOptions = {}): Promise<Netvol
         /* gone */
       }
     }
+    removeSocket();
   };
   process.on('exit', killSync);
 
@@ -222,6 +242,8 @@ export async function startNetvol(opts: StartNetvolOptions = {}): Promise<Netvol
     await launch();
   } catch (err) {
     process.removeListener('exit', killSync);
+    killAllMentioning(root, { startedAfterMs: since });
+    removeSocket();
     removeTree(root);
     throw err;
   }
@@ -277,12 +299,8 @@ export async function startNetvol(opts: StartNetvolOptions = {}): Promise<Netvol
       await stop();
       process.removeListener('exit', killSync);
       // Helpers the daemon started in their own session (none for local, sshfs for others) name the run's folder.
-      killAllMentioning(root);
-      try {
-        fs.unlinkSync(socket);
-      } catch {
-        /* removed by the daemon, as it should be */
-      }
+      killAllMentioning(root, { startedAfterMs: since });
+      removeSocket();
       removeTree(root);
     },
     logTail,

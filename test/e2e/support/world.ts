@@ -4,7 +4,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BUSYBOX_IMAGE, Dockerd, MountEntry, mountsUnder, startDockerd } from '../../harness/dockerd';
+import { BUSYBOX_IMAGE, Dockerd, MountEntry, mountsUnder, ownVolumes, startDockerd } from '../../harness/dockerd';
 import { Netvol, StartNetvolOptions, startNetvol } from '../../harness/netvol';
 
 export { BUSYBOX_IMAGE };
@@ -30,7 +30,11 @@ export async function startWorld(opts: StartNetvolOptions = {}): Promise<World> 
   return { d, nv, plugin: nv.pluginName };
 }
 
-/** Containers, then volumes (only while netvol answers), then dockerd, then netvol. Never throws. */
+/**
+ * Containers, then this run's netvol volumes (only while netvol answers), then dockerd, then netvol
+ * and its socket. Never throws. Volumes of any other driver are left alone: the private dockerd also
+ * sees every other plugin socket in /run/docker/plugins.
+ */
 export async function stopWorld(w: World | undefined): Promise<void> {
   if (!w) return;
   const problems: string[] = [];
@@ -46,8 +50,7 @@ export async function stopWorld(w: World | undefined): Promise<void> {
     const ids = ps.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
     if (ids.length > 0) await w.d.docker(['rm', '-f', ...ids], { timeoutMs: 90_000 });
     if (w.nv.pid !== undefined) {
-      const ls = await w.d.docker(['volume', 'ls', '-q', '--filter', `driver=${w.plugin}`], { timeoutMs: 60_000 });
-      for (const name of ls.stdout.split('\n').map((s) => s.trim()).filter(Boolean)) {
+      for (const name of await ownVolumes(w.d.docker, w.plugin)) {
         await w.d.docker(['volume', 'rm', '-f', name], { timeoutMs: 60_000 });
       }
     }
