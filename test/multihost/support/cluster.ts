@@ -553,6 +553,7 @@ export async function startCluster(opts: HostOptions = {}): Promise<Cluster> {
 
     const s = sshd;
     const g = ganesha;
+    const serverDir = (b: BackendName): string => (b === 'sftp' ? path.join(s.root, 'volumes') : path.join(g.exportDir, 'volumes'));
     return {
       prefix,
       root,
@@ -561,10 +562,8 @@ export async function startCluster(opts: HostOptions = {}): Promise<Cluster> {
       hosts,
       sshd: s,
       ganesha: g,
-      serverDir: (b) => (b === 'sftp' ? path.join(s.root, 'volumes') : path.join(g.exportDir, 'volumes')),
-      volumeDir(b, volume) {
-        return path.join(this.serverDir(b), volume);
-      },
+      serverDir,
+      volumeDir: (b, volume) => path.join(serverDir(b), volume),
       loopAttachments(volume) {
         const out: LoopAttachment[] = [];
         for (const l of loopDevices()) {
