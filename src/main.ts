@@ -3,11 +3,10 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { Backend, backendType } from './backends';
 import { Config, loadConfig } from './config';
-import { VolumeDriver, emptyState, HostState, STATE_VERSION } from './driver';
+import { openLedger, VolumeDriver } from './driver';
 import { isNetvolError } from './errors';
 import { createLogger } from './log';
 import { createApp, listenOnSocket } from './plugin';
-import { StateStore } from './state';
 
 const VERSION: string = (require('../package.json') as { version: string }).version;
 
@@ -43,7 +42,7 @@ async function main(argv: string[]): Promise<void> {
   const config = await loadConfig(file);
   const logger = createLogger(config.logLevel);
   const backends = buildBackends(config, logger);
-  const store = await StateStore.open<HostState>(path.join(config.stateDir, 'state.json'), STATE_VERSION, emptyState, (msg) => logger.error(msg));
+  const store = await openLedger(path.join(config.stateDir, 'state.json'), (msg) => logger.error(msg));
   const driver = new VolumeDriver(config, backends, store, logger);
   await driver.restore();
 

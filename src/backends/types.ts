@@ -2,8 +2,14 @@ import type { Logger } from '../log';
 
 /** Optional abilities, declared once by each backend type (after rclone's fs.Features). */
 export interface BackendCapabilities {
-  /** Data travels over a network: the volume can be seen from other hosts (Scope "global" under auto). */
+  /** Data travels over a network: attachments can die with the network and need health checks. */
   networked: boolean;
+  /**
+   * Several hosts can reach the same volumes (Scope "global" under auto): the driver records every
+   * host's attachments on the backend, keeps them alive with one heartbeat per host, and gives image
+   * volumes one writer at a time.
+   */
+  sharedAcrossHosts: boolean;
 }
 
 export interface BackendUsage {
@@ -58,6 +64,14 @@ export interface Backend {
   /** Writes `<root>/<name>/<file>` atomically (temporary file, then rename). */
   writeFile(name: string, file: string, data: Buffer): Promise<void>;
   removeFile(name: string, file: string): Promise<void>;
+  /**
+   * Creates `<root>/<name>/<file>` holding `data` only if no such file exists, atomically on the
+   * server (O_EXCL, SFTP CREAT|EXCL, NFS GUARDED CREATE): of several hosts racing, exactly one gets
+   * true. The content is written right after the create, so a reader may briefly see it empty.
+   */
+  createFile(name: string, file: string, data: Buffer): Promise<boolean>;
+  /** Names of the regular files directly in `<root>/<name>/` (no folders, no temporary files); [] if the folder does not exist. */
+  listFiles(name: string): Promise<string[]>;
   /** Removes `<root>/<name>/` and everything in it; succeeds if it is already gone. */
   removeFolder(name: string): Promise<void>;
   /** Renames `<root>/<from>/` to `<root>/<to>/` (used to archive a volume). */
@@ -77,6 +91,14 @@ export interface Backend {
   attach(name: string): Promise<string>;
   /** Undoes attach(); succeeds if nothing is attached. */
   detach(name: string): Promise<void>;
+  /**
+   * Fencing: stops this host's data path of the volume at once, without flushing — kills the helper
+   * process (sshfs, FUSE server) and resets its TCP connections so that no byte this host had
+   * buffered can reach the server afterwards, even if the network comes back. Processes using the
+   * mount then get I/O errors. Succeeds if nothing is attached. Backends whose data path is this
+   * host's own disk do not have it.
+   */
+  fence?(name: string): Promise<void>;
   /** Whether this host has the volume attached, and whether that attachment still works. */
   health(name: string): Promise<AttachmentHealth>;
   /** Optional facts about the data path shown in the volume's Status (e.g. which mounter serves it). No secrets. */

@@ -2,9 +2,8 @@
 import path from 'node:path';
 import { Command } from 'commander';
 import { loadConfig } from '../config';
-import { emptyState, HostState, STATE_VERSION } from '../driver';
+import { openLedger } from '../driver';
 import { isNetvolError, redact } from '../errors';
-import { StateStore } from '../state';
 import { readMountTable } from '../system';
 
 /**
@@ -29,7 +28,7 @@ async function main(argv: string[]): Promise<void> {
     .action(async (opts: { config?: string; json?: boolean }) => {
       const config = await loadConfig(opts.config ?? process.env.NETVOL_CONFIG);
       const problems: string[] = [];
-      const store = await StateStore.open<HostState>(path.join(config.stateDir, 'state.json'), STATE_VERSION, emptyState, (m) => problems.push(m));
+      const store = await openLedger(path.join(config.stateDir, 'state.json'), (m) => problems.push(m));
       const table = await readMountTable();
       const mounted = new Set(table.map((m) => m.mountPoint));
       const rows = Object.entries(store.data.volumes).map(([name, r]) => {
@@ -37,7 +36,7 @@ async function main(argv: string[]): Promise<void> {
         const count = Object.values(r.mounts).reduce((a, b) => a + b, 0);
         const kernel = mounted.has(mp);
         const agrees = r.pending === undefined && (count > 0 ? kernel : true);
-        return { name, backend: r.backend, layout: r.meta.spec.layout, mountIds: r.mounts, count, attached: r.attached, kernelMounted: kernel, pending: r.pending ?? null, agrees };
+        return { name, backend: r.backend, layout: r.layout, mountIds: r.mounts, count, attached: r.attached, kernelMounted: kernel, pending: r.pending ?? null, agrees };
       });
       if (opts.json) {
         process.stdout.write(`${JSON.stringify({ problems, volumes: rows }, null, 2)}\n`);

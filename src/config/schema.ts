@@ -15,8 +15,13 @@ export const backendCommonSchema = z.looseObject({
   type: z.string(),
   /** Let image volumes promise more space than the backend has free. */
   allowOvercommit: z.boolean().default(false),
-  /** Seconds an image volume's owner record stays valid without a heartbeat (networked backends). */
-  leaseSeconds: z.number().int().min(5).max(3600).default(30),
+  /**
+   * Shared backends: seconds after which a host whose heartbeat has not changed counts as gone (its
+   * attachments stop blocking Remove, its image volumes can be taken over). A host that cannot renew
+   * for half of it stops its image volumes' data path. At most 40, so a Mount that waits for a silent
+   * holder, and a Remove that waits to judge one, stay within dockerd's time limits.
+   */
+  leaseSeconds: z.number().int().min(5).max(40).default(30),
 });
 
 export const configSchema = z.strictObject({
@@ -27,7 +32,11 @@ export const configSchema = z.strictObject({
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
   scope: z.enum(['auto', 'local', 'global']).default('auto'),
   defaultBackend: backendName.optional(),
-  hostId: z.string().min(1).max(253).default(() => os.hostname()),
+  /** This host's name in heartbeat files on shared backends: unique per host, as hostnames are. */
+  hostId: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/, 'use letters, digits, ".", "_" and "-" (a hostname), starting with a letter or digit')
+    .default(() => os.hostname()),
   /** Upper bound of any single backend call; kept well below dockerd's 60 s. */
   timeoutSeconds: z.number().positive().max(50).default(DEFAULTS.timeoutSeconds),
   backends: z

@@ -7,74 +7,78 @@ import type { Logger } from '../log';
 import { createImage, mountImage, unmountImage } from '../quota';
 import type { StateStore } from '../state';
 import { bindMount, findMount, fsUsage, unmount, withTimeout } from '../system';
-import { readMeta, VolumeMeta, writeMeta, listMetas } from './catalog';
-import { LeaseKeeper } from './lease';
+import { listMetas, readMeta, VolumeMeta, writeMeta } from './catalog';
+import { HostState, holdsHostFacts, VolumeRecord } from './ledger';
 import { VolumeLocks } from './locks';
 import { archiveName, validateVolumeName } from './names';
-import { formatSize, parseVolumeOptions, specDifferences, VolumeSpec } from './options';
+import { formatSize, OnRemove, parseVolumeOptions, specDifferences, VolumeSpec } from './options';
+import { Clock, monotonicClock, Presence } from './presence';
 import { buildStatus, Usage } from './status';
-
-/** What this host remembers of a volume, persisted in the state file. */
-export interface VolumeRecord {
-  backend: string;
-  meta: VolumeMeta;
-  /** Mount ID → number of Mount calls not yet matched by an Unmount. */
-  mounts: Record<string, number>;
-  /** The volume is mounted at its mountpoint on this host. */
-  attached: boolean;
-  /** An operation that had started and not finished when this was saved. */
-  pending?: 'create' | 'remove';
-  /** Image volumes: used/available bytes inside the filesystem, measured when it was last unmounted here. */
-  lastUsage?: { usedBytes: number; availableBytes: number };
-}
-
-export interface HostState {
-  volumes: Record<string, VolumeRecord>;
-}
-
-export const STATE_VERSION = 1;
-export const emptyState = (): HostState => ({ volumes: {} });
 
 export interface VolumeInfo {
   name: string;
   mountpoint: string;
-  createdAt: string;
+  /** Absent when the backend cannot be read and this host knows the volume only from its own mounts. */
+  createdAt?: string;
   status: Record<string, unknown>;
 }
 
 const USAGE_TTL_MS = 2000;
+/** How long a Create waits for another host that is creating the same volume at the same moment. */
+const CREATE_WAIT_MS = 45_000;
+/** Marks a volume whose removal another host has started (see remove()). */
+export const REMOVING_FILE = 'removing.json';
 
 function total(mounts: Record<string, number>): number {
   return Object.values(mounts).reduce((a, b) => a + b, 0);
 }
 
+/** A volume as a lookup found it: its backend, its metadata (read from the backend), and this host's record. */
+interface Found {
+  name: string;
+  backend: string;
+  /** Undefined only when the backend cannot be read and this host has the volume mounted. */
+  meta?: VolumeMeta;
+  record?: VolumeRecord;
+  /** Why the backend could not be read, when it could not. */
+  unreachable?: string;
+}
+
+export interface DriverOptions {
+  /** Monotonic clock for leases; tests inject their own. */
+  clock?: Clock;
+}
+
 /**
- * The VolumeDriver: Docker's volume verbs over backends, quotas and the state store. Speaks in
+ * The VolumeDriver: Docker's volume verbs over backends, quotas and this host's ledger. Speaks in
  * volumes and mount IDs; never in HTTP.
+ *
+ * The backend is the one truth: a volume's options are read from its volume.json whenever this host
+ * has no live mount of it, and on shared backends every host's attachments are read from the hosts'
+ * heartbeat files (see presence.ts). The ledger (state.json) holds only what this host alone knows.
  */
 export class VolumeDriver {
   private readonly locks = new VolumeLocks();
   private readonly opened = new Map<string, Promise<void>>();
   private readonly usageCache = new Map<string, { at: number; usage: Usage }>();
-  private readonly leases: LeaseKeeper;
+  /** Metadata of volumes mounted here, read when they were attached: trusted only while they stay mounted. */
+  private readonly metaCache = new Map<string, VolumeMeta>();
+  private readonly presences = new Map<string, Presence>();
+  private readonly clock: Clock;
 
   constructor(
     private readonly config: Config,
     private readonly backends: ReadonlyMap<string, Backend>,
     private readonly store: StateStore<HostState>,
     private readonly log: Logger,
+    options: DriverOptions = {},
   ) {
-    this.leases = new LeaseKeeper(config.hostId, log);
-  }
-
-  /** Image volumes on networked backends have one writer at a time. */
-  private needsLease(backend: Backend, record: VolumeRecord): boolean {
-    return backend.capabilities.networked && record.meta.spec.layout === 'image';
+    this.clock = options.clock ?? monotonicClock;
   }
 
   get scope(): 'local' | 'global' {
     if (this.config.scope !== 'auto') return this.config.scope;
-    return [...this.backends.values()].some((b) => b.capabilities.networked) ? 'global' : 'local';
+    return [...this.backends.values()].some((b) => b.capabilities.sharedAcrossHosts) ? 'global' : 'local';
   }
 
   mountpoint(name: string): string {
@@ -85,7 +89,7 @@ export class VolumeDriver {
     return this.store.data.volumes;
   }
 
-  /** A backend by name, opened on first use (and again after a failed open). */
+  /** A backend by name, opened on first use (and again after a failed open). Shared backends start this host's heartbeat. */
   private async backend(name: string, volume?: string): Promise<Backend> {
     const backend = this.backends.get(name);
     if (!backend) {
@@ -94,7 +98,7 @@ export class VolumeDriver {
     }
     let opening = this.opened.get(name);
     if (!opening) {
-      opening = this.call(backend.open(), `opening backend ${name}`);
+      opening = this.call(backend.open(), `opening backend ${name}`).then(() => this.startPresence(backend));
       this.opened.set(name, opening);
       opening.catch(() => this.opened.delete(name));
     }
@@ -102,31 +106,98 @@ export class VolumeDriver {
     return backend;
   }
 
+  private startPresence(backend: Backend): void {
+    if (!backend.capabilities.sharedAcrossHosts || this.presences.has(backend.name)) return;
+    const presence = new Presence({
+      backend,
+      hostId: this.config.hostId,
+      leaseSeconds: this.backendConfig(backend.name).leaseSeconds,
+      timeoutMs: this.config.timeoutMs,
+      log: this.log,
+      onLost: (volumes, why) => this.fence(backend, volumes, why),
+      clock: this.clock,
+    });
+    this.presences.set(backend.name, presence);
+    presence.start().catch((err: Error) => this.log.warn('cannot write this host\'s heartbeat yet; retrying', { backend: backend.name, error: err.message }));
+  }
+
+  /** This host's presence on a shared backend; undefined for backends only this host uses. */
+  private presenceOf(backend: Backend): Presence | undefined {
+    return this.presences.get(backend.name);
+  }
+
   /** Bounds any backend call by the configured timeout. */
   private call<T>(work: Promise<T>, what: string, volume?: string): Promise<T> {
     return withTimeout(work, this.config.timeoutMs, what, volume);
   }
 
-  /** Finds a live volume: the state first, then every backend. Caches what it finds. */
-  private async find(name: string): Promise<VolumeRecord | undefined> {
-    const known = this.volumes[name];
-    if (known && !known.pending) return known;
-    if (known?.pending) return undefined;
-    for (const backendName of this.backends.keys()) {
-      let meta: VolumeMeta | undefined;
-      try {
+  private backendConfig(name: string) {
+    return this.config.backends.find((b) => b.name === name) as Config['backends'][number];
+  }
+
+  private leaseMs(backend: Backend): number {
+    return this.backendConfig(backend.name).leaseSeconds * 1000;
+  }
+
+  /** The volume is mounted here for containers, so the metadata read when it was attached still holds. */
+  private liveHere(record: VolumeRecord | undefined): boolean {
+    return record !== undefined && record.attached && total(record.mounts) > 0;
+  }
+
+  /** Drops a record that no longer says anything only this host knows. */
+  private tidy(name: string): void {
+    const record = this.volumes[name];
+    if (record && !holdsHostFacts(record)) delete this.volumes[name];
+  }
+
+  /**
+   * Finds a live volume. Its metadata comes from the backend unless this host has it mounted; a
+   * volume removed elsewhere is therefore not found. When a backend cannot be read: a volume this
+   * host has mounted is still described from what this host knows; otherwise the lookup fails
+   * (unless `lenient`, used by Create for the backends it does not create on).
+   */
+  private async lookup(name: string, lenient = false): Promise<Found | undefined> {
+    const record = this.volumes[name];
+    if (record?.pending) return undefined;
+    const cached = this.metaCache.get(name);
+    if (record && cached && this.liveHere(record)) return { name, backend: record.backend, meta: cached, record };
+    const order = record ? [record.backend, ...[...this.backends.keys()].filter((b) => b !== record.backend)] : [...this.backends.keys()];
+    const results = await Promise.allSettled(
+      order.map(async (backendName) => {
         const backend = await this.backend(backendName);
-        meta = await this.call(readMeta(backend, name), `looking up volume ${name} on backend ${backendName}`, name);
-      } catch (err) {
-        this.log.warn('backend unavailable while looking up a volume', { volume: name, backend: backendName, error: (err as Error).message });
-        continue;
+        return this.call(readMeta(backend, name), `looking up volume ${name} on backend ${backendName}`, name);
+      }),
+    );
+    for (let i = 0; i < order.length; i++) {
+      const r = results[i];
+      if (r.status === 'fulfilled' && r.value && !r.value.retained) {
+        const mine = record?.backend === order[i] ? record : undefined;
+        if (mine && this.liveHere(mine)) this.metaCache.set(name, r.value);
+        return { name, backend: order[i], meta: r.value, record: mine };
       }
-      if (meta && !meta.retained) {
-        const record: VolumeRecord = { backend: backendName, meta, mounts: {}, attached: false };
-        this.volumes[name] = record;
+    }
+    const failures = order
+      .map((b, i) => ({ b, r: results[i] }))
+      .filter((x): x is { b: string; r: PromiseRejectedResult } => x.r.status === 'rejected')
+      .map(({ b, r }) => ({ backend: b, why: (r.reason as Error)?.message ?? String(r.reason) }));
+    for (const f of failures) this.log.warn('backend unavailable while looking up a volume', { volume: name, backend: f.backend, error: f.why });
+    if (record) {
+      const failed = failures.find((f) => f.backend === record.backend);
+      if (failed) return { name, backend: record.backend, meta: cached, record, unreachable: failed.why };
+      if (total(record.mounts) > 0) this.log.warn('volume was removed from its backend while this host still has it mounted', { volume: name, backend: record.backend });
+      else {
+        delete this.volumes[name];
+        this.metaCache.delete(name);
         await this.store.save();
-        return record;
       }
+      return undefined;
+    }
+    if (failures.length > 0 && !lenient) {
+      throw new NetvolError(
+        'BACKEND_UNAVAILABLE',
+        `volume ${name}: cannot tell whether it exists: backend ${failures.map((f) => f.backend).join(', ')} could not be read (${failures[0].why}); try again when the backend is reachable`,
+        { volume: name },
+      );
     }
     return undefined;
   }
@@ -135,13 +206,18 @@ export class VolumeDriver {
     return new NetvolError('NOT_FOUND', `volume ${name} not found on any netvol backend (${[...this.backends.keys()].join(', ')})`, { volume: name });
   }
 
+  private unavailable(found: Found): NetvolError {
+    return new NetvolError('BACKEND_UNAVAILABLE', `volume ${found.name}: backend ${found.backend} cannot be read (${found.unreachable ?? 'unknown error'}); try again when it is reachable`, { volume: found.name });
+  }
+
   async create(rawName: unknown, opts: unknown): Promise<void> {
     const name = validateVolumeName(rawName);
     const spec = parseVolumeOptions(name, opts, this.config.defaultBackend);
     const backend = await this.backend(spec.backend, name);
     await this.locks.run(name, async () => {
-      const existing = await this.find(name);
-      if (existing) return this.checkSameOptions(name, existing.meta.spec, spec);
+      const existing = await this.lookup(name, true);
+      if (existing?.meta) return this.checkSameOptions(name, existing.meta.spec, spec);
+      if (existing) throw this.unavailable(existing);
       const onBackend = await this.call(readMeta(backend, name), `looking up volume ${name}`, name);
       if (onBackend?.retained) return this.adoptRetained(backend, onBackend, spec);
       await this.createNew(backend, name, spec);
@@ -171,11 +247,14 @@ export class VolumeDriver {
     const adopted: VolumeMeta = { ...meta, retained: undefined };
     delete adopted.retained;
     await this.call(writeMeta(backend, adopted), `adopting volume ${meta.name}`, meta.name);
-    this.volumes[meta.name] = { backend: backend.name, meta: adopted, mounts: {}, attached: false };
-    await this.store.save();
     this.log.info('adopted retained volume', { volume: meta.name, backend: backend.name });
   }
 
+  /**
+   * Makes a new volume. The folder's mkdir on the backend is the atomic step: of several hosts
+   * creating one name at once, one makes it, and the others wait for its volume.json and succeed
+   * if the options agree.
+   */
   private async createNew(backend: Backend, name: string, spec: VolumeSpec): Promise<void> {
     if (spec.layout === 'image' && !this.backendConfig(backend.name).allowOvercommit) {
       const free = await this.call(backend.freeBytes(), `checking free space on backend ${backend.name}`, name);
@@ -188,17 +267,28 @@ export class VolumeDriver {
       }
     }
     const meta: VolumeMeta = { version: 1, name, createdAt: new Date().toISOString(), createdBy: this.config.hostId, spec };
-    this.volumes[name] = { backend: backend.name, meta, mounts: {}, attached: false, pending: 'create' };
+    this.volumes[name] = { backend: backend.name, layout: spec.layout, fs: spec.fs, mounts: {}, attached: false, pending: 'create' };
     await this.store.save();
     let made = false;
     try {
-      made = await this.call(backend.makeFolder(name, spec.layout === 'directory'), `creating the folder of volume ${name}`, name);
-      if (!made) {
-        throw new NetvolError(
-          'OPTIONS_CONFLICT',
-          `volume ${name}: backend ${backend.name} already has a folder with this name that is not a netvol volume: move it away or choose another name`,
-          { volume: name },
-        );
+      const waitUntil = Date.now() + CREATE_WAIT_MS;
+      for (;;) {
+        made = await this.call(backend.makeFolder(name, spec.layout === 'directory'), `creating the folder of volume ${name}`, name);
+        if (made) break;
+        const other = await this.call(readMeta(backend, name), `looking up volume ${name}`, name);
+        if (other && !other.retained) {
+          this.checkSameOptions(name, other.spec, spec);
+          this.log.info('volume was created by another host at the same moment; options agree', { volume: name, backend: backend.name, createdBy: other.createdBy });
+          return;
+        }
+        if (Date.now() > waitUntil) {
+          throw new NetvolError(
+            'OPTIONS_CONFLICT',
+            `volume ${name}: backend ${backend.name} already has a folder with this name that is not a netvol volume (no volume.json appeared in it within ${CREATE_WAIT_MS / 1000} s): move it away or choose another name`,
+            { volume: name },
+          );
+        }
+        await new Promise((r) => setTimeout(r, 250));
       }
       const attrs = { uid: spec.uid, gid: spec.gid, mode: spec.mode };
       if (spec.layout === 'directory') {
@@ -216,64 +306,130 @@ export class VolumeDriver {
       await this.call(writeMeta(backend, meta), `writing the metadata of volume ${name}`, name);
     } catch (err) {
       if (made) await backend.removeFolder(name).catch((e) => this.log.error('cannot clean up half-created volume', { volume: name, error: (e as Error).message }));
-      delete this.volumes[name];
-      await this.store.save();
       throw isNetvolError(err) && err.message.includes(name) ? err : wrapError(err, 'INTERNAL', `cannot create volume ${name}`, name);
+    } finally {
+      const record = this.volumes[name];
+      if (record?.pending === 'create') delete record.pending;
+      this.tidy(name);
+      await this.store.save();
     }
-    delete this.volumes[name].pending;
-    await this.store.save();
     this.log.info('created volume', { volume: name, backend: backend.name, layout: spec.layout, sizeBytes: spec.sizeBytes });
   }
 
-  private backendConfig(name: string) {
-    return this.config.backends.find((b) => b.name === name) as Config['backends'][number];
-  }
-
+  /**
+   * On a shared backend, Remove and Mount of one volume on two hosts must not both go ahead: Remove
+   * first creates a removal marker and then looks for live attachments; Mount first publishes its
+   * attachment and then looks for the marker. Whatever the timing, one of them sees the other.
+   */
   async remove(rawName: unknown): Promise<void> {
     const name = validateVolumeName(rawName);
     await this.locks.run(name, async () => {
-      const record = await this.find(name);
-      if (!record) {
-        this.log.warn('remove of a volume netvol does not know: nothing to do', { volume: name });
+      const found = await this.lookup(name);
+      if (!found) {
+        this.log.info('remove of a volume netvol does not know: nothing to do', { volume: name });
         return;
       }
-      const count = total(record.mounts);
-      if (count > 0) {
+      if (!found.meta) throw this.unavailable(found);
+      const count = total(found.record?.mounts ?? {});
+      if (found.record && count > 0) {
+        const ids = Object.keys(found.record.mounts).length;
         throw new NetvolError(
           'IN_USE',
-          `volume ${name} is in use: ${count} mount${count === 1 ? '' : 's'} on this host (${Object.keys(record.mounts).length} container mount ID${Object.keys(record.mounts).length === 1 ? '' : 's'}); stop the containers using it first`,
+          `volume ${name} is in use: ${count} mount${count === 1 ? '' : 's'} on this host (${ids} container mount ID${ids === 1 ? '' : 's'}); stop the containers using it first`,
           { volume: name },
         );
       }
-      const backend = await this.backend(record.backend, name);
-      if (record.attached) await this.detach(name, record, backend);
-      const policy = record.meta.spec.onRemove;
-      record.pending = 'remove';
-      await this.store.save();
+      const backend = await this.backend(found.backend, name);
+      const presence = this.presenceOf(backend);
+      if (presence) await this.markRemoving(presence, backend, name);
+      const policy = found.meta.spec.onRemove;
+      const record: VolumeRecord = found.record ?? { backend: backend.name, layout: found.meta.spec.layout, fs: found.meta.spec.fs, mounts: {}, attached: false };
+      this.volumes[name] = record;
       try {
-        await this.applyRemovePolicy(backend, name, record);
+        if (record.attached) await this.detach(name, record, backend);
+        record.pending = 'remove';
+        record.onRemove = policy;
+        await this.store.save();
+        await this.applyRemovePolicy(backend, name, policy);
       } catch (err) {
         delete record.pending;
+        delete record.onRemove;
+        this.tidy(name);
         await this.store.save();
+        if (presence) await this.backendQuiet(backend.removeFile(name, REMOVING_FILE), name);
         throw err;
       }
       delete this.volumes[name];
       this.usageCache.delete(name);
+      this.metaCache.delete(name);
       await this.store.save();
-      this.log.info('removed volume', { volume: name, onRemove: policy });
+      this.log.info('removed volume', { volume: name, backend: backend.name, onRemove: policy });
     });
   }
 
+  /** Best effort: a failure is logged, never thrown. */
+  private async backendQuiet(work: Promise<unknown>, volume: string): Promise<void> {
+    await this.call(work, `tidying volume ${volume}`, volume).catch((err: Error) => this.log.warn('cannot tidy up on the backend', { volume, error: err.message }));
+  }
+
+  /** How long a verb may wait to learn whether another host is alive: a lease and a little, within dockerd's limits. */
+  private judgeDeadline(backend: Backend, capMs: number): number {
+    return this.clock.now() + Math.min(this.leaseMs(backend) + 5000, capMs);
+  }
+
+  /** Remove's half of the handshake: marker first, then refuse while another live host has the volume attached. */
+  private async markRemoving(presence: Presence, backend: Backend, name: string): Promise<void> {
+    const deadline = this.judgeDeadline(backend, 45_000);
+    const marker = Buffer.from(`${JSON.stringify({ host: this.config.hostId, at: new Date().toISOString() })}\n`);
+    const made = await this.call(backend.createFile(name, REMOVING_FILE, marker), `marking volume ${name} for removal`, name);
+    if (!made) {
+      const other = parseMarker(await this.call(backend.readFile(name, REMOVING_FILE), `reading the removal marker of volume ${name}`, name));
+      if (other && other.host !== this.config.hostId && (await presence.judge(other.host, deadline)) === 'alive') {
+        throw new NetvolError('REMOVING', `volume ${name} is being removed on host ${other.host} right now: wait for that to finish (docker volume ls shows when it is gone)`, { volume: name });
+      }
+      await this.call(backend.writeFile(name, REMOVING_FILE, marker), `marking volume ${name} for removal`, name);
+    }
+    let live;
+    try {
+      live = await presence.liveHolders(name, deadline);
+    } catch (err) {
+      await this.backendQuiet(backend.removeFile(name, REMOVING_FILE), name);
+      throw err;
+    }
+    if (live.length > 0) {
+      await this.backendQuiet(backend.removeFile(name, REMOVING_FILE), name);
+      const hosts = live.map((h) => h.host).join(', ');
+      throw new NetvolError(
+        'IN_USE',
+        `volume ${name} is in use on host ${hosts}: stop the containers using it there first (docker ps --filter volume=${name} on ${live.length === 1 ? 'that host' : 'those hosts'}); a host that is gone stops counting ${this.backendConfig(backend.name).leaseSeconds} s after its last heartbeat`,
+        { volume: name },
+      );
+    }
+  }
+
+  /** Mount's half of the handshake, after this host's attachment is published. */
+  private async checkNotRemoving(presence: Presence, backend: Backend, name: string): Promise<void> {
+    const other = parseMarker(await this.call(backend.readFile(name, REMOVING_FILE), `reading the removal marker of volume ${name}`, name));
+    if (!other || other.host === this.config.hostId) return;
+    if ((await presence.judge(other.host, this.judgeDeadline(backend, 30_000))) === 'dead') return;
+    throw new NetvolError('REMOVING', `volume ${name} is being removed on host ${other.host}: it cannot be mounted now; create it again once it is gone if you still need it`, { volume: name });
+  }
+
   /** What `docker volume rm` does to the data, by the volume's onRemove; safe to repeat after a crash. */
-  private async applyRemovePolicy(backend: Backend, name: string, record: VolumeRecord): Promise<void> {
-    const policy = record.meta.spec.onRemove;
+  private async applyRemovePolicy(backend: Backend, name: string, policy: OnRemove): Promise<void> {
     if (policy === 'delete') {
       await this.call(backend.removeFolder(name), `removing volume ${name}`, name);
-    } else if (policy === 'retain') {
-      await this.call(writeMeta(backend, { ...record.meta, retained: true }), `retaining volume ${name}`, name);
-    } else if (await this.call(readMeta(backend, name), `looking up volume ${name}`, name)) {
+      return;
+    }
+    const meta = await this.call(readMeta(backend, name), `looking up volume ${name}`, name);
+    if (!meta) return; // already retained-and-gone or archived by an earlier attempt
+    if (policy === 'retain') {
+      await this.call(writeMeta(backend, { ...meta, retained: true }), `retaining volume ${name}`, name);
+      if (backend.capabilities.sharedAcrossHosts) await this.backendQuiet(backend.removeFile(name, REMOVING_FILE), name);
+    } else if (!meta.retained) {
       const to = archiveName(name, new Date());
       await this.call(backend.renameFolder(name, to), `archiving volume ${name}`, name);
+      if (backend.capabilities.sharedAcrossHosts) await this.backendQuiet(backend.removeFile(to, REMOVING_FILE), name);
       this.log.info('archived volume', { volume: name, archive: to });
     }
   }
@@ -282,13 +438,26 @@ export class VolumeDriver {
     const name = validateVolumeName(rawName);
     const mountId = this.mountId(name, id);
     return this.locks.run(name, async () => {
-      const record = await this.find(name);
-      if (!record) throw this.notFound(name);
-      const mp = this.mountpoint(name);
-      if (!(record.attached && (await this.isLive(name, record)))) await this.attach(name, record);
-      record.mounts[mountId] = (record.mounts[mountId] ?? 0) + 1;
+      const found = await this.lookup(name);
+      if (!found) throw this.notFound(name);
+      let record = found.record;
+      if (!found.meta) {
+        // The backend cannot be read: only a mount this host already has, and that still works, can be counted.
+        if (!(record && record.attached && (await this.isLive(name, record)))) throw this.unavailable(found);
+      } else if (!record) {
+        record = { backend: found.backend, layout: found.meta.spec.layout, fs: found.meta.spec.fs, mounts: {}, attached: false };
+        this.volumes[name] = record;
+      }
+      const r = record as VolumeRecord;
+      try {
+        if (!(r.attached && (await this.isLive(name, r)))) await this.attach(name, r, found.meta as VolumeMeta);
+      } catch (err) {
+        this.tidy(name);
+        throw err;
+      }
+      r.mounts[mountId] = (r.mounts[mountId] ?? 0) + 1;
       await this.store.save();
-      return mp;
+      return this.mountpoint(name);
     });
   }
 
@@ -307,42 +476,72 @@ export class VolumeDriver {
     return (await this.call(backend.health(name), `checking volume ${name}`, name).catch(() => 'dead')) === 'attached';
   }
 
-  private async attach(name: string, record: VolumeRecord): Promise<void> {
+  /**
+   * The attach stack: on a shared backend, publish this host's attachment (an image volume takes its
+   * single-writer lease), check no other host is removing it and that it still exists; then the
+   * backend's attachment; then the loop or bind mount.
+   */
+  private async attach(name: string, record: VolumeRecord, known: VolumeMeta | undefined): Promise<void> {
     const backend = await this.backend(record.backend, name);
     const mp = this.mountpoint(name);
     if (await findMount(mp)) await this.unmountMountpoint(name, record, true);
     await fs.mkdir(mp, { recursive: true, mode: 0o755 });
-    if (this.needsLease(backend, record)) {
-      await this.call(this.leases.acquire(backend, name, this.backendConfig(backend.name).leaseSeconds), `taking the owner lease of volume ${name}`, name);
+    const presence = this.presenceOf(backend);
+    let meta = known;
+    if (presence) {
+      if (record.layout === 'image') {
+        await presence.claimExclusive(name, this.judgeDeadline(backend, 90_000));
+      } else {
+        presence.setHold(name, 'shared');
+        await this.call(presence.publish(), `recording the attachment of volume ${name}`, name).catch(async (err) => {
+          await presence.release(name);
+          throw err;
+        });
+      }
+      try {
+        await this.checkNotRemoving(presence, backend, name);
+        meta = await this.call(readMeta(backend, name), `looking up volume ${name}`, name);
+        if (!meta || meta.retained) throw this.notFound(name);
+      } catch (err) {
+        await presence.release(name);
+        throw err;
+      }
     }
-    const folder = await this.call(backend.attach(name), `attaching volume ${name} from backend ${backend.name}`, name);
+    let folder: string;
+    try {
+      folder = await this.call(backend.attach(name), `attaching volume ${name} from backend ${backend.name}`, name);
+    } catch (err) {
+      if (presence) await presence.release(name);
+      throw err;
+    }
     record.attached = true;
     await this.store.save();
     try {
-      if (record.meta.spec.layout === 'image') {
-        await mountImage(path.join(folder, 'data.img'), mp, record.meta.spec.fs ?? 'ext4');
+      if (record.layout === 'image') {
+        await mountImage(path.join(folder, 'data.img'), mp, record.fs ?? 'ext4');
       } else {
         await bindMount(path.join(folder, 'data'), mp);
       }
     } catch (err) {
       await this.call(backend.detach(name), `detaching volume ${name}`, name).catch(() => undefined);
-      if (this.needsLease(backend, record)) await this.leases.release(backend, name).catch(() => undefined);
+      if (presence) await presence.release(name);
       record.attached = false;
       await this.store.save();
       throw wrapError(err, 'COMMAND_FAILED', `cannot mount volume ${name}`, name);
     }
+    delete record.fenced;
+    if (meta) this.metaCache.set(name, meta);
     this.log.info('attached volume', { volume: name, backend: backend.name, mountpoint: mp });
   }
 
   private async unmountMountpoint(name: string, record: VolumeRecord, lazy = false): Promise<void> {
     const mp = this.mountpoint(name);
-    if (record.meta.spec.layout === 'image') {
+    if (record.layout === 'image') {
       // The image file only grows on the backend, so remember what the filesystem inside says.
       const u = await fsUsage(mp).catch(() => undefined);
       if (u && (await findMount(mp))) record.lastUsage = { usedBytes: u.usedBytes, availableBytes: u.availableBytes };
       await unmountImage(mp);
-    }
-    else if (await findMount(mp)) await unmount(mp, { lazy });
+    } else if (await findMount(mp)) await unmount(mp, { lazy });
   }
 
   private async detach(name: string, record: VolumeRecord, backend: Backend): Promise<void> {
@@ -354,12 +553,36 @@ export class VolumeDriver {
       throw wrapError(err, 'COMMAND_FAILED', `cannot unmount volume ${name} (is a process outside Docker still using it?)`, name);
     }
     record.attached = false;
-    if (this.needsLease(backend, record)) {
-      await this.call(this.leases.release(backend, name), `releasing the owner lease of volume ${name}`, name).catch((err: Error) =>
-        this.log.warn('cannot remove the owner record; it expires by itself', { volume: name, error: err.message }),
-      );
-    }
+    this.metaCache.delete(name);
+    const presence = this.presenceOf(backend);
+    if (presence) await presence.release(name);
     this.log.info('detached volume', { volume: name });
+  }
+
+  /**
+   * Fencing, called when this host could not renew its heartbeat in time while holding image
+   * volumes: stop their data path now (the backend kills its helper and resets its connections, then
+   * the image is unmounted lazily and its loop device freed), without waiting for any lock. Their
+   * containers get I/O errors; the next Mount attaches again once the volume is free.
+   */
+  private async fence(backend: Backend, volumes: string[], why: string): Promise<void> {
+    await Promise.all(
+      volumes.map(async (name) => {
+        const record = this.volumes[name];
+        if (!record || !record.attached) return;
+        try {
+          if (backend.fence) await withTimeout(backend.fence(name), this.config.timeoutMs, `fencing volume ${name}`, name);
+        } catch (err) {
+          this.log.error('cannot stop the data path of a fenced volume', { volume: name, backend: backend.name, error: (err as Error).message });
+        }
+        await unmountImage(this.mountpoint(name), { lazy: true }).catch((err: Error) => this.log.error('cannot unmount a fenced volume', { volume: name, error: err.message }));
+        record.attached = false;
+        record.fenced = why;
+        this.metaCache.delete(name);
+        this.log.error('fenced volume: its containers now get I/O errors; it attaches again at the next Mount once it is free', { volume: name, backend: backend.name, reason: why });
+      }),
+    );
+    await this.store.save();
   }
 
   async unmount(rawName: unknown, id: unknown): Promise<void> {
@@ -373,13 +596,13 @@ export class VolumeDriver {
       }
       record.mounts[mountId] -= 1;
       if (record.mounts[mountId] <= 0) delete record.mounts[mountId];
-      if (total(record.mounts) === 0 && record.attached) {
-        try {
-          await this.detach(name, record, await this.backend(record.backend, name));
-        } finally {
-          await this.store.save();
+      try {
+        if (total(record.mounts) === 0) {
+          delete record.fenced;
+          if (record.attached) await this.detach(name, record, await this.backend(record.backend, name));
         }
-      } else {
+      } finally {
+        this.tidy(name);
         await this.store.save();
       }
     });
@@ -387,54 +610,84 @@ export class VolumeDriver {
 
   async path(rawName: unknown): Promise<string> {
     const name = validateVolumeName(rawName);
-    const record = await this.find(name);
-    if (!record) throw this.notFound(name);
-    return record.attached ? this.mountpoint(name) : '';
+    const found = await this.lookup(name);
+    if (!found) throw this.notFound(name);
+    return found.record?.attached ? this.mountpoint(name) : '';
   }
 
   async get(rawName: unknown): Promise<VolumeInfo> {
     const name = validateVolumeName(rawName);
-    const record = await this.find(name);
-    if (!record) throw this.notFound(name);
-    return this.info(name, record);
+    const found = await this.lookup(name);
+    if (!found) throw this.notFound(name);
+    return this.info(found);
   }
 
   /**
    * A volume's description. Usage and health cost backend calls, so only Get measures them; List
-   * (which `docker volume ls` never shows the Status of) describes from memory.
+   * (which `docker volume ls` never shows the Status of) describes from what it read.
    */
-  private async info(name: string, record: VolumeRecord, measure = true): Promise<VolumeInfo> {
+  private async info(found: Found, measure = true): Promise<VolumeInfo> {
+    const { name, record, meta } = found;
+    const attached = record?.attached ?? false;
+    const extra: Record<string, unknown> = {};
     let usage: Usage | undefined;
-    let healthy: boolean | undefined;
-    if (measure) {
+    if (measure && meta) {
       try {
-        usage = await this.usage(name, record);
+        usage = await this.usage(name, found.backend, meta, record);
       } catch (err) {
         this.log.warn('cannot measure volume usage', { volume: name, error: (err as Error).message });
       }
-      if (record.attached) healthy = await this.isLive(name, record).catch(() => false);
+      const backend = this.backends.get(found.backend);
+      if (backend?.statusFields) Object.assign(extra, await backend.statusFields(name).catch(() => ({})));
     }
-    const backend = this.backends.get(record.backend);
-    const extra: Record<string, unknown> = measure && backend?.statusFields ? await backend.statusFields(name).catch(() => ({})) : {};
-    if (healthy !== undefined) extra.healthy = healthy;
-    return {
-      name,
-      mountpoint: record.attached ? this.mountpoint(name) : '',
-      createdAt: record.meta.createdAt,
-      status: buildStatus(record.meta, usage, record.mounts, extra),
-    };
+    if (measure && record?.attached) extra.healthy = await this.isLive(name, record).catch(() => false);
+    if (record?.fenced) {
+      extra.fenced = true;
+      extra.fencedReason = record.fenced;
+    }
+    if (measure) await this.refreshPeers(found.backend, name);
+    Object.assign(extra, this.clusterStatus(found));
+    if (found.unreachable) extra.backendError = found.unreachable;
+    const status = meta
+      ? buildStatus(meta, usage, record?.mounts ?? {}, extra)
+      : { backend: found.backend, layout: record?.layout, mounts: Object.keys(record?.mounts ?? {}), mountCount: total(record?.mounts ?? {}), ...extra };
+    return { name, mountpoint: attached ? this.mountpoint(name) : '', createdAt: meta?.createdAt, status };
   }
 
-  private async usage(name: string, record: VolumeRecord): Promise<Usage> {
-    const spec = record.meta.spec;
-    if (spec.layout === 'image' && record.attached && (await findMount(this.mountpoint(name)))) {
+  /** Reads the other hosts' heartbeat files now, so Get shows the cluster as it is (List uses the last beat's reading). */
+  private async refreshPeers(backendName: string, volume: string): Promise<void> {
+    const backend = this.backends.get(backendName);
+    const presence = backend && this.presenceOf(backend);
+    if (presence) await presence.readAll().catch((err: Error) => this.log.debug('cannot read the other hosts\' heartbeats', { volume, error: err.message }));
+  }
+
+  /** Which hosts have the volume attached and who holds an image volume's lease, from the last heartbeats read. */
+  private clusterStatus(found: Found): Record<string, unknown> {
+    const backend = this.backends.get(found.backend);
+    const presence = backend && this.presenceOf(backend);
+    if (!presence) return {};
+    const others = presence.clusterView(found.name).filter((h) => h.alive !== false);
+    const attachedOn = [...(found.record?.attached ? [this.config.hostId] : []), ...others.filter((h) => h.hold !== 'claim').map((h) => h.host)];
+    const out: Record<string, unknown> = { attachedOn };
+    const layout = found.meta?.spec.layout ?? found.record?.layout;
+    if (layout === 'image') {
+      const holder = presence.holdOf(found.name) === 'exclusive' ? this.config.hostId : others.find((h) => h.hold === 'exclusive')?.host;
+      out.leaseHolder = holder ?? null;
+    }
+    if (others.length > 0) out.heartbeatAgeSeconds = Object.fromEntries(others.map((h) => [h.host, h.heartbeatAgeSeconds]));
+    return out;
+  }
+
+  private async usage(name: string, backendName: string, meta: VolumeMeta, record: VolumeRecord | undefined): Promise<Usage> {
+    const spec = meta.spec;
+    if (spec.layout === 'image' && record?.attached && (await findMount(this.mountpoint(name)))) {
       const u = await fsUsage(this.mountpoint(name));
       return { sizeBytes: spec.sizeBytes, usedBytes: u.usedBytes, availableBytes: u.availableBytes };
     }
-    if (spec.layout === 'image' && record.lastUsage) return { sizeBytes: spec.sizeBytes, ...record.lastUsage };
+    if (spec.layout === 'image' && record?.lastUsage) return { sizeBytes: spec.sizeBytes, ...record.lastUsage };
     const cached = this.usageCache.get(name);
     if (cached && Date.now() - cached.at < USAGE_TTL_MS) return cached.usage;
-    const backend = await this.backend(record.backend, name);
+    const backend = await this.backend(backendName, name);
     const u = await this.call(backend.usage(name), `measuring volume ${name}`, name);
     const usage: Usage =
       spec.layout === 'image'
@@ -445,11 +698,12 @@ export class VolumeDriver {
   }
 
   /**
-   * Every volume on every reachable backend. A backend that cannot be listed contributes the volumes
-   * this host remembers on it, so a passing outage never makes Docker forget volumes.
+   * Every volume on every reachable backend, read from the backends. A backend that cannot be listed
+   * contributes the volumes this host has mounted from it, so a passing outage never makes Docker
+   * forget volumes in use.
    */
   async list(): Promise<VolumeInfo[]> {
-    const found = new Map<string, VolumeRecord>();
+    const found = new Map<string, Found>();
     await Promise.all(
       [...this.backends.keys()].map(async (backendName) => {
         try {
@@ -457,16 +711,19 @@ export class VolumeDriver {
           for (const meta of await this.call(listMetas(backend), `listing backend ${backendName}`)) {
             if (found.has(meta.name)) continue;
             const known = this.volumes[meta.name];
-            found.set(meta.name, known && known.backend === backendName ? known : { backend: backendName, meta, mounts: {}, attached: false });
+            found.set(meta.name, { name: meta.name, backend: backendName, meta, record: known?.backend === backendName ? known : undefined });
           }
         } catch (err) {
-          this.log.warn('cannot list backend; listing the volumes remembered on it', { backend: backendName, error: (err as Error).message });
-          for (const [name, record] of Object.entries(this.volumes)) if (record.backend === backendName && !record.pending) found.set(name, record);
+          const why = (err as Error).message;
+          this.log.warn('cannot list backend; listing the volumes this host has on it', { backend: backendName, error: why });
+          for (const [name, record] of Object.entries(this.volumes)) {
+            if (record.backend === backendName && !record.pending && !found.has(name)) found.set(name, { name, backend: backendName, meta: this.metaCache.get(name), record, unreachable: why });
+          }
         }
       }),
     );
     const names = [...found.keys()].sort();
-    return Promise.all(names.map((name) => this.info(name, found.get(name) as VolumeRecord, false)));
+    return Promise.all(names.map((name) => this.info(found.get(name) as Found, false)));
   }
 
   /**
@@ -488,23 +745,24 @@ export class VolumeDriver {
     if (record.pending === 'create') {
       const backend = await this.backend(record.backend, name);
       const meta = await this.call(readMeta(backend, name), `checking half-created volume ${name}`, name);
-      if (meta) {
-        delete record.pending;
-      } else {
+      if (!meta) {
         await this.call(backend.removeFolder(name), `removing half-created volume ${name}`, name);
-        delete this.volumes[name];
         this.log.warn('removed a volume whose creation was interrupted', { volume: name });
       }
+      delete record.pending;
+      this.tidy(name);
       return;
     }
     if (record.pending === 'remove') {
-      delete record.pending;
       if (total(record.mounts) === 0) {
-        this.log.warn('finishing a remove that was interrupted', { volume: name, onRemove: record.meta.spec.onRemove });
-        await this.applyRemovePolicy(await this.backend(record.backend, name), name, record);
+        const policy = record.onRemove ?? 'delete';
+        this.log.warn('finishing a remove that was interrupted', { volume: name, onRemove: policy });
+        await this.applyRemovePolicy(await this.backend(record.backend, name), name, policy);
         delete this.volumes[name];
+        return;
       }
-      return;
+      delete record.pending;
+      delete record.onRemove;
     }
     const mounted = (await findMount(this.mountpoint(name))) !== undefined;
     if (total(record.mounts) === 0 && (mounted || record.attached)) {
@@ -513,8 +771,29 @@ export class VolumeDriver {
       record.attached = false;
     } else if (total(record.mounts) > 0) {
       record.attached = true;
-      const backend = await this.backend(record.backend, name);
-      if (this.needsLease(backend, record)) await this.leases.acquire(backend, name, this.backendConfig(backend.name).leaseSeconds);
+      await this.retakeHold(name, record);
+    }
+    this.tidy(name);
+  }
+
+  /**
+   * After a restart, a volume still mounted here is published again; an image volume takes its lease
+   * again, and if another live host holds it meanwhile, this host fences its own mount.
+   */
+  private async retakeHold(name: string, record: VolumeRecord): Promise<void> {
+    const backend = await this.backend(record.backend, name);
+    const presence = this.presenceOf(backend);
+    if (!presence) return;
+    if (record.layout !== 'image') {
+      presence.setHold(name, 'shared');
+      await this.call(presence.publish(), `recording the attachment of volume ${name}`, name);
+      return;
+    }
+    try {
+      await presence.claimExclusive(name, this.judgeDeadline(backend, 60_000));
+    } catch (err) {
+      if (!isNetvolError(err, 'LEASE_HELD')) throw err;
+      await this.fence(backend, [name], `after a restart, another host holds the volume's lease (${err.message})`);
     }
   }
 
@@ -525,12 +804,12 @@ export class VolumeDriver {
   async remountAll(): Promise<void> {
     await Promise.all(
       Object.entries(this.volumes).map(async ([name, record]) => {
-        if (total(record.mounts) === 0) return;
+        if (total(record.mounts) === 0 || record.fenced) return;
         try {
           await this.locks.run(name, async () => {
             if (record.attached && (await this.isLive(name, record))) return;
             this.log.warn('re-attaching a volume that has live mounts but lost its mount', { volume: name });
-            await this.attach(name, record);
+            await this.attach(name, record, undefined);
             await this.store.save();
           });
         } catch (err) {
@@ -541,8 +820,18 @@ export class VolumeDriver {
   }
 
   async close(): Promise<void> {
-    this.leases.stopAll();
+    for (const p of this.presences.values()) p.stop();
     await this.store.save();
     await Promise.all([...this.backends.values()].map((b) => b.close().catch(() => undefined)));
+  }
+}
+
+function parseMarker(raw: Buffer | undefined): { host: string } | undefined {
+  if (!raw || raw.length === 0) return undefined;
+  try {
+    const v = JSON.parse(raw.toString('utf8')) as { host?: unknown };
+    return typeof v.host === 'string' ? { host: v.host } : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -1,3 +1,4 @@
-export { VolumeDriver, VolumeInfo, HostState, VolumeRecord, STATE_VERSION, emptyState } from './driver';
+export { VolumeDriver, VolumeInfo } from './driver';
+export { HostState, VolumeRecord, STATE_VERSION, emptyState, openLedger, upgradeState } from './ledger';
 export { validateVolumeName } from './names';
 export { parseVolumeOptions, parseSize, formatSize, ACCEPTED_OPTIONS } from './options';

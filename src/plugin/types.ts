@@ -21,7 +21,7 @@ export interface DockerVolume {
 export interface VolumeView {
   name: string;
   mountpoint: string;
-  createdAt: string;
+  createdAt?: string;
   status: Record<string, unknown>;
 }
 

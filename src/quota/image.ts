@@ -78,11 +78,15 @@ export async function mountImage(file: string, target: string, fsType: ImageFs):
   }
 }
 
-/** Unmounts an image mounted by mountImage() and frees its loop device. Succeeds if not mounted. */
-export async function unmountImage(target: string): Promise<void> {
+/**
+ * Unmounts an image mounted by mountImage() and frees its loop device. Succeeds if not mounted.
+ * `lazy` (fencing) detaches the mount even while processes use it; the loop device then goes away
+ * with their last reference (losetup -d marks it for auto-clear).
+ */
+export async function unmountImage(target: string, opts: { lazy?: boolean } = {}): Promise<void> {
   const entry = await findMount(target);
   if (!entry) return;
-  await unmount(target, { timeoutMs: MOUNT_TIMEOUT_MS });
+  await unmount(target, { timeoutMs: MOUNT_TIMEOUT_MS, lazy: opts.lazy });
   if (entry.source.startsWith('/dev/loop')) await run('losetup', ['-d', entry.source]).catch(() => undefined);
 }
 

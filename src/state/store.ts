@@ -26,8 +26,18 @@ export class StateStore<T> {
     public data: T,
   ) {}
 
-  /** Loads `file`, or starts from `empty()` when it does not exist. A corrupt file is set aside, not lost. */
-  static async open<T>(file: string, version: number, empty: () => T, onProblem: (msg: string) => void): Promise<StateStore<T>> {
+  /**
+   * Loads `file`, or starts from `empty()` when it does not exist. A corrupt file is set aside, not lost.
+   * `upgrade` validates what was read and migrates older versions to `version`; it throws when the
+   * document cannot be used. Without it, only the current version is accepted.
+   */
+  static async open<T>(
+    file: string,
+    version: number,
+    empty: () => T,
+    onProblem: (msg: string) => void,
+    upgrade?: (fromVersion: number, data: unknown) => T,
+  ): Promise<StateStore<T>> {
     await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
     let text: string;
     try {
@@ -37,11 +47,13 @@ export class StateStore<T> {
       throw new NetvolError('INTERNAL', `cannot read state file ${file}: ${(err as Error).message}`, { cause: err });
     }
     try {
-      const parsed = JSON.parse(text) as Envelope<T>;
-      if (parsed.version !== version || typeof parsed.data !== 'object' || parsed.data === null) {
-        throw new Error(`version ${String(parsed.version)} is not ${version}`);
+      const parsed = JSON.parse(text) as Envelope<unknown>;
+      if (typeof parsed.version !== 'number' || typeof parsed.data !== 'object' || parsed.data === null) {
+        throw new Error('it is not a versioned netvol state document');
       }
-      return new StateStore(file, version, parsed.data);
+      if (upgrade) return new StateStore(file, version, upgrade(parsed.version, parsed.data));
+      if (parsed.version !== version) throw new Error(`version ${String(parsed.version)} is not ${version}`);
+      return new StateStore(file, version, parsed.data as T);
     } catch (err) {
       const aside = `${file}.corrupt-${Date.now()}`;
       await fs.rename(file, aside);

@@ -104,7 +104,8 @@ describe('restart: a new VolumeDriver over the same state', () => {
     const w = await world();
     const half: VolumeRecord = {
       backend: 'local',
-      meta: { version: 1, name: 'half', createdAt: new Date().toISOString(), createdBy: 'unit-host', spec: { backend: 'local', layout: 'image', sizeBytes: 32 * 1024 * 1024, fs: 'ext4', onRemove: 'delete' } },
+      layout: 'image',
+      fs: 'ext4',
       mounts: {},
       attached: false,
       pending: 'create',
@@ -128,20 +129,20 @@ describe('restart: a new VolumeDriver over the same state', () => {
   it("restore() keeps a volume whose 'create' was pending but whose metadata was written", async () => {
     const w = await world();
     await w.driver.create('almost', {});
-    w.store.data.volumes.almost.pending = 'create';
+    w.store.data.volumes.almost = { backend: 'local', layout: 'directory', mounts: {}, attached: false, pending: 'create' };
     await w.store.save();
 
     const { driver, store } = await w.restart();
     expect((await refusal(driver.get('almost'))).code).toBe('NOT_FOUND');
     await driver.restore();
-    expect(store.data.volumes.almost.pending).toBeUndefined();
+    expect(store.data.volumes.almost).toBeUndefined(); // nothing pending, nothing mounted: no host facts left
     expect((await driver.get('almost')).name).toBe('almost');
   });
 
   it("restore() finishes a 'remove' that was interrupted", async () => {
     const w = await world();
     await w.driver.create('halfgone', {});
-    w.store.data.volumes.halfgone.pending = 'remove';
+    w.store.data.volumes.halfgone = { backend: 'local', layout: 'directory', mounts: {}, attached: false, pending: 'remove', onRemove: 'delete' };
     await w.store.save();
 
     const { driver, store } = await w.restart();
@@ -153,7 +154,7 @@ describe('restart: a new VolumeDriver over the same state', () => {
   it("restore() finishes an interrupted 'remove' of a retained volume: hidden, not back in the list", async () => {
     const w = await world();
     await w.driver.create('keepme', { onRemove: 'retain' });
-    w.store.data.volumes.keepme.pending = 'remove';
+    w.store.data.volumes.keepme = { backend: 'local', layout: 'directory', mounts: {}, attached: false, pending: 'remove', onRemove: 'retain' };
     await w.store.save();
 
     const { driver, store } = await w.restart();
@@ -166,7 +167,7 @@ describe('restart: a new VolumeDriver over the same state', () => {
   it("restore() finishes an interrupted 'remove' of an archived volume: renamed to an archive", async () => {
     const w = await world();
     await w.driver.create('oldlogs', { onRemove: 'archive' });
-    w.store.data.volumes.oldlogs.pending = 'remove';
+    w.store.data.volumes.oldlogs = { backend: 'local', layout: 'directory', mounts: {}, attached: false, pending: 'remove', onRemove: 'archive' };
     await w.store.save();
 
     const { driver, store } = await w.restart();

@@ -14,7 +14,7 @@ export type LocalOptions = z.infer<typeof localOptionsSchema>;
 /** Volumes in a folder of this host: the embedded default. attach() is the folder itself. */
 export class LocalBackend implements Backend {
   readonly type = 'local';
-  readonly capabilities = { networked: false };
+  readonly capabilities = { networked: false, sharedAcrossHosts: false };
   readonly name: string;
   private readonly root: string;
 
@@ -42,10 +42,11 @@ export class LocalBackend implements Backend {
 
   async close(): Promise<void> {}
 
+  /** Volume and archive folders; dot-folders (trash, the driver's `.netvol-hosts`) are not volumes. */
   async listFolders(): Promise<string[]> {
     try {
       const entries = await fs.readdir(this.root, { withFileTypes: true });
-      return entries.filter((e) => e.isDirectory()).map((e) => e.name);
+      return entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name);
     } catch (err) {
       throw this.fail(err, `cannot list ${this.root}`);
     }
@@ -100,6 +101,36 @@ export class LocalBackend implements Backend {
     await fs.rm(this.folder(name, file), { force: true }).catch((err) => {
       throw this.fail(err, `cannot remove ${file} of volume ${name}`);
     });
+  }
+
+  async createFile(name: string, file: string, data: Buffer): Promise<boolean> {
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(this.folder(name, file), 'wx', 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw this.fail(err, `cannot create ${file} of volume ${name}`);
+    }
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } catch (err) {
+      throw this.fail(err, `cannot write ${file} of volume ${name}`);
+    } finally {
+      await handle.close();
+    }
+    return true;
+  }
+
+  async listFiles(name: string): Promise<string[]> {
+    try {
+      const entries = await fs.readdir(this.folder(name), { withFileTypes: true });
+      return entries.filter((e) => e.isFile() && !e.name.endsWith('.tmp')).map((e) => e.name);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+      throw this.fail(err, `cannot list the files of volume ${name}`);
+    }
   }
 
   async removeFolder(name: string): Promise<void> {

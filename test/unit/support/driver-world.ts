@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import type { Backend } from '../../../src/backends';
 import { backendType } from '../../../src/backends';
 import { buildConfig, Config } from '../../../src/config';
-import { emptyState, HostState, STATE_VERSION, VolumeDriver } from '../../../src/driver';
+import { HostState, openLedger, VolumeDriver } from '../../../src/driver';
 import { createLogger, Logger } from '../../../src/log';
 import { StateStore } from '../../../src/state';
 import { readMountTable, run } from '../../../src/system';
@@ -55,7 +55,7 @@ export async function makeWorld(tag: string, extra: Record<string, unknown> = {}
       if (!kind) throw new Error(`no backend type ${b.type}`);
       backends.set(b.name, kind.create(b.options, { name: b.name, hostId: config.hostId, workDir: path.join(stateDir, 'backends', b.name), timeoutMs: config.timeoutMs, logger: log }));
     }
-    const store = await StateStore.open<HostState>(stateFile, STATE_VERSION, emptyState, (m) => log.error(m));
+    const store = await openLedger(stateFile, (m) => log.error(m));
     return { driver: new VolumeDriver(config, backends, store, log), store };
   };
   const first = await open();
