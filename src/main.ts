@@ -1,33 +1,13 @@
 #!/usr/bin/env node
 import path from 'node:path';
 import { Command } from 'commander';
-import { Backend, backendType } from './backends';
-import { Config, loadConfig } from './config';
-import { openLedger, VolumeDriver } from './driver';
+import { loadConfig } from './config';
+import { buildBackends, openLedger, VolumeDriver } from './driver';
 import { isNetvolError } from './errors';
 import { createLogger } from './log';
 import { createApp, listenOnSocket } from './plugin';
 
 const VERSION: string = (require('../package.json') as { version: string }).version;
-
-function buildBackends(config: Config, logger: ReturnType<typeof createLogger>): Map<string, Backend> {
-  const out = new Map<string, Backend>();
-  for (const b of config.backends) {
-    const kind = backendType(b.type);
-    if (!kind) continue; // buildConfig already refused unknown types
-    out.set(
-      b.name,
-      kind.create(b.options, {
-        name: b.name,
-        hostId: config.hostId,
-        workDir: path.join(config.stateDir, 'backends', b.name),
-        timeoutMs: config.timeoutMs,
-        logger: logger.child({ backend: b.name }),
-      }),
-    );
-  }
-  return out;
-}
 
 /** config → logger → state restore → socket listen → background remount. */
 async function main(argv: string[]): Promise<void> {

@@ -2,16 +2,17 @@
 import path from 'node:path';
 import { Command } from 'commander';
 import { loadConfig } from '../config';
-import { openLedger } from '../driver';
+import { buildBackends, HOSTS_FOLDER, HostFile, openLedger, parseHostFile } from '../driver';
+import { createLogger } from '../log';
 import { isNetvolError, redact } from '../errors';
-import { readMountTable } from '../system';
+import { readMountTable, withTimeout } from '../system';
 
 /**
- * netvolctl: read-only ops commands over the config and the state file, safe to run next to a live
- * daemon (it never writes state and never speaks the plugin protocol).
+ * netvolctl: read-only ops commands over the config, the state file and the backends' heartbeat
+ * files, safe to run next to a live daemon (it writes nothing and never speaks the plugin protocol).
  */
 async function main(argv: string[]): Promise<void> {
-  const program = new Command().name('netvolctl').description('inspect a netvol host: configuration and per-host state');
+  const program = new Command().name('netvolctl').description('inspect netvol: configuration, this host\'s state, and the hosts sharing each backend');
   program
     .command('check-config')
     .description('validate a daemon config file and print it as netvol reads it (secrets redacted)')
@@ -47,6 +48,59 @@ async function main(argv: string[]): Promise<void> {
       for (const r of rows) {
         const note = r.pending ? `${r.pending} interrupted` : r.agrees ? '' : 'mounts held but not mounted: the daemon re-mounts it at start';
         process.stdout.write(`${r.name.padEnd(30)} ${r.backend.padEnd(12)} ${r.layout.padEnd(9)} ${String(r.count).padEnd(7)} ${(r.kernelMounted ? 'yes' : 'no').padEnd(7)} ${note}\n`);
+      }
+    });
+  program
+    .command('hosts')
+    .description('the cluster as each shared backend records it: every host, the volumes it has attached, and whether its heartbeat moves')
+    .option('-c, --config <file>', 'config file, for the backends')
+    .option('--wait <seconds>', 'read every heartbeat, wait this long, read again: a host whose heartbeat did not change is quiet (a lease of quiet means gone)', '3')
+    .option('--json', 'print JSON')
+    .action(async (opts: { config?: string; wait: string; json?: boolean }) => {
+      const config = await loadConfig(opts.config ?? process.env.NETVOL_CONFIG);
+      const waitMs = Math.max(0, Number(opts.wait) * 1000 || 0);
+      const backends = buildBackends(config, createLogger('error'));
+      const rows: Array<{ backend: string; host: string; beating: boolean | null; leaseSeconds: number; volumes: Record<string, string>; error?: string }> = [];
+      for (const backend of backends.values()) {
+        if (!backend.capabilities.sharedAcrossHosts) continue;
+        const read = async (): Promise<Map<string, HostFile>> => {
+          const out = new Map<string, HostFile>();
+          const names = await withTimeout(backend.listFiles(HOSTS_FOLDER), config.timeoutMs, `listing the hosts of backend ${backend.name}`);
+          for (const n of names.filter((f) => f.endsWith('.json'))) {
+            const file = parseHostFile(await withTimeout(backend.readFile(HOSTS_FOLDER, n), config.timeoutMs, `reading ${n}`));
+            if (file) out.set(file.host, file);
+          }
+          return out;
+        };
+        try {
+          await withTimeout(backend.open(), config.timeoutMs, `opening backend ${backend.name}`);
+          const before = await read();
+          if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+          const after = waitMs > 0 ? await read() : before;
+          for (const [host, file] of after) {
+            const was = before.get(host);
+            const beating = waitMs > 0 ? !(was && was.incarnation === file.incarnation && was.beat === file.beat) : null;
+            rows.push({ backend: backend.name, host, beating, leaseSeconds: file.leaseSeconds, volumes: file.volumes });
+          }
+        } catch (err) {
+          rows.push({ backend: backend.name, host: '', beating: null, leaseSeconds: 0, volumes: {}, error: isNetvolError(err) ? err.message : (err as Error).message });
+        } finally {
+          await backend.close().catch(() => undefined);
+        }
+      }
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ hosts: rows }, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(`${'BACKEND'.padEnd(12)} ${'HOST'.padEnd(24)} ${'HEARTBEAT'.padEnd(10)} VOLUMES\n`);
+      for (const r of rows) {
+        if (r.error) {
+          process.stdout.write(`${r.backend.padEnd(12)} ${'-'.padEnd(24)} ${'-'.padEnd(10)} cannot read: ${r.error}\n`);
+          continue;
+        }
+        const beat = r.beating === null ? '?' : r.beating ? 'moving' : 'quiet';
+        const vols = Object.entries(r.volumes).map(([v, h]) => (h === 'shared' ? v : `${v} (${h === 'exclusive' ? 'lease' : 'claiming'})`)).join(', ');
+        process.stdout.write(`${r.backend.padEnd(12)} ${r.host.padEnd(24)} ${beat.padEnd(10)} ${vols || '-'}\n`);
       }
     });
   await program.parseAsync(argv);

@@ -2,3 +2,5 @@ export { VolumeDriver, VolumeInfo } from './driver';
 export { HostState, VolumeRecord, STATE_VERSION, emptyState, openLedger, upgradeState } from './ledger';
 export { validateVolumeName } from './names';
 export { parseVolumeOptions, parseSize, formatSize, ACCEPTED_OPTIONS } from './options';
+export { buildBackends } from './backends';
+export { HOSTS_FOLDER, parseHostFile, HostFile } from './presence';

@@ -77,8 +77,14 @@ function fromV1(data: unknown): HostState {
 
 /** Validates a state document of any known version and brings it to the current one. */
 export function upgradeState(fromVersion: number, data: unknown): HostState {
-  if (fromVersion === STATE_VERSION) return stateSchema.parse(data);
-  if (fromVersion === 1) return fromV1(data);
+  try {
+    if (fromVersion === STATE_VERSION) return stateSchema.parse(data);
+    if (fromVersion === 1) return fromV1(data);
+  } catch (err) {
+    if (!(err instanceof z.ZodError)) throw err;
+    const first = err.issues[0];
+    throw new Error(`${first.path.join('.') || 'the document'}: ${first.message.toLowerCase()}`);
+  }
   throw new Error(`version ${fromVersion} is not one this netvol knows (1 to ${STATE_VERSION}); it may come from a newer netvol`);
 }
 
