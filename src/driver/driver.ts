@@ -117,6 +117,11 @@ export class VolumeDriver {
       onLost: (volumes, why) => this.fence(backend, volumes, why),
       clock: this.clock,
     });
+    // Volumes this host had attached before a restart stay claimed from the first beat on: their data
+    // path never stopped, so no other host may see them free in between. restore() then checks them.
+    for (const [name, r] of Object.entries(this.volumes)) {
+      if (r.backend === backend.name && r.attached && total(r.mounts) > 0) presence.setHold(name, r.layout === 'image' ? 'exclusive' : 'shared');
+    }
     this.presences.set(backend.name, presence);
     presence.start().catch((err: Error) => this.log.warn('cannot write this host\'s heartbeat yet; retrying', { backend: backend.name, error: err.message }));
   }
@@ -769,6 +774,9 @@ export class VolumeDriver {
       await this.detach(name, record, await this.backend(record.backend, name));
     } else if (total(record.mounts) > 0 && !mounted) {
       record.attached = false;
+      // Not mounted after all (the host rebooted): drop the hold seeded from the ledger; the remount claims it afresh.
+      const backend = await this.backend(record.backend, name);
+      this.presenceOf(backend)?.setHold(name, undefined);
     } else if (total(record.mounts) > 0) {
       record.attached = true;
       await this.retakeHold(name, record);
@@ -790,7 +798,7 @@ export class VolumeDriver {
       return;
     }
     try {
-      await presence.claimExclusive(name, this.judgeDeadline(backend, 60_000));
+      await presence.confirmExclusive(name, this.judgeDeadline(backend, 60_000));
     } catch (err) {
       if (!isNetvolError(err, 'LEASE_HELD')) throw err;
       await this.fence(backend, [name], `after a restart, another host holds the volume's lease (${err.message})`);

@@ -369,6 +369,22 @@ export class Presence {
     }
   }
 
+  /**
+   * After a restart: this host still has the image mounted and published it as exclusive from its
+   * ledger before its first beat. Confirm that no other live host took it while this daemon was
+   * away; if one did, that host holds it now, and this host must yield (LEASE_HELD).
+   */
+  async confirmExclusive(volume: string, deadline: number): Promise<void> {
+    this.holds.set(volume, 'exclusive');
+    await this.publish();
+    const rivals = (await this.liveHolders(volume, deadline)).filter((h) => h.hold === 'exclusive');
+    if (rivals.length > 0) {
+      this.holds.delete(volume);
+      await this.publish().catch(() => undefined);
+      throw leaseHeld(volume, rivals.map((h) => h.host), this.o.leaseSeconds);
+    }
+  }
+
   /** Drops a hold and writes the file; a failed write is left to the next beat. */
   async release(volume: string): Promise<void> {
     this.holds.delete(volume);

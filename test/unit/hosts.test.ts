@@ -185,4 +185,33 @@ describe('image volumes: one writer at a time, with fencing', () => {
     await a.driver.mount('failover', 'again');
     await a.driver.unmount('failover', 'again');
   });
+
+  it('a restart of the holder keeps its image volume claimed from its first heartbeat: no other host gets it in between', async () => {
+    const [a, b] = w.hosts;
+    await a.driver.create('kept', { size: '32M' });
+    await a.driver.mount('kept', 'ctrA');
+    await a.stop();
+    await a.start();
+    expect(await findMount(a.mountpoint('kept'))).toBeDefined();
+    expect(a.store.data.volumes.kept).toMatchObject({ attached: true, mounts: { ctrA: 1 } });
+    const file = JSON.parse(await fs.readFile(path.join(w.shared, '.netvol-hosts', 'host-a.json'), 'utf8')) as { volumes: Record<string, string> };
+    expect(file.volumes.kept).toBe('exclusive');
+    expect(await refusal(b.driver.mount('kept', 'ctrB'))).toMatchObject({ code: 'LEASE_HELD' });
+    await a.driver.unmount('kept', 'ctrA');
+  });
+
+  it('a holder whose daemon was away longer than the lease, and whose volume another host took meanwhile, fences its own mount at restart', async () => {
+    const [a, b] = w.hosts;
+    await a.driver.create('away', { size: '32M' });
+    await a.driver.mount('away', 'ctrA');
+    await a.stop(); // the data path stays, the heartbeat stops
+    await b.driver.mount('away', 'ctrB'); // waits a lease of silence, then takes it
+    await a.start();
+    expect(await findMount(a.mountpoint('away'))).toBeUndefined();
+    expect(a.store.data.volumes.away).toMatchObject({ attached: false, mounts: { ctrA: 1 } });
+    expect(a.store.data.volumes.away.fenced).toMatch(/another host holds the volume's lease/);
+    expect((await b.driver.get('away')).status).toMatchObject({ leaseHolder: 'host-b' });
+    await a.driver.unmount('away', 'ctrA');
+    await b.driver.unmount('away', 'ctrB');
+  });
 });

@@ -25,6 +25,10 @@ export interface Host {
   mountpoint(name: string): string;
   /** While true, this host's heartbeat writes fail as if the server were unreachable from it. */
   cutOff: boolean;
+  /** Stops this host's daemon (its heartbeat stops; mounts stay), as netvol being stopped. */
+  stop(): Promise<void>;
+  /** Starts a new daemon over the same state file and backend, as after a restart, and runs its restore(). */
+  start(): Promise<void>;
 }
 
 export interface HostsWorld {
@@ -72,8 +76,16 @@ export async function makeHosts(tag: string, ids: string[], leaseSeconds = 5): P
       }
       return writeFile(name, file, data);
     };
-    host.store = await openLedger(path.join(stateDir, 'state.json'), (m) => log.error(m));
-    host.driver = new VolumeDriver(config, new Map([[b.name, backend]]), host.store, log);
+    const open = async () => {
+      host.store = await openLedger(path.join(stateDir, 'state.json'), (m) => log.error(m));
+      host.driver = new VolumeDriver(config, new Map([[b.name, backend]]), host.store, log);
+    };
+    await open();
+    host.stop = () => host.driver.close();
+    host.start = async () => {
+      await open();
+      await host.driver.restore();
+    };
     hosts.push(host);
   }
   return {
