@@ -71,14 +71,18 @@ function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
   });
 }
 
-/** Every descendant of `pid` (sshd's session processes), found through /proc. */
+/**
+ * Every descendant of `pid` (sshd's session processes), found through /proc. Parents are read from
+ * `status`, not `stat`: reading another process's `stat` waits for its memory map, and one process
+ * stuck in the kernel anywhere on the machine would then hang this harness.
+ */
 function descendants(pid: number): number[] {
   const parentOf = new Map<number, number>();
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const status = fs.readFileSync(`/proc/${entry}/status`, 'utf8');
+      const ppid = Number(/^PPid:\s*(\d+)/m.exec(status)?.[1] ?? 0);
       parentOf.set(Number(entry), ppid);
     } catch {
       /* gone */

@@ -181,10 +181,31 @@ function backingInode(device: string): string | undefined {
   return r.status === 0 && ino !== '' ? ino : undefined;
 }
 
-/** The pids in a network namespace (every process of a simulated host runs in one). */
-function netnsPids(netns: string): number[] {
-  const r = spawnSync('ip', ['netns', 'pids', netns], { encoding: 'utf8', timeout: 10_000 });
-  return (r.stdout ?? '').split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
+/**
+ * The pids in a network namespace (every process of a simulated host runs in one). Like `ip netns
+ * pids`, but a process in uninterruptible sleep is skipped unread: reading its namespace link waits
+ * until it wakes, and a process stuck that way anywhere on the machine would hang the harness.
+ * (A stuck process cannot be killed anyway.)
+ */
+export function netnsPids(netns: string): number[] {
+  let ino: number;
+  try {
+    ino = fs.statSync(`/var/run/netns/${netns}`).ino;
+  } catch {
+    return [];
+  }
+  const want = `net:[${ino}]`;
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (/^State:\s+[DZ]/m.test(fs.readFileSync(`/proc/${entry}/status`, 'utf8'))) continue;
+      if (fs.readlinkSync(`/proc/${entry}/ns/net`) === want) out.push(Number(entry));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { run } from '../../harness/dockerd';
-import type { Host } from './cluster';
+import { Host, netnsPids } from './cluster';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Status is whatever the plugin says
 export type Status = Record<string, any>;
@@ -81,9 +81,8 @@ export function readImageRoot(image: string): Map<string, Buffer> {
 
 /** Pids in the host's namespace whose argv names a path ending in `/<volume>` below the host's folder: its sshfs or FUSE helper. */
 export function helperPids(h: Host, volume: string): number[] {
-  const r = spawnSync('ip', ['netns', 'pids', h.netns], { encoding: 'utf8', timeout: 10_000 });
   const out: number[] = [];
-  for (const p of (r.stdout ?? '').split('\n').map((s) => Number(s.trim())).filter((n) => n > 0)) {
+  for (const p of netnsPids(h.netns)) {
     try {
       const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
       if (argv.some((a) => a.startsWith(`${h.dir}/`) && a.endsWith(`/${volume}`))) out.push(p);
