@@ -2,14 +2,14 @@
 import path from 'node:path';
 import { Command } from 'commander';
 import { loadConfig } from './config';
-import { buildBackends, openLedger, VolumeDriver } from './driver';
+import { buildBackends, openLedger, startCaretakers, stopCaretakers, VolumeDriver } from './driver';
 import { isNetvolError } from './errors';
 import { createLogger } from './log';
-import { createApp, listenOnSocket } from './plugin';
+import { announceToDocker, createApp, listenOnSocket, pluginNameOf } from './plugin';
 
 const VERSION: string = (require('../package.json') as { version: string }).version;
 
-/** config → logger → state restore → socket listen → background remount. */
+/** config → logger → caretakers ended → state restore → socket listen → background remount; on stop, caretakers started. */
 async function main(argv: string[]): Promise<void> {
   const program = new Command()
     .name('netvol')
@@ -22,6 +22,8 @@ async function main(argv: string[]): Promise<void> {
   const config = await loadConfig(file);
   const logger = createLogger(config.logLevel);
   const backends = buildBackends(config, logger);
+  // A caretaker kept this host's heartbeats while the daemon was stopped: this daemon takes over.
+  await stopCaretakers(config.stateDir, logger);
   const store = await openLedger(path.join(config.stateDir, 'state.json'), (msg) => logger.error(msg));
   const driver = new VolumeDriver(config, backends, store, logger);
   await driver.restore();
@@ -35,14 +37,17 @@ async function main(argv: string[]): Promise<void> {
     volumes: Object.keys(store.data.volumes).length,
   });
   void driver.remountAll();
+  // A legacy plugin is reported to swarm only once its dockerd has used it: use it now.
+  const announcement = announceToDocker({ dockerHost: config.dockerHost, pluginName: pluginNameOf(config.socket), logger });
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
+    announcement.stop();
     logger.info('netvol stopping; mounted volumes stay mounted', { signal });
     await server.close();
-    await driver.close();
+    await startCaretakers(config.stateDir, file, await driver.close(), logger);
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -58,6 +58,7 @@ export function buildConfig(doc: unknown, source: string, env: NodeJS.ProcessEnv
     scope: raw.scope,
     defaultBackend,
     hostId: raw.hostId,
+    dockerHost: raw.dockerHost,
     timeoutMs: raw.timeoutSeconds * 1000,
     backends: Object.freeze(backends),
   });

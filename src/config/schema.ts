@@ -6,6 +6,7 @@ export const DEFAULTS = {
   stateDir: '/var/lib/netvol',
   localPath: '/var/lib/netvol/volumes',
   timeoutSeconds: 20,
+  dockerHost: 'unix:///run/docker.sock',
 } as const;
 
 const backendName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'backend names use a-z, 0-9, "_" and "-"');
@@ -37,6 +38,10 @@ export const configSchema = z.strictObject({
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/, 'use letters, digits, ".", "_" and "-" (a hostname), starting with a letter or digit')
     .default(() => os.hostname()),
+  /** dockerd's API socket: netvol lists its volumes there after it starts, so swarm sees the plugin (moby#23619). "" turns it off. */
+  dockerHost: z
+    .union([z.literal(''), z.string().regex(/^unix:\/\/\//, 'use unix:///path/to/docker.sock, or "" to turn it off')])
+    .default(DEFAULTS.dockerHost),
   /** Upper bound of any single backend call; kept well below dockerd's 60 s. */
   timeoutSeconds: z.number().positive().max(50).default(DEFAULTS.timeoutSeconds),
   backends: z
@@ -64,6 +69,7 @@ export interface Config {
   scope: 'auto' | 'local' | 'global';
   defaultBackend: string;
   hostId: string;
+  dockerHost: string;
   timeoutMs: number;
   backends: readonly BackendConfig[];
 }

@@ -139,6 +139,8 @@ export async function startNetvol(opts: StartNetvolOptions = {}): Promise<Netvol
     logLevel: 'debug',
     defaultBackend: Object.keys(backends)[0],
     hostId: `e2e-${pluginName}`,
+    // Test daemons never talk to a dockerd they did not start (a test passes its own when it wants one).
+    dockerHost: '',
     backends,
     ...(opts.extraConfig ?? {}),
   };
