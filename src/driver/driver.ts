@@ -12,7 +12,7 @@ import { HostState, holdsHostFacts, VolumeRecord } from './ledger';
 import { VolumeLocks } from './locks';
 import { archiveName, validateVolumeName } from './names';
 import { formatSize, OnRemove, parseVolumeOptions, specDifferences, VolumeSpec } from './options';
-import { Clock, monotonicClock, Presence } from './presence';
+import { Clock, Handover, monotonicClock, Presence } from './presence';
 import { buildStatus, Usage } from './status';
 
 export interface VolumeInfo {
@@ -827,10 +827,21 @@ export class VolumeDriver {
     );
   }
 
-  async close(): Promise<void> {
-    for (const p of this.presences.values()) p.stop();
+  /**
+   * Stops the heartbeats (mounts stay) and saves the ledger. Returns, per shared backend where this
+   * host still has volumes attached, what a caretaker needs to keep their attachments alive and
+   * fenced while the daemon is away.
+   */
+  async close(): Promise<Handover[]> {
+    const handovers: Handover[] = [];
+    for (const p of this.presences.values()) {
+      p.stop();
+      const h = p.handover();
+      if (Object.keys(h.holds).length > 0) handovers.push(h);
+    }
     await this.store.save();
     await Promise.all([...this.backends.values()].map((b) => b.close().catch(() => undefined)));
+    return handovers;
   }
 }
 

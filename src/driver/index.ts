@@ -3,4 +3,5 @@ export { HostState, VolumeRecord, STATE_VERSION, emptyState, openLedger, upgrade
 export { validateVolumeName } from './names';
 export { parseVolumeOptions, parseSize, formatSize, ACCEPTED_OPTIONS } from './options';
 export { buildBackends } from './backends';
-export { HOSTS_FOLDER, parseHostFile, HostFile } from './presence';
+export { HOSTS_FOLDER, parseHostFile, HostFile, Presence, Handover } from './presence';
+export { startCaretakers, stopCaretakers } from './caretaker';

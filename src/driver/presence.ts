@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
 import type { Backend } from '../backends';
 import { NetvolError } from '../errors';
@@ -34,8 +33,9 @@ export interface Clock {
   sleep(ms: number): Promise<void>;
 }
 
+/** CLOCK_MONOTONIC in milliseconds: one timeline for every process on this host (the caretaker resumes the daemon's fence deadline). */
 export const monotonicClock: Clock = {
-  now: () => performance.now(),
+  now: () => Number(process.hrtime.bigint()) / 1e6,
   sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
 };
 
@@ -70,6 +70,16 @@ export interface PresenceOptions {
    */
   onLost: (volumes: string[], why: string) => Promise<void>;
   clock?: Clock;
+  /** Taking over from another process of this host (the caretaker): its holds, and when its last good heartbeat started. */
+  resume?: Handover;
+}
+
+/** What a stopping daemon hands to the caretaker that keeps its heartbeat while it is away. */
+export interface Handover {
+  backend: string;
+  holds: Record<string, Hold>;
+  /** monotonicClock time at which the last successful heartbeat write started. */
+  lastGoodStart?: number;
 }
 
 /**
@@ -106,6 +116,15 @@ export class Presence {
   constructor(private readonly o: PresenceOptions) {
     this.clock = o.clock ?? monotonicClock;
     this.leaseMs = o.leaseSeconds * 1000;
+    if (o.resume) {
+      for (const [v, h] of Object.entries(o.resume.holds)) this.holds.set(v, h);
+      this.lastGoodStart = o.resume.lastGoodStart;
+    }
+  }
+
+  /** The holds and the fence deadline's origin, for the caretaker that keeps beating while the daemon is stopped. */
+  handover(): Handover {
+    return { backend: this.o.backend.name, holds: Object.fromEntries(this.holds), lastGoodStart: this.lastGoodStart };
   }
 
   get hostId(): string {
@@ -125,11 +144,12 @@ export class Presence {
   /** Writes the first heartbeat and starts the timer. Fails (and can be called again) when the backend cannot be written. */
   async start(): Promise<void> {
     this.stopped = false;
-    await this.publish();
     if (!this.ticker) {
       this.ticker = setInterval(() => void this.tick(), this.intervalMs);
       this.ticker.unref();
     }
+    this.armFence(); // a resumed presence keeps the deadline of the process it took over from
+    await this.publish();
   }
 
   /** Stops the timers. The file stays: attachments outlive the daemon, and expire a lease after its last beat. */
