@@ -2,6 +2,8 @@ import { promises as fs, readFileSync } from 'node:fs';
 import { run } from './exec';
 
 export interface MountEntry {
+  /** major:minor of the mounted device, e.g. "0:39" (for FUSE, the minor is the connection number). */
+  device: string;
   mountPoint: string;
   fsType: string;
   source: string;
@@ -26,7 +28,7 @@ export async function readMountTable(): Promise<MountEntry[]> {
     if (!right) continue;
     const l = left.split(' ');
     const r = right.split(' ');
-    entries.push({ root: unescape(l[3]), mountPoint: unescape(l[4]), options: l[5], fsType: r[0], source: unescape(r[1]), });
+    entries.push({ device: l[2], root: unescape(l[3]), mountPoint: unescape(l[4]), options: l[5], fsType: r[0], source: unescape(r[1]), });
   }
   return entries;
 }
