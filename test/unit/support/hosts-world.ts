@@ -81,7 +81,9 @@ export async function makeHosts(tag: string, ids: string[], leaseSeconds = 5): P
       host.driver = new VolumeDriver(config, new Map([[b.name, backend]]), host.store, log);
     };
     await open();
-    host.stop = () => host.driver.close();
+    host.stop = async () => {
+      await host.driver.close();
+    };
     host.start = async () => {
       await open();
       await host.driver.restore();
