@@ -68,6 +68,16 @@ export function run(file: string, args: string[], opts: RunOptions = {}): Promis
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Waits for `p`, but at most `ms`; the timer is cleared either way, so it never holds jest open. */
+export async function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
 export async function waitFor<T>(
   what: string,
@@ -141,18 +151,29 @@ export function processStartMs(pid: number): number | undefined {
 /** USER_HZ: what Linux reports /proc times in, 100 on every architecture Docker runs on. */
 const CLOCK_TICKS_PER_SECOND = 100;
 
+/**
+ * A process's state letter and parent from /proc/<pid>/status, which never blocks. Reading the
+ * `cmdline` or `stat` of a process in uninterruptible sleep (D: e.g. stuck on a frozen FUSE mount
+ * of another test) can block the reader for as long, so callers look at the state first.
+ */
+export function processStatus(pid: number): { state: string; ppid: number } | undefined {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const state = /^State:\s+(\S)/m.exec(text)?.[1];
+    const ppid = /^PPid:\s+(\d+)/m.exec(text)?.[1];
+    return state && ppid ? { state, ppid: Number(ppid) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** This process and its ancestors: never ours to kill, whatever their command lines say. */
 function selfAndAncestors(): Set<number> {
   const out = new Set<number>([process.pid]);
   let pid = process.ppid;
   while (pid > 1 && !out.has(pid)) {
     out.add(pid);
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    } catch {
-      break;
-    }
+    pid = processStatus(pid)?.ppid ?? 0;
   }
   return out;
 }
@@ -192,6 +213,10 @@ export function pidsMentioning(dir: string, filter: OwnProcessFilter = {}): numb
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
     if (exclude.has(pid)) continue;
+    // Zombies are gone already; a process in D cannot be killed until it wakes, and reading its
+    // command line could block this one with it.
+    const st = processStatus(pid);
+    if (!st || st.state === 'Z' || st.state === 'D') continue;
     try {
       const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
       if (!argv.some((a) => argNamesPath(a, dir))) continue;

@@ -8,7 +8,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { isAlive, killAllMentioning, removeTree, sleep, terminate, waitFor } from './dockerd';
+import { isAlive, killAllMentioning, removeTree, settleWithin, terminate, waitFor } from './dockerd';
 
 export const PLUGIN_DIR = '/run/docker/plugins';
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -283,7 +283,7 @@ export async function startNetvol(opts: StartNetvolOptions = {}): Promise<Netvol
       } catch {
         /* gone */
       }
-      await Promise.race([ended, sleep(10_000)]);
+      await settleWithin(ended, 10_000);
       child = undefined;
     },
     stop,
