@@ -1,4 +1,5 @@
 /** Docker's VolumeDriver wire types (docker/go-plugins-helpers volume/api.go, as dockerd 20.10 sends them). */
+import type { VolumeInfo } from '../driver';
 
 export interface NameRequest {
   Name?: unknown;
@@ -17,13 +18,8 @@ export interface DockerVolume {
   Status?: Record<string, unknown>;
 }
 
-/** A volume as the driver describes it; the protocol layer turns it into a DockerVolume. */
-export interface VolumeView {
-  name: string;
-  mountpoint: string;
-  createdAt?: string;
-  status: Record<string, unknown>;
-}
+/** A volume as the driver describes it (one type with the driver's VolumeInfo); the protocol layer turns it into a DockerVolume. */
+export type VolumeView = VolumeInfo;
 
 /** What the protocol layer needs from a driver: one method per Docker verb. */
 export interface VolumeDriverApi {
