@@ -21,6 +21,8 @@ declare -A NEED=(
   [/usr/bin/sqlite3]=sqlite3
   [/usr/sbin/debootstrap]=debootstrap
   [/usr/sbin/losetup]=mount
+  [/bin/ip]=iproute2
+  [/usr/bin/nsenter]=util-linux
 )
 
 missing=()

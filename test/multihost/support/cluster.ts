@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import { buildBusyboxTar } from '../../harness/busybox';
 import { BUSYBOX_IMAGE, DOCKER_CLI, DOCKERD, RunOptions, RunResult, isAlive, mountsUnder, run, sleep, waitFor } from '../../harness/dockerd';
 import { GaneshaServer, startGanesha } from '../../harness/ganesha';
-import { MAIN_JS, pluginRequest } from '../../harness/netvol';
+import { pluginRequest } from '../../harness/netvol';
 import { Sshd, sftpOptions, startSshd } from '../../harness/sshd';
 import { nfsOptions } from '../../nfs/backend/support/backend';
 
@@ -34,7 +34,19 @@ export const BACKENDS: BackendName[] = ['sftp', 'nfs'];
 /** The lease every host's netvol is configured with: the minimum, so takeovers are quick. */
 export const LEASE_SECONDS = 5;
 
-const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+/** The repository: the nearest folder above this file with netvol's package.json (this file also runs compiled, from .test-work/). */
+function repoRoot(): string {
+  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    try {
+      if ((JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string }).name === 'netvol') return dir;
+    } catch {
+      /* not here */
+    }
+  }
+  throw new Error(`no netvol package.json above ${__dirname}`);
+}
+const REPO_ROOT = repoRoot();
+const MAIN_JS = path.join(REPO_ROOT, 'dist', 'main.js');
 /** Logs of each run are copied here at teardown (git-ignored), for reading after a failure. */
 const LOG_ARCHIVE = path.join(REPO_ROOT, '.test-work', 'multihost');
 
@@ -181,13 +193,27 @@ function backingInode(device: string): string | undefined {
   return r.status === 0 && ino !== '' ? ino : undefined;
 }
 
+/** The memory cgroup in /proc/<pid>/cgroup (where this machine's sandbox groups a session's processes), or the v2 cgroup. */
+function memoryCgroup(text: string): string {
+  return /^\d+:memory:(.*)$/m.exec(text)?.[1] ?? /^0::(.*)$/m.exec(text)?.[1] ?? '';
+}
+const OWN_CGROUP = (() => {
+  try {
+    return memoryCgroup(fs.readFileSync('/proc/self/cgroup', 'utf8'));
+  } catch {
+    return '';
+  }
+})();
+
 /**
  * The pids in a network namespace (every process of a simulated host runs in one). Like `ip netns
- * pids`, but a process in uninterruptible sleep is skipped unread: reading its namespace link waits
- * until it wakes, and a process stuck that way anywhere on the machine would hang the harness.
- * (A stuck process cannot be killed anyway.)
+ * pids`, but it only looks at candidates: processes in this process's own cgroup, or in the host's
+ * container cgroup `marker` (dockerd runs with --cgroup-parent /<netns>). Reading another process's
+ * namespace link waits while that process is stuck in the kernel, and a stuck process of some
+ * other user of the machine would otherwise hang the harness; a process of ours in
+ * uninterruptible sleep is skipped for the same reason (it cannot be killed anyway).
  */
-export function netnsPids(netns: string): number[] {
+export function netnsPids(netns: string, marker = `/${netns}/`): number[] {
   let ino: number;
   try {
     ino = fs.statSync(`/var/run/netns/${netns}`).ino;
@@ -199,6 +225,8 @@ export function netnsPids(netns: string): number[] {
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
     try {
+      const cgroup = fs.readFileSync(`/proc/${entry}/cgroup`, 'utf8');
+      if (memoryCgroup(cgroup) !== OWN_CGROUP && !cgroup.includes(marker)) continue;
       if (/^State:\s+[DZ]/m.test(fs.readFileSync(`/proc/${entry}/status`, 'utf8'))) continue;
       if (fs.readlinkSync(`/proc/${entry}/ns/net`) === want) out.push(Number(entry));
     } catch {
@@ -291,6 +319,9 @@ function makeHost(o: {
       '-H', `unix://${dockerSocket}`,
       '--pidfile', path.join(dir, 'd.pid'),
       '--shutdown-timeout', '5',
+      // Containers in cgroups named after the host, so netnsPids() finds them without reading
+      // every process on the machine.
+      '--cgroup-parent', `/${netns}`,
     ];
     // Not `ip netns exec`: it remounts /sys and dockerd then finds no cgroup mounts. Each exec
     // replaces the previous program, so the child's pid is dockerd's.
