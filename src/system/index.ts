@@ -2,3 +2,5 @@ export { run, spawnDetached, ExecOptions, ExecResult } from './exec';
 export { readMountTable, findMount, isMounted, bindMount, unmount, fsUsage, MountEntry, FsUsage } from './mounts';
 export { withTimeout } from './timeout';
 export { isAlive, waitForExit } from './processes';
+export { tcpConnectionsOf, resetConnections, unixPeersOf, cutOff, TcpConnection } from './sockets';
+export { abortFuseConnection } from './fusectl';
