@@ -11,6 +11,18 @@ export function trashName(volume: string): string {
   return `${TRASH_PREFIX}${volume}-${randomBytes(4).toString('hex')}`;
 }
 
+/**
+ * writeFile() of a networked backend writes `<file>.<12 hex>.tmp` next to the target, then renames
+ * it over the target: listFiles() must not show such a file, left behind or in flight.
+ */
+export function tempName(file: string): string {
+  return `${file}.${randomBytes(6).toString('hex')}.tmp`;
+}
+
+export function isTempName(name: string): boolean {
+  return /\.[0-9a-f]{12}\.tmp$/.test(name);
+}
+
 /** Work a backend started and does not wait for, drained (for a bounded time) at close. */
 export class BackgroundTasks {
   private readonly pending = new Set<Promise<unknown>>();

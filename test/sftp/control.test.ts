@@ -117,6 +117,45 @@ describe('sftp backend control operations', () => {
     expect(fs.readdirSync(root).filter((f) => f.startsWith('.netvol-trash-'))).toEqual([]);
   });
 
+  test('createFile() creates a file with its data once, and returns false without changing it the second time', async () => {
+    expect(await backend.createFile('dirvol', 'claim.json', Buffer.from('first'))).toBe(true);
+    expect(fs.readFileSync(path.join(root, 'dirvol', 'claim.json'), 'utf8')).toBe('first');
+    expect(fs.statSync(path.join(root, 'dirvol', 'claim.json')).mode & 0o777).toBe(0o600);
+    expect(await backend.createFile('dirvol', 'claim.json', Buffer.from('second'))).toBe(false);
+    expect(fs.readFileSync(path.join(root, 'dirvol', 'claim.json'), 'utf8')).toBe('first');
+  });
+
+  test('createFile() called by ten backends on separate connections at once returns true to exactly one, whose data the file holds', async () => {
+    await backend.makeFolder('race', false);
+    const others = Array.from({ length: 10 }, () => makeBackend(sshd));
+    try {
+      await Promise.all(others.map((o) => o.backend.open()));
+      const results = await Promise.all(others.map((o, i) => o.backend.createFile('race', 'lease.json', Buffer.from(`host-${i}`))));
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(fs.readFileSync(path.join(root, 'race', 'lease.json'), 'utf8')).toBe(`host-${results.indexOf(true)}`);
+    } finally {
+      for (const o of others) await o.cleanup();
+    }
+  });
+
+  test('listFiles() lists the regular files of a folder, without folders or files being written, and [] for a missing folder', async () => {
+    await backend.makeFolder('listed', true);
+    await backend.writeFile('listed', 'volume.json', Buffer.from('{}'));
+    await backend.createFile('listed', 'owner.json', Buffer.from('{}'));
+    fs.writeFileSync(path.join(root, 'listed', 'volume.json.0123456789ab.tmp'), 'half');
+    expect((await backend.listFiles('listed')).sort()).toEqual(['owner.json', 'volume.json']);
+    expect(await backend.listFiles('no-such-folder')).toEqual([]);
+  });
+
+  test('a folder named .netvol-hosts takes files like any other, and listFolders() does not show it', async () => {
+    expect(await backend.makeFolder('.netvol-hosts', false)).toBe(true);
+    await backend.writeFile('.netvol-hosts', 'host-a.json', Buffer.from('{"seq":1}'));
+    expect(await backend.createFile('.netvol-hosts', 'host-b.json', Buffer.from('{"seq":0}'))).toBe(true);
+    expect((await backend.readFile('.netvol-hosts', 'host-a.json'))?.toString()).toBe('{"seq":1}');
+    expect((await backend.listFiles('.netvol-hosts')).sort()).toEqual(['host-a.json', 'host-b.json']);
+    expect(await backend.listFolders()).not.toContain('.netvol-hosts');
+  });
+
   test('a call after sshd restarted reconnects and succeeds', async () => {
     await sshd.restart();
     await backend.writeFile('dirvol', 'after-restart', Buffer.from('ok'));

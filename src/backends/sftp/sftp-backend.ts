@@ -9,12 +9,13 @@ import type { AttachmentHealth, Backend, BackendContext, BackendUsage, RootAttri
 import { ControlConnection, SFTP_STATUS, sftpStatus } from './connection';
 import { algorithmsFor, fingerprint, knownHostsLine, knownKeysFor } from './host-key';
 import { firstLine, SftpOptions } from './options';
-import { probe, SSHFS_FS_TYPE, sshfsPids, SshfsTarget, startSshfs, stopSshfs } from './sshfs';
-import { BackgroundTasks, trashName, TRASH_PREFIX } from '../background';
+import { fenceSshfs, probe, SSHFS_FS_TYPE, sshfsPids, SshfsTarget, startSshfs, stopSshfs } from './sshfs';
+import { BackgroundTasks, isTempName, tempName, trashName, TRASH_PREFIX } from '../background';
 
 /** Folders whose name starts with this are removals in progress; volume names never start with ".". */
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
 
 /** Promise form of an ssh2 SFTP callback call. */
 function call<T = void>(f: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
@@ -28,7 +29,7 @@ function call<T = void>(f: (cb: (err: Error | null | undefined, value?: T) => vo
  */
 export class SftpBackend implements Backend {
   readonly type = 'sftp';
-  readonly capabilities = { networked: true };
+  readonly capabilities = { networked: true, sharedAcrossHosts: true };
   readonly name: string;
   private readonly root: string;
   private readonly conn: ControlConnection;
@@ -282,7 +283,7 @@ export class SftpBackend implements Backend {
   /** Temporary file, written and fsynced, then renamed over the target (posix-rename@openssh.com). */
   async writeFile(name: string, file: string, data: Buffer): Promise<void> {
     const target = this.remote(name, file);
-    const temp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
+    const temp = tempName(target);
     const what = `cannot write ${file} of volume ${name}`;
     await this.conn
       .use(`writing ${file} of volume ${name}`, async (sftp) => {
@@ -331,6 +332,76 @@ export class SftpBackend implements Backend {
       })
       .catch((err) => {
         throw this.fail(err, `cannot remove ${file} of volume ${name}`, name);
+      });
+  }
+
+  /**
+   * Open with CREAT|EXCL ('wx'): the server's open(2) decides which of several racing hosts makes
+   * the file. SFTP v3 reports an existing file as a generic FAILURE, so a FAILURE on a path that
+   * exists is "someone else has it". A connection lost after the open was sent leaves the outcome
+   * unknown: the retry on a fresh connection cannot tell its own file from another host's, so it
+   * fails instead of answering false.
+   */
+  async createFile(name: string, file: string, data: Buffer): Promise<boolean> {
+    const target = this.remote(name, file);
+    const what = `cannot create ${file} of volume ${name}`;
+    let sent = false;
+    return this.conn
+      .use(`creating ${file} of volume ${name}`, async (sftp) => {
+        // A second run of this function is the retry after a lost connection.
+        const sentBefore = sent;
+        sent = true;
+        let handle: Buffer;
+        try {
+          handle = await call<Buffer>((cb) => sftp.open(target, 'wx', { mode: 0o600 }, cb));
+        } catch (err) {
+          if (sftpStatus(err) === SFTP_STATUS.FAILURE) {
+            const exists = await call<Stats>((cb) => sftp.lstat(target, cb)).then(
+              () => true,
+              () => false,
+            );
+            if (exists) {
+              if (sentBefore) throw new NetvolError('BACKEND_UNAVAILABLE', `backend ${this.name}: ${what}: the connection was lost while creating it, and it exists now: whether this host made it is unknown`, { volume: name, cause: err });
+              return false;
+            }
+          }
+          throw await this.failWrite(sftp, err, what, name, data.length);
+        }
+        try {
+          for (let off = 0; off < data.length; off += 32768) {
+            const len = Math.min(32768, data.length - off);
+            await call((cb) => sftp.write(handle, data, off, len, off, cb));
+          }
+          await call((cb) => sftp.ext_openssh_fsync(handle, cb)).catch((err) => {
+            if (sftpStatus(err) !== undefined || !/not supported/i.test(String((err as Error).message))) throw err;
+          });
+          await call((cb) => sftp.close(handle, cb));
+        } catch (err) {
+          // Undo: a half-written file would hold the name for nobody.
+          await call((cb) => sftp.close(handle, cb)).catch(() => undefined);
+          await call((cb) => sftp.unlink(target, cb)).catch(() => undefined);
+          throw await this.failWrite(sftp, err, what, name, data.length);
+        }
+        return true;
+      })
+      .catch((err) => {
+        throw this.fail(err, what, name);
+      });
+  }
+
+  async listFiles(name: string): Promise<string[]> {
+    return this.conn
+      .use(`listing the files of volume ${name}`, async (sftp) => {
+        try {
+          const entries = await call<FileEntry[]>((cb) => sftp.readdir(this.remote(name), cb));
+          return entries.filter((e) => (e.attrs.mode & S_IFMT) === S_IFREG && !isTempName(e.filename)).map((e) => e.filename);
+        } catch (err) {
+          if (sftpStatus(err) === SFTP_STATUS.NO_SUCH_FILE) return [];
+          throw err;
+        }
+      })
+      .catch((err) => {
+        throw this.fail(err, `cannot list the files of volume ${name}`, name);
       });
   }
 
@@ -513,6 +584,19 @@ export class SftpBackend implements Backend {
       }
     }
     await fs.rmdir(mp).catch(() => undefined);
+  }
+
+  /** Cuts this host's sshfs of the volume off the server at once (see Backend.fence); succeeds if none runs. */
+  async fence(name: string): Promise<void> {
+    const mp = this.mountpoint(name);
+    let fenced: boolean;
+    try {
+      fenced = await fenceSshfs(mp, this.ctx.timeoutMs);
+    } catch (err) {
+      throw new NetvolError('COMMAND_FAILED', `backend ${this.name}: cannot fence volume ${name}: ${redactString((err as Error).message)}`, { volume: name, cause: err });
+    }
+    await fs.rmdir(mp).catch(() => undefined);
+    if (fenced) this.log.warn('fenced: sshfs killed and its connection reset; processes using the volume get I/O errors', { volume: name, backend: this.name });
   }
 
   async health(name: string): Promise<AttachmentHealth> {

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, isNetvolError, NetvolError, redactString } from '../../errors';
-import { findMount, run, waitForExit } from '../../system';
+import { abortFuseConnection, cutOff, findMount, run, unixPeersOf, waitForExit } from '../../system';
 
 /** How sshfs reaches the server: everything but the remote folder and the mountpoint. */
 export interface SshfsTarget {
@@ -82,6 +82,55 @@ export async function sshfsPids(mountpoint: string): Promise<number[]> {
     }
   }
   return out;
+}
+
+/** Pids of processes whose parent is one of `parents` (from PPid in /proc/<pid>/status). */
+async function childrenOf(parents: number[]): Promise<number[]> {
+  const out: number[] = [];
+  if (parents.length === 0) return out;
+  for (const entry of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const status = await fs.readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
+    const ppid = Number(/^PPid:\s+(\d+)$/m.exec(status)?.[1]);
+    if (parents.includes(ppid)) out.push(Number(entry));
+  }
+  return out;
+}
+
+async function isSsh(pid: number): Promise<boolean> {
+  return (await fs.readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim() === 'ssh';
+}
+
+/**
+ * Every process of the data path at `mountpoint`: its sshfs and the ssh that sshfs runs (whose
+ * TCP connection carries the data), and nothing else. The first ssh was started before sshfs
+ * daemonized, so init is its parent: it is found as the ssh at the other end of sshfs's
+ * socketpair. One started by a reconnect is sshfs's child.
+ */
+export async function sshfsHelperPids(mountpoint: string): Promise<number[]> {
+  const sshfs = await sshfsPids(mountpoint);
+  if (sshfs.length === 0) return [];
+  const candidates = new Set([...(await childrenOf(sshfs)), ...(await unixPeersOf(sshfs))]);
+  const ssh: number[] = [];
+  for (const pid of candidates) if (await isSsh(pid)) ssh.push(pid);
+  return [...sshfs, ...ssh];
+}
+
+/**
+ * Fencing: resets the TCP connection of the volume's ssh, kills sshfs and ssh without letting them
+ * flush, then detaches the mount lazily. Processes that use the mount get ENOTCONN; no byte they
+ * wrote before can reach the server afterwards. Returns whether there was anything to fence.
+ */
+export async function fenceSshfs(mountpoint: string, timeoutMs: number): Promise<boolean> {
+  const pids = await sshfsHelperPids(mountpoint);
+  const mounted = (await findMount(mountpoint)) !== undefined;
+  let failure: unknown;
+  // The FUSE connection is aborted while sshfs is stopped: pending and later calls fail at once.
+  if (pids.length > 0) await cutOff(pids, Math.min(timeoutMs, 5000), () => abortFuseConnection(mountpoint).catch(() => false)).catch((err) => (failure = err));
+  else if (mounted) await abortFuseConnection(mountpoint).catch(() => false);
+  if (mounted) await run('umount', ['-l', mountpoint], { timeoutMs: Math.min(timeoutMs, 5000) });
+  if (failure) throw failure;
+  return pids.length > 0 || mounted;
 }
 
 export type ProbeResult = 'ok' | 'disconnected' | 'hung' | 'failed';
