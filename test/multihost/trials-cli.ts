@@ -101,7 +101,8 @@ async function main(): Promise<void> {
     const left = (await cluster?.stop()) ?? [];
     if (left.length > 0) process.stderr.write(`trials: left behind: ${left.join('; ')}\n`);
   }
-  const table = new Table({ head: HEAD });
+  // Plain text when the output is a file or a pipe (a CI log, tee).
+  const table = new Table({ head: HEAD, ...(process.stdout.isTTY ? {} : { style: { head: [], border: [] } }) });
   for (const s of summaries(results)) table.push(row(s));
   process.stdout.write(`${table.toString()}\n`);
   if (opts.out !== undefined && opts.out !== false) {
