@@ -3,12 +3,12 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { NetvolError } from '../../errors';
 import { FileType, NfsClient, isNfsError, readWholeFile, readdirAll, rmrf, walk } from '../../nfs';
-import { findMount, run } from '../../system';
+import { abortFuseConnection, cutOff, findMount, run } from '../../system';
 import type { AttachmentHealth, Backend, BackendContext, BackendUsage, RootAttributes } from '../types';
 import { ControlConnection, Session } from './connection';
 import { KERNEL_FS_TYPES, kernelMountArgs, Mounter, probe, resolveMounter, startUserspace, stopUserspace, USERSPACE_FS_TYPE, userspacePids } from './mounters';
 import { folderInExport, NfsOptions } from './options';
-import { BackgroundTasks, trashName, TRASH_PREFIX } from '../background';
+import { BackgroundTasks, isTempName, tempName, trashName, TRASH_PREFIX } from '../background';
 
 /** Folders whose name starts with this are removals in progress; volume names never start with ".". */
 
@@ -21,7 +21,7 @@ import { BackgroundTasks, trashName, TRASH_PREFIX } from '../background';
  */
 export class NfsBackend implements Backend {
   readonly type = 'nfs';
-  readonly capabilities = { networked: true };
+  readonly capabilities = { networked: true, sharedAcrossHosts: true };
   readonly name: string;
   private readonly folder: string;
   private readonly conn: ControlConnection;
@@ -148,7 +148,7 @@ export class NfsBackend implements Backend {
 
   /** A temporary file, written FILE_SYNC, then renamed over the target (NFS RENAME replaces atomically). */
   async writeFile(name: string, file: string, data: Buffer): Promise<void> {
-    const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+    const temp = tempName(file);
     await this.conn.use(
       `writing ${file} of volume ${name}`,
       async (s) => {
@@ -162,6 +162,55 @@ export class NfsBackend implements Backend {
           await s.client.remove(dir, temp).catch(() => undefined);
           throw err;
         }
+      },
+      name,
+    );
+  }
+
+  /**
+   * CREATE in GUARDED mode: the server refuses (NFS3ERR_EXIST) a name that exists, so of several
+   * hosts racing exactly one makes the file. The library never resends a GUARDED CREATE after a
+   * lost connection (the resend could not tell its own file from another's): that fails instead.
+   */
+  async createFile(name: string, file: string, data: Buffer): Promise<boolean> {
+    return this.conn.use(
+      `creating ${file} of volume ${name}`,
+      async (s) => {
+        const dir = await this.volumeDir(s, name);
+        if (!dir) throw new NetvolError('NOT_FOUND', `backend ${this.name}: cannot create ${file} of volume ${name}: its folder ${this.where(name)} is missing on the server`, { volume: name });
+        let fh: Buffer;
+        try {
+          fh = (await s.client.create(dir, file, { mode: 'guarded', attrs: { mode: 0o600 } })).handle;
+        } catch (err) {
+          if (isNfsError(err, 'EEXIST')) return false;
+          throw err;
+        }
+        try {
+          await writeSync(s.client, fh, data);
+        } catch (err) {
+          // Undo: a half-written file would hold the name for nobody.
+          await s.client.remove(dir, file).catch(() => undefined);
+          throw err;
+        }
+        return true;
+      },
+      name,
+    );
+  }
+
+  async listFiles(name: string): Promise<string[]> {
+    return this.conn.use(
+      `listing the files of volume ${name}`,
+      async (s) => {
+        const dir = await this.volumeDir(s, name);
+        if (!dir) return [];
+        const out: string[] = [];
+        for (const e of await readdirAll(s.client, dir)) {
+          if (e.name === '.' || e.name === '..' || isTempName(e.name)) continue;
+          const type = e.attrs?.type ?? (await s.client.lookup(dir, e.name).then((r) => r.attrs?.type, () => undefined));
+          if (type === FileType.REG) out.push(e.name);
+        }
+        return out;
       },
       name,
     );
@@ -355,6 +404,34 @@ export class NfsBackend implements Backend {
       throw new NetvolError('COMMAND_FAILED', `backend ${this.name}: cannot detach volume ${name}: ${(err as Error).message} (is a process still using ${mp}?)`, { volume: name, cause: err });
     }
     await fs.rmdir(mp).catch(() => undefined);
+  }
+
+  /**
+   * Cuts this host's data path of the volume off the server at once (see Backend.fence): the FUSE
+   * server's connections are reset and it is killed before the mount is detached. A kernel mount
+   * has no process to kill: it is force-unmounted, lazily. Succeeds if nothing is attached.
+   */
+  async fence(name: string): Promise<void> {
+    const mp = this.mountpoint(name);
+    const entry = await findMount(mp);
+    const limit = Math.min(this.ctx.timeoutMs, 5000);
+    let failure: unknown;
+    try {
+      if (entry && KERNEL_FS_TYPES.includes(entry.fsType)) {
+        await run('umount', ['-f', '-l', mp], { timeoutMs: limit });
+      } else {
+        const pids = await userspacePids(mp);
+        // The FUSE connection is aborted while the server is stopped: pending and later calls fail at once.
+        if (pids.length > 0) await cutOff(pids, limit, () => abortFuseConnection(mp).catch(() => false)).catch((err) => (failure = err));
+        else if (entry) await abortFuseConnection(mp).catch(() => false);
+        if (entry) await run('umount', ['-l', mp], { timeoutMs: limit });
+      }
+      if (failure) throw failure;
+    } catch (err) {
+      throw new NetvolError('COMMAND_FAILED', `backend ${this.name}: cannot fence volume ${name}: ${(err as Error).message}`, { volume: name, cause: err });
+    }
+    await fs.rmdir(mp).catch(() => undefined);
+    if (entry) this.log.warn('fenced: the data path was cut off the server; processes using the volume get I/O errors', { volume: name, backend: this.name });
   }
 
   async health(name: string): Promise<AttachmentHealth> {

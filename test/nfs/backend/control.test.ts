@@ -80,6 +80,45 @@ test('removeFile() removes a file and succeeds when it is already gone', async (
   await b.backend.removeFile('v1', 'owner.json');
 });
 
+test('createFile() creates a file with its data once, and returns false without changing it the second time', async () => {
+  expect(await b.backend.createFile('v1', 'claim.json', Buffer.from('first'))).toBe(true);
+  expect(fs.readFileSync(onServer('v1', 'claim.json'), 'utf8')).toBe('first');
+  expect(fs.statSync(onServer('v1', 'claim.json')).mode & 0o777).toBe(0o600);
+  expect(await b.backend.createFile('v1', 'claim.json', Buffer.from('second'))).toBe(false);
+  expect(fs.readFileSync(onServer('v1', 'claim.json'), 'utf8')).toBe('first');
+});
+
+test('createFile() called by ten backends on separate connections at once returns true to exactly one, whose data the file holds', async () => {
+  await b.backend.makeFolder('race', false);
+  const others = Array.from({ length: 10 }, () => makeBackend(g));
+  try {
+    await Promise.all(others.map((o) => o.backend.open()));
+    const results = await Promise.all(others.map((o, i) => o.backend.createFile('race', 'lease.json', Buffer.from(`host-${i}`))));
+    expect(results.filter(Boolean)).toHaveLength(1);
+    expect(fs.readFileSync(onServer('race', 'lease.json'), 'utf8')).toBe(`host-${results.indexOf(true)}`);
+  } finally {
+    for (const o of others) await o.cleanup();
+  }
+});
+
+test('listFiles() lists the regular files of a folder, without folders or files being written, and [] for a missing folder', async () => {
+  await b.backend.makeFolder('listed', true);
+  await b.backend.writeFile('listed', 'volume.json', Buffer.from('{}'));
+  await b.backend.createFile('listed', 'owner.json', Buffer.from('{}'));
+  fs.writeFileSync(onServer('listed', 'volume.json.0123456789ab.tmp'), 'half');
+  expect((await b.backend.listFiles('listed')).sort()).toEqual(['owner.json', 'volume.json']);
+  expect(await b.backend.listFiles('no-such-folder')).toEqual([]);
+});
+
+test('a folder named .netvol-hosts takes files like any other, and listFolders() does not show it', async () => {
+  expect(await b.backend.makeFolder('.netvol-hosts', false)).toBe(true);
+  await b.backend.writeFile('.netvol-hosts', 'host-a.json', Buffer.from('{"seq":1}'));
+  expect(await b.backend.createFile('.netvol-hosts', 'host-b.json', Buffer.from('{"seq":0}'))).toBe(true);
+  expect((await b.backend.readFile('.netvol-hosts', 'host-a.json'))?.toString()).toBe('{"seq":1}');
+  expect((await b.backend.listFiles('.netvol-hosts')).sort()).toEqual(['host-a.json', 'host-b.json']);
+  expect(await b.backend.listFolders()).not.toContain('.netvol-hosts');
+});
+
 test('setDataAttributes() sets owner and mode of the data folder', async () => {
   await b.backend.setDataAttributes('v1', { uid: 1000, gid: 1001, mode: 0o750 });
   const st = fs.statSync(onServer('v1', 'data'));
