@@ -359,6 +359,8 @@ function makeHost(o: {
       mountRoot: path.join(dir, 'mnt'),
       logLevel: 'debug',
       hostId: name,
+      // netvol announces itself to this host's own dockerd (and never to another dockerd of the machine).
+      dockerHost: `unix://${dockerSocket}`,
       defaultBackend: 'sftp',
       backends: o.backends,
     };
