@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Backend } from '../backends';
 import { NetvolError } from '../errors';
 import type { Logger } from '../log';
-import { withTimeout } from '../system';
+import { CoalescedWriter, withTimeout } from '../system';
 
 /** The folder at a shared backend's root holding one heartbeat file per host (hidden: volume names never start with "."). */
 export const HOSTS_FOLDER = '.netvol-hosts';
@@ -105,8 +105,7 @@ export class Presence {
   private beat = 0;
   /** Start time of the last heartbeat write that succeeded. */
   private lastGoodStart: number | undefined;
-  private writing: Promise<void> | undefined;
-  private queued: Promise<void> | undefined;
+  private readonly writer = new CoalescedWriter(() => this.write());
   private ticker: NodeJS.Timeout | undefined;
   private fenceTimer: NodeJS.Timeout | undefined;
   private folderReady = false;
@@ -176,23 +175,7 @@ export class Presence {
    * has landed; rejects if that write failed. Concurrent calls share writes.
    */
   publish(): Promise<void> {
-    if (this.queued) return this.queued;
-    if (!this.writing) {
-      this.writing = this.write().finally(() => (this.writing = undefined));
-      return this.writing;
-    }
-    const after = this.writing;
-    this.queued = after.then(
-      () => this.startQueued(),
-      () => this.startQueued(),
-    );
-    return this.queued;
-  }
-
-  private startQueued(): Promise<void> {
-    this.queued = undefined;
-    this.writing = this.write().finally(() => (this.writing = undefined));
-    return this.writing;
+    return this.writer.request();
   }
 
   private async write(): Promise<void> {

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { NetvolError } from '../errors';
+import { CoalescedWriter } from '../system';
 
 interface Envelope<T> {
   version: number;
@@ -17,8 +18,7 @@ interface Envelope<T> {
  * landed, so bursts of changes cost one write each, not one per change.
  */
 export class StateStore<T> {
-  private writing: Promise<void> | undefined;
-  private queued: Promise<void> | undefined;
+  private readonly writer = new CoalescedWriter(() => this.write());
 
   private constructor(
     readonly file: string,
@@ -63,23 +63,7 @@ export class StateStore<T> {
   }
 
   save(): Promise<void> {
-    if (this.queued) return this.queued;
-    if (!this.writing) {
-      this.writing = this.write().finally(() => (this.writing = undefined));
-      return this.writing;
-    }
-    const after = this.writing;
-    this.queued = after.then(
-      () => this.startQueued(),
-      () => this.startQueued(),
-    );
-    return this.queued;
-  }
-
-  private startQueued(): Promise<void> {
-    this.queued = undefined;
-    this.writing = this.write().finally(() => (this.writing = undefined));
-    return this.writing;
+    return this.writer.request();
   }
 
   /**

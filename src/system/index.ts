@@ -4,3 +4,4 @@ export { withTimeout } from './timeout';
 export { isAlive, waitForExit } from './processes';
 export { tcpConnectionsOf, resetConnections, unixPeersOf, cutOff, TcpConnection } from './sockets';
 export { abortFuseConnection } from './fusectl';
+export { CoalescedWriter } from './coalesced';

@@ -38,14 +38,7 @@ export async function makeWorld(tag: string, extra: Record<string, unknown> = {}
   const volumesDir = path.join(root, 'volumes');
   const stateDir = path.join(root, 'state');
   const config = buildConfig({ stateDir, hostId: 'unit-host', backends: { local: { type: 'local', path: volumesDir } }, ...extra }, 'unit test', {});
-  const records: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _e, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) records.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  const log = createLogger('debug', stream);
+  const { log, records } = recordingLogger();
   const stateFile = path.join(stateDir, 'state.json');
 
   const open = async () => {
@@ -79,6 +72,18 @@ export async function makeWorld(tag: string, extra: Record<string, unknown> = {}
       await fs.rm(root, { recursive: true, force: true });
     },
   };
+}
+
+/** A debug logger whose records land, parsed and in order, in `records`. */
+export function recordingLogger(): { log: Logger; records: Array<Record<string, unknown>> } {
+  const records: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _e, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) records.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { log: createLogger('debug', stream), records };
 }
 
 /** Mount-table entries at exactly `mountPoint`. */

@@ -11,10 +11,9 @@ import type { Backend } from '../../../src/backends';
 import { backendType } from '../../../src/backends';
 import { buildConfig } from '../../../src/config';
 import { HostState, openLedger, VolumeDriver } from '../../../src/driver';
-import { createLogger } from '../../../src/log';
 import type { StateStore } from '../../../src/state';
 import { readMountTable, run } from '../../../src/system';
-import { Writable } from 'node:stream';
+import { recordingLogger } from './driver-world';
 
 export interface Host {
   id: string;
@@ -49,14 +48,7 @@ export async function makeHosts(tag: string, ids: string[], leaseSeconds = 5): P
       'unit test',
       {},
     );
-    const records: Array<Record<string, unknown>> = [];
-    const stream = new Writable({
-      write(chunk: Buffer, _e, done) {
-        for (const line of chunk.toString('utf8').split('\n')) if (line) records.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    });
-    const log = createLogger('debug', stream);
+    const { log, records } = recordingLogger();
     const b = config.backends[0];
     const backend = (backendType(b.type) as NonNullable<ReturnType<typeof backendType>>).create(b.options, {
       name: b.name,
