@@ -7,8 +7,11 @@ import { randomBytes } from 'node:crypto';
  */
 export const TRASH_PREFIX = '.netvol-trash-';
 
+/** A fresh trash name for a volume's folder: the prefix, as much of the name as fits in 255 bytes, a random suffix. */
 export function trashName(volume: string): string {
-  return `${TRASH_PREFIX}${volume}-${randomBytes(4).toString('hex')}`;
+  const suffix = `-${randomBytes(4).toString('hex')}`;
+  const room = 255 - TRASH_PREFIX.length - suffix.length;
+  return `${TRASH_PREFIX}${volume.slice(0, room)}${suffix}`;
 }
 
 /**

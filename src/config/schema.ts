@@ -33,10 +33,10 @@ export const configSchema = z.strictObject({
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
   scope: z.enum(['auto', 'local', 'global']).default('auto'),
   defaultBackend: backendName.optional(),
-  /** This host's name in heartbeat files on shared backends: unique per host, as hostnames are. */
+  /** This host's name in heartbeat files on shared backends: unique per host, as hostnames are; short enough that `<hostId>.json` and its temporary name fit in a file name. */
   hostId: z
     .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/, 'use letters, digits, ".", "_" and "-" (a hostname), starting with a letter or digit')
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/, 'use at most 200 letters, digits, ".", "_" and "-" (a hostname), starting with a letter or digit')
     .default(() => os.hostname()),
   /** dockerd's API socket: netvol lists its volumes there after it starts, so swarm sees the plugin (moby#23619). "" turns it off. */
   dockerHost: z

@@ -77,6 +77,13 @@ describe('daemon configuration', () => {
     expect(refusal(() => buildConfig({ backends: { local: { type: 'local', path: 'rel' } } }, 'c', {}))).toContain('backends.local.path: must be an absolute path');
   });
 
+  it('refuses a hostId that cannot name a heartbeat file, and a leaseSeconds beyond dockerd\'s patience', () => {
+    expect(refusal(() => buildConfig({ hostId: 'a'.repeat(201) }, 'c', {}))).toContain('hostId: use at most 200 letters');
+    expect(refusal(() => buildConfig({ hostId: 'node/1' }, 'c', {}))).toContain('hostId:');
+    expect(refusal(() => buildConfig({ backends: { local: { type: 'local', path: '/x', leaseSeconds: 41 } } }, 'c', {}))).toContain('backends.local.leaseSeconds');
+    expect(buildConfig({ hostId: 'node-1.example', backends: { local: { type: 'local', path: '/x', leaseSeconds: 40 } } }, 'c', {}).backends[0].leaseSeconds).toBe(40);
+  });
+
   it('refuses an unknown backend type, listing the known types', () => {
     const message = refusal(() => buildConfig({ backends: { s3: { type: 'bucket' } } }, 'c', {}));
     expect(message).toContain('backends.s3.type: unknown backend type "bucket"');
