@@ -68,12 +68,23 @@ export async function mountImage(file: string, target: string, fsType: ImageFs):
     throw new NetvolError('INTERNAL', `${target} is already a mountpoint of ${existing.source}`);
   }
   await fs.mkdir(target, { recursive: true, mode: 0o755 });
-  const { stdout } = await run('losetup', ['--find', '--show', '--direct-io=on', file], { timeoutMs: MOUNT_TIMEOUT_MS });
-  const device = stdout.trim();
+  // One image, one loop device: two filesystems over one image corrupt it. A device still serving
+  // this very file (a process keeps a lazily unmounted mount alive) is mounted again — the kernel
+  // then shares its filesystem; a device left on an older file at this path is refused.
+  const attached = await loopsAttachedTo(file);
+  const stale = attached.filter((l) => !l.sameFile);
+  if (stale.length > 0) {
+    throw new NetvolError(
+      'IN_USE',
+      `image ${path.basename(file)} is still attached on ${stale.map((l) => l.device).join(', ')} from an earlier attachment that a process may still use: stop what uses it, then detach it (losetup -d)`,
+    );
+  }
+  const reuse = attached.find((l) => l.sameFile)?.device;
+  const device = reuse ?? (await run('losetup', ['--find', '--show', '--direct-io=on', file], { timeoutMs: MOUNT_TIMEOUT_MS })).stdout.trim();
   try {
     await run('mount', ['-t', fsType, '-o', 'nodev,nosuid', device, target], { timeoutMs: MOUNT_TIMEOUT_MS });
   } catch (err) {
-    await run('losetup', ['-d', device]).catch(() => undefined);
+    if (!reuse) await run('losetup', ['-d', device]).catch(() => undefined);
     throw wrapError(err, 'COMMAND_FAILED', `cannot mount image ${path.basename(file)}`);
   }
 }
@@ -99,4 +110,24 @@ async function loopBackingFile(device: string): Promise<string | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Loop devices whose backing path is `file` (also a file since replaced or deleted at that path, or
+ * one on an earlier mount at that path), and whether each still serves that very file (same device
+ * and inode). `losetup -j` would match by inode only and miss the stale ones.
+ */
+async function loopsAttachedTo(file: string): Promise<Array<{ device: string; sameFile: boolean }>> {
+  const { stdout } = await run('losetup', ['-J', '-l', '-O', 'NAME,BACK-INO,BACK-MAJ:MIN,BACK-FILE'], { timeoutMs: MOUNT_TIMEOUT_MS });
+  if (!stdout.trim()) return [];
+  type Row = { name: string; 'back-ino': number | string; 'back-maj:min': string; 'back-file': string | null };
+  const found = (JSON.parse(stdout) as { loopdevices: Row[] }).loopdevices.filter((l) => {
+    const back = (l['back-file'] ?? '').trim();
+    return back === file || back === `${file} (deleted)`;
+  });
+  if (found.length === 0) return [];
+  const st = await fs.stat(file);
+  const major = Math.floor(st.dev / 256) & 0xfff;
+  const minor = (st.dev & 0xff) | (Math.floor(st.dev / 4096) & ~0xff);
+  return found.map((l) => ({ device: l.name, sameFile: Number(l['back-ino']) === st.ino && l['back-maj:min'].trim() === `${major}:${minor}` }));
 }
