@@ -47,14 +47,19 @@ function summaries(results: TrialResult[]): TrialSummary[] {
   return backends.length > 1 ? [...per, summarize('all', results)] : per;
 }
 
-function markdown(results: TrialResult[], startedAt: Date, wallMs: number): string {
-  let commit = 'unknown';
+/** The commit the run's build came from, taken when the run starts (the tree may move on while it runs). */
+function commitAtStart(): string {
   try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    if (execFileSync('git', ['status', '--porcelain', '--untracked-files=no', 'src'], { encoding: 'utf8' }).trim()) commit += ' (src/ modified)';
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', 'src'], { encoding: 'utf8' }).trim();
+    return dirty ? `${head} (src/ modified)` : head;
   } catch {
-    /* not a git checkout */
+    return 'unknown';
   }
+}
+const commit = commitAtStart();
+
+function markdown(results: TrialResult[], startedAt: Date, wallMs: number): string {
   const lines = [
     `# Failover trials, ${startedAt.toISOString().slice(0, 10)}`,
     '',
