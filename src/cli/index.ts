@@ -8,8 +8,10 @@ import { isNetvolError, redact } from '../errors';
 import { readMountTable, withTimeout } from '../system';
 
 /**
- * netvolctl: read-only ops commands over the config, the state file and the backends' heartbeat
- * files, safe to run next to a live daemon (it writes nothing and never speaks the plugin protocol).
+ * netvolctl: ops commands over the config, the state file and the backends' heartbeat files, safe
+ * to run next to a live daemon: it changes no volume and no state and never speaks the plugin
+ * protocol. (`hosts` opens each shared backend as the daemon does: a probe file checks it can be
+ * written, and removals of earlier volumes still in its trash are finished.)
  */
 async function main(argv: string[]): Promise<void> {
   const program = new Command().name('netvolctl').description('inspect netvol: configuration, this host\'s state, and the hosts sharing each backend');

@@ -82,3 +82,26 @@ test('a daemon stopped with nothing attached on a shared backend leaves no caret
   expect(fs.existsSync(path.join(a.stateDir, 'caretaker-remote.pid'))).toBe(false);
   await a.restart();
 });
+
+test('netvolctl hosts shows every host on the backend, whether its heartbeat moves, and what it has attached', async () => {
+  await ok(a, 'VolumeDriver.Create', { Name: 'ctlview', Opts: { size: '32M' } });
+  await ok(a, 'VolumeDriver.Mount', { Name: 'ctlview', ID: 'ctr-a' });
+  try {
+    const { execFile } = await import('node:child_process');
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, [path.join(__dirname, '..', '..', 'dist', 'cli', 'index.js'), 'hosts', '-c', a.configPath, '--wait', '2', '--json'], (err, stdout, stderr) =>
+        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+      ),
+    );
+    const rows = (JSON.parse(out) as { hosts: Array<{ backend: string; host: string; beating: boolean; volumes: Record<string, string> }> }).hosts;
+    expect(rows).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ backend: 'remote', host: 'care-a', beating: true, volumes: { ctlview: 'exclusive' } }),
+        expect.objectContaining({ backend: 'remote', host: 'care-b', beating: true, volumes: {} }),
+      ]),
+    );
+  } finally {
+    await ok(a, 'VolumeDriver.Unmount', { Name: 'ctlview', ID: 'ctr-a' });
+    await ok(a, 'VolumeDriver.Remove', { Name: 'ctlview' });
+  }
+});
