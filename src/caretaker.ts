@@ -4,10 +4,9 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { loadConfig } from './config';
-import { buildBackends, Presence } from './driver';
+import { buildBackends, Presence, stopDataPath } from './driver';
 import { isNetvolError } from './errors';
 import { createLogger } from './log';
-import { unmountImage } from './quota';
 import { withTimeout } from './system';
 
 const handoverSchema = z.object({
@@ -45,8 +44,7 @@ async function main(argv: string[]): Promise<void> {
     resume: handover,
     onLost: async (volumes) => {
       for (const name of volumes) {
-        if (backend.fence) await withTimeout(backend.fence(name), config.timeoutMs, `fencing volume ${name}`, name).catch((err: Error) => log.error('cannot stop the data path of a fenced volume', { volume: name, error: err.message }));
-        await unmountImage(path.join(config.mountRoot, name), { lazy: true }).catch((err: Error) => log.error('cannot unmount a fenced volume', { volume: name, error: err.message }));
+        await stopDataPath(backend, name, path.join(config.mountRoot, name), config.timeoutMs, log);
         log.error('fenced volume while netvol was stopped', { volume: name });
       }
     },

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { Command } from 'commander';
 import { loadConfig } from '../config';
-import { buildBackends, HOSTS_FOLDER, HostFile, openLedger, parseHostFile } from '../driver';
+import { buildBackends, HostFile, openLedger, readHostFiles } from '../driver';
 import { createLogger } from '../log';
 import { isNetvolError, redact } from '../errors';
 import { readMountTable, withTimeout } from '../system';
@@ -67,11 +67,7 @@ async function main(argv: string[]): Promise<void> {
         if (!backend.capabilities.sharedAcrossHosts) continue;
         const read = async (): Promise<Map<string, HostFile>> => {
           const out = new Map<string, HostFile>();
-          const names = await withTimeout(backend.listFiles(HOSTS_FOLDER), config.timeoutMs, `listing the hosts of backend ${backend.name}`);
-          for (const n of names.filter((f) => f.endsWith('.json'))) {
-            const file = parseHostFile(await withTimeout(backend.readFile(HOSTS_FOLDER, n), config.timeoutMs, `reading ${n}`));
-            if (file) out.set(file.host, file);
-          }
+          for (const [host, file] of await readHostFiles(backend, config.timeoutMs)) if (file) out.set(host, file);
           return out;
         };
         try {

@@ -8,11 +8,12 @@ import { createImage, mountImage, unmountImage } from '../quota';
 import type { StateStore } from '../state';
 import { bindMount, findMount, fsUsage, unmount, withTimeout } from '../system';
 import { listMetas, readMeta, VolumeMeta, writeMeta } from './catalog';
+import { stopDataPath } from './fencing';
 import { HostState, holdsHostFacts, VolumeRecord } from './ledger';
 import { VolumeLocks } from './locks';
 import { archiveName, validateVolumeName } from './names';
 import { formatSize, OnRemove, parseVolumeOptions, specDifferences, VolumeSpec } from './options';
-import { Clock, Handover, monotonicClock, Presence } from './presence';
+import { Handover, monotonicClock, Presence } from './presence';
 import { buildStatus, Usage } from './status';
 
 export interface VolumeInfo {
@@ -44,11 +45,6 @@ interface Found {
   unreachable?: string;
 }
 
-export interface DriverOptions {
-  /** Monotonic clock for leases; tests inject their own. */
-  clock?: Clock;
-}
-
 /**
  * The VolumeDriver: Docker's volume verbs over backends, quotas and this host's ledger. Speaks in
  * volumes and mount IDs; never in HTTP.
@@ -64,17 +60,15 @@ export class VolumeDriver {
   /** Metadata of volumes mounted here, read when they were attached: trusted only while they stay mounted. */
   private readonly metaCache = new Map<string, VolumeMeta>();
   private readonly presences = new Map<string, Presence>();
-  private readonly clock: Clock;
+  /** The leases' clock: this host's monotonic clock, never a wall clock. */
+  private readonly clock = monotonicClock;
 
   constructor(
     private readonly config: Config,
     private readonly backends: ReadonlyMap<string, Backend>,
     private readonly store: StateStore<HostState>,
     private readonly log: Logger,
-    options: DriverOptions = {},
-  ) {
-    this.clock = options.clock ?? monotonicClock;
-  }
+  ) {}
 
   get scope(): 'local' | 'global' {
     if (this.config.scope !== 'auto') return this.config.scope;
@@ -115,7 +109,6 @@ export class VolumeDriver {
       timeoutMs: this.config.timeoutMs,
       log: this.log,
       onLost: (volumes, why) => this.fence(backend, volumes, why),
-      clock: this.clock,
     });
     // Volumes this host had attached before a restart stay claimed from the first beat on: their data
     // path never stopped, so no other host may see them free in between. restore() then checks them.
@@ -575,12 +568,7 @@ export class VolumeDriver {
       volumes.map(async (name) => {
         const record = this.volumes[name];
         if (!record || !record.attached) return;
-        try {
-          if (backend.fence) await withTimeout(backend.fence(name), this.config.timeoutMs, `fencing volume ${name}`, name);
-        } catch (err) {
-          this.log.error('cannot stop the data path of a fenced volume', { volume: name, backend: backend.name, error: (err as Error).message });
-        }
-        await unmountImage(this.mountpoint(name), { lazy: true }).catch((err: Error) => this.log.error('cannot unmount a fenced volume', { volume: name, error: err.message }));
+        await stopDataPath(backend, name, this.mountpoint(name), this.config.timeoutMs, this.log);
         record.attached = false;
         record.fenced = why;
         this.metaCache.delete(name);

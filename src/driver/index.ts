@@ -3,5 +3,6 @@ export { HostState, VolumeRecord, STATE_VERSION, emptyState, openLedger, upgrade
 export { validateVolumeName } from './names';
 export { parseVolumeOptions, parseSize, formatSize, ACCEPTED_OPTIONS } from './options';
 export { buildBackends } from './backends';
-export { HOSTS_FOLDER, parseHostFile, HostFile, Presence, Handover } from './presence';
+export { HostFile, Presence, Handover, readHostFiles } from './presence';
+export { stopDataPath } from './fencing';
 export { startCaretakers, stopCaretakers } from './caretaker';

@@ -27,7 +27,7 @@ const hostFileSchema = z.object({
 });
 export type HostFile = z.infer<typeof hostFileSchema>;
 
-/** A monotonic clock in milliseconds; injectable so tests can drive time. */
+/** A monotonic clock in milliseconds. */
 export interface Clock {
   now(): number;
   sleep(ms: number): Promise<void>;
@@ -69,7 +69,6 @@ export interface PresenceOptions {
    * callee must stop their data path now. The holds are already dropped from the next heartbeat.
    */
   onLost: (volumes: string[], why: string) => Promise<void>;
-  clock?: Clock;
   /** Taking over from another process of this host (the caretaker): its holds, and when its last good heartbeat started. */
   resume?: Handover;
 }
@@ -100,7 +99,7 @@ export class Presence {
   private readonly holds = new Map<string, Hold>();
   private readonly seen = new Map<string, Observation>();
   private readonly incarnation = randomBytes(6).toString('hex');
-  private readonly clock: Clock;
+  private readonly clock = monotonicClock;
   private readonly leaseMs: number;
   private beat = 0;
   /** Start time of the last heartbeat write that succeeded. */
@@ -113,7 +112,6 @@ export class Presence {
   private stopped = false;
 
   constructor(private readonly o: PresenceOptions) {
-    this.clock = o.clock ?? monotonicClock;
     this.leaseMs = o.leaseSeconds * 1000;
     if (o.resume) {
       for (const [v, h] of Object.entries(o.resume.holds)) this.holds.set(v, h);
@@ -255,23 +253,17 @@ export class Presence {
     return prev;
   }
 
-  private async readHost(host: string): Promise<HostFile | undefined> {
-    const raw = await withTimeout(this.o.backend.readFile(HOSTS_FOLDER, `${host}.json`), this.o.timeoutMs, `reading the heartbeat of host ${host}`);
-    return parseHostFile(raw);
+  private readHost(host: string): Promise<HostFile | undefined> {
+    return readHostFile(this.o.backend, host, this.o.timeoutMs);
   }
 
   /** Reads every other host's file now. */
   async readAll(): Promise<Map<string, HostFile>> {
-    const names = await withTimeout(this.o.backend.listFiles(HOSTS_FOLDER), this.o.timeoutMs, `listing the hosts of backend ${this.o.backend.name}`);
-    const hosts = names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -'.json'.length)).filter((h) => h !== this.o.hostId);
     const out = new Map<string, HostFile>();
-    await Promise.all(
-      hosts.map(async (host) => {
-        const file = await this.readHost(host);
-        this.observe(host, file);
-        if (file) out.set(host, file);
-      }),
-    );
+    for (const [host, file] of await readHostFiles(this.o.backend, this.o.timeoutMs, this.o.hostId)) {
+      this.observe(host, file);
+      if (file) out.set(host, file);
+    }
     return out;
   }
 
@@ -407,7 +399,19 @@ export class Presence {
   }
 }
 
-export function parseHostFile(raw: Buffer | undefined): HostFile | undefined {
+/** One host's heartbeat file on a shared backend; undefined when it is missing or unreadable. */
+export async function readHostFile(backend: Backend, host: string, timeoutMs: number): Promise<HostFile | undefined> {
+  return parseHostFile(await withTimeout(backend.readFile(HOSTS_FOLDER, `${host}.json`), timeoutMs, `reading the heartbeat of host ${host}`));
+}
+
+/** Every host's heartbeat file on a shared backend (but `except`'s), read in parallel, by host id. */
+export async function readHostFiles(backend: Backend, timeoutMs: number, except?: string): Promise<Map<string, HostFile | undefined>> {
+  const names = await withTimeout(backend.listFiles(HOSTS_FOLDER), timeoutMs, `listing the hosts of backend ${backend.name}`);
+  const hosts = names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -'.json'.length)).filter((h) => h !== except);
+  return new Map(await Promise.all(hosts.map(async (host) => [host, await readHostFile(backend, host, timeoutMs)] as const)));
+}
+
+function parseHostFile(raw: Buffer | undefined): HostFile | undefined {
   if (!raw || raw.length === 0) return undefined;
   try {
     const parsed = hostFileSchema.safeParse(JSON.parse(raw.toString('utf8')));

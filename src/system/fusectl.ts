@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { run } from './exec';
 import { findMount } from './mounts';
+import { cutOff } from './sockets';
 
 const CONNECTIONS = '/sys/fs/fuse/connections';
 
@@ -25,4 +26,20 @@ export async function abortFuseConnection(mountpoint: string): Promise<boolean> 
   }
   await fs.writeFile(abort, '1');
   return true;
+}
+
+/**
+ * Fences a FUSE mount: stops its server processes (`pids`), aborts the FUSE connection while they
+ * are stopped (pending and later calls fail at once), resets their TCP connections and kills them
+ * (cutOff), then detaches the mount lazily. Returns whether there was anything to fence; a failure
+ * to cut the processes off is thrown after the mount is detached.
+ */
+export async function cutOffFuseMount(mountpoint: string, pids: number[], timeoutMs: number): Promise<boolean> {
+  const mounted = (await findMount(mountpoint)) !== undefined;
+  let failure: unknown;
+  if (pids.length > 0) await cutOff(pids, timeoutMs, () => abortFuseConnection(mountpoint).catch(() => false)).catch((err) => (failure = err));
+  else if (mounted) await abortFuseConnection(mountpoint).catch(() => false);
+  if (mounted) await run('umount', ['-l', mountpoint], { timeoutMs });
+  if (failure) throw failure;
+  return pids.length > 0 || mounted;
 }

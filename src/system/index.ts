@@ -3,5 +3,5 @@ export { readMountTable, findMount, isMounted, bindMount, unmount, fsUsage, Moun
 export { withTimeout } from './timeout';
 export { isAlive, waitForExit } from './processes';
 export { tcpConnectionsOf, resetConnections, unixPeersOf, cutOff, TcpConnection } from './sockets';
-export { abortFuseConnection } from './fusectl';
+export { abortFuseConnection, cutOffFuseMount } from './fusectl';
 export { CoalescedWriter } from './coalesced';

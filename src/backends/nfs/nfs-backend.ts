@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { NetvolError } from '../../errors';
 import { FileType, NfsClient, isNfsError, readWholeFile, readdirAll, rmrf, walk } from '../../nfs';
-import { abortFuseConnection, cutOff, findMount, run } from '../../system';
+import { cutOffFuseMount, findMount, run } from '../../system';
 import type { AttachmentHealth, Backend, BackendContext, BackendUsage, RootAttributes } from '../types';
 import { ControlConnection, Session } from './connection';
 import { KERNEL_FS_TYPES, kernelMountArgs, Mounter, probe, resolveMounter, startUserspace, stopUserspace, USERSPACE_FS_TYPE, userspacePids } from './mounters';
@@ -415,18 +415,9 @@ export class NfsBackend implements Backend {
     const mp = this.mountpoint(name);
     const entry = await findMount(mp);
     const limit = Math.min(this.ctx.timeoutMs, 5000);
-    let failure: unknown;
     try {
-      if (entry && KERNEL_FS_TYPES.includes(entry.fsType)) {
-        await run('umount', ['-f', '-l', mp], { timeoutMs: limit });
-      } else {
-        const pids = await userspacePids(mp);
-        // The FUSE connection is aborted while the server is stopped: pending and later calls fail at once.
-        if (pids.length > 0) await cutOff(pids, limit, () => abortFuseConnection(mp).catch(() => false)).catch((err) => (failure = err));
-        else if (entry) await abortFuseConnection(mp).catch(() => false);
-        if (entry) await run('umount', ['-l', mp], { timeoutMs: limit });
-      }
-      if (failure) throw failure;
+      if (entry && KERNEL_FS_TYPES.includes(entry.fsType)) await run('umount', ['-f', '-l', mp], { timeoutMs: limit });
+      else await cutOffFuseMount(mp, await userspacePids(mp), limit);
     } catch (err) {
       throw new NetvolError('COMMAND_FAILED', `backend ${this.name}: cannot fence volume ${name}: ${(err as Error).message}`, { volume: name, cause: err });
     }

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, isNetvolError, NetvolError, redactString } from '../../errors';
-import { abortFuseConnection, cutOff, findMount, run, unixPeersOf, waitForExit } from '../../system';
+import { cutOffFuseMount, findMount, run, unixPeersOf, waitForExit } from '../../system';
 
 /** How sshfs reaches the server: everything but the remote folder and the mountpoint. */
 export interface SshfsTarget {
@@ -122,15 +122,7 @@ export async function sshfsHelperPids(mountpoint: string): Promise<number[]> {
  * wrote before can reach the server afterwards. Returns whether there was anything to fence.
  */
 export async function fenceSshfs(mountpoint: string, timeoutMs: number): Promise<boolean> {
-  const pids = await sshfsHelperPids(mountpoint);
-  const mounted = (await findMount(mountpoint)) !== undefined;
-  let failure: unknown;
-  // The FUSE connection is aborted while sshfs is stopped: pending and later calls fail at once.
-  if (pids.length > 0) await cutOff(pids, Math.min(timeoutMs, 5000), () => abortFuseConnection(mountpoint).catch(() => false)).catch((err) => (failure = err));
-  else if (mounted) await abortFuseConnection(mountpoint).catch(() => false);
-  if (mounted) await run('umount', ['-l', mountpoint], { timeoutMs: Math.min(timeoutMs, 5000) });
-  if (failure) throw failure;
-  return pids.length > 0 || mounted;
+  return cutOffFuseMount(mountpoint, await sshfsHelperPids(mountpoint), Math.min(timeoutMs, 5000));
 }
 
 export type ProbeResult = 'ok' | 'disconnected' | 'hung' | 'failed';
