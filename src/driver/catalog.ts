@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import type { Backend } from '../backends';
+import { VOLUME_FILE, type Backend } from '../backends';
 import type { VolumeSpec } from './options';
 
-/** The metadata file in each volume folder on a backend. Its presence marks a finished volume. */
-export const META_FILE = 'volume.json';
+/** The metadata file in each volume folder on a backend (see backends/layout). */
+export const META_FILE = VOLUME_FILE;
 
 const specSchema = z.object({
   backend: z.string(),

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { Backend } from '../backends';
+import { DATA_DIR, IMAGE_FILE, REMOVING_FILE, type Backend } from '../backends';
 import type { Config } from '../config';
 import { isNetvolError, NetvolError, wrapError } from '../errors';
 import type { Logger } from '../log';
@@ -28,7 +28,7 @@ const USAGE_TTL_MS = 2000;
 /** How long a Create waits for another host that is creating the same volume at the same moment. */
 const CREATE_WAIT_MS = 45_000;
 /** Marks a volume whose removal another host has started (see remove()). */
-export const REMOVING_FILE = 'removing.json';
+export { REMOVING_FILE };
 
 function total(mounts: Record<string, number>): number {
   return Object.values(mounts).reduce((a, b) => a + b, 0);
@@ -296,7 +296,7 @@ export class VolumeDriver {
       } else {
         const folder = await this.call(backend.attach(name), `attaching volume ${name}`, name);
         try {
-          await createImage(path.join(folder, 'data.img'), spec.sizeBytes as number, spec.fs ?? 'ext4', attrs);
+          await createImage(path.join(folder, IMAGE_FILE), spec.sizeBytes as number, spec.fs ?? 'ext4', attrs);
         } finally {
           await this.call(backend.detach(name), `detaching volume ${name}`, name);
         }
@@ -516,9 +516,9 @@ export class VolumeDriver {
     await this.store.save();
     try {
       if (record.layout === 'image') {
-        await mountImage(path.join(folder, 'data.img'), mp, record.fs ?? 'ext4');
+        await mountImage(path.join(folder, IMAGE_FILE), mp, record.fs ?? 'ext4');
       } else {
-        await bindMount(path.join(folder, 'data'), mp);
+        await bindMount(path.join(folder, DATA_DIR), mp);
       }
     } catch (err) {
       await this.call(backend.detach(name), `detaching volume ${name}`, name).catch(() => undefined);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { ARCHIVE_MARK } from '../backends';
 import { NetvolError } from '../errors';
 
 /** Docker's rule for volume names (moby volume/local: [a-zA-Z0-9][a-zA-Z0-9_.-]+), capped at 255. */
@@ -30,24 +30,4 @@ export function validateVolumeName(name: unknown): string {
   return name;
 }
 
-export const ARCHIVE_MARK = '.archive-';
-
-/** The longest folder name the filesystems under a backend take (NAME_MAX); names here are ASCII. */
-const MAX_FOLDER_NAME = 255;
-/** Hex digits of sha256(full name) that keep two shortened archives of similar names apart. */
-const ARCHIVE_HASH_LENGTH = 12;
-
-/**
- * The folder name an archived volume is renamed to, e.g. data.archive-20261123T101500Z. A name too
- * long for that (over 230 characters) keeps as much of its start as fits and gains a short hash of
- * the whole name, so the archive always fits in a folder name and can still be told apart and
- * recognised: <start of name>.archive-<stamp>-<hash>.
- */
-export function archiveName(name: string, at: Date): string {
-  const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-  const whole = `${name}${ARCHIVE_MARK}${stamp}`;
-  if (Buffer.byteLength(whole) <= MAX_FOLDER_NAME) return whole;
-  const hash = createHash('sha256').update(name).digest('hex').slice(0, ARCHIVE_HASH_LENGTH);
-  const tail = `${ARCHIVE_MARK}${stamp}-${hash}`;
-  return `${name.slice(0, MAX_FOLDER_NAME - tail.length)}${tail}`;
-}
+export { ARCHIVE_MARK, archiveName } from '../backends';

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import type { Backend } from '../backends';
+import { HOSTS_FOLDER, type Backend } from '../backends';
 import { NetvolError } from '../errors';
 import type { Logger } from '../log';
 import { CoalescedWriter, withTimeout } from '../system';
 
 /** The folder at a shared backend's root holding one heartbeat file per host (hidden: volume names never start with "."). */
-export const HOSTS_FOLDER = '.netvol-hosts';
+export { HOSTS_FOLDER };
 
 /**
  * How a host holds a volume: `shared` (a directory volume, any number of hosts), `claim` (asking for

@@ -1,4 +1,4 @@
-import { trashName, TRASH_PREFIX } from '../../src/backends/background';
+import { trashName, TRASH_PREFIX } from '../../src/backends/layout';
 
 describe('trashName()', () => {
   it('always fits in a 255-byte file name, even for the longest volume name', () => {

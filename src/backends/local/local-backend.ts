@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { fromErrno, NetvolError } from '../../errors';
 import { fsUsage } from '../../system';
+import { DATA_DIR } from '../layout';
 import type { AttachmentHealth, Backend, BackendContext, BackendType, BackendUsage, RootAttributes } from '../types';
 
 export const localOptionsSchema = z.strictObject({
@@ -61,7 +62,7 @@ export class LocalBackend implements Backend {
     }
     if (withDataDir) {
       try {
-        await fs.mkdir(this.folder(name, 'data'), { mode: 0o755 });
+        await fs.mkdir(this.folder(name, DATA_DIR), { mode: 0o755 });
       } catch (err) {
         throw this.fail(err, `cannot create data folder for volume ${name}`);
       }
@@ -146,7 +147,7 @@ export class LocalBackend implements Backend {
   }
 
   async setDataAttributes(name: string, attrs: RootAttributes): Promise<void> {
-    const data = this.folder(name, 'data');
+    const data = this.folder(name, DATA_DIR);
     try {
       if (attrs.uid !== undefined || attrs.gid !== undefined) await fs.chown(data, attrs.uid ?? -1, attrs.gid ?? -1);
       if (attrs.mode !== undefined) await fs.chmod(data, attrs.mode);

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { NetvolError } from '../../errors';
@@ -8,7 +7,8 @@ import type { AttachmentHealth, Backend, BackendContext, BackendUsage, RootAttri
 import { ControlConnection, Session } from './connection';
 import { KERNEL_FS_TYPES, kernelMountArgs, Mounter, probe, resolveMounter, startUserspace, stopUserspace, USERSPACE_FS_TYPE, userspacePids } from './mounters';
 import { folderInExport, NfsOptions } from './options';
-import { BackgroundTasks, isTempName, tempName, trashName, TRASH_PREFIX } from '../background';
+import { BackgroundTasks } from '../background';
+import { DATA_DIR, isTempName, probeName, tempName, trashName, TRASH_PREFIX } from '../layout';
 
 /** Folders whose name starts with this are removals in progress; volume names never start with ".". */
 
@@ -77,9 +77,9 @@ export class NfsBackend implements Backend {
       const attrs = await client.getattr(root);
       if (attrs.type !== FileType.DIR) throw new NetvolError('CONFIG', `backend ${this.name}: path ${this.options.path} in export ${this.options.export} is not a folder`);
       // Writable? Create and remove a probe file (root on the server passes mode bits, so modes alone do not tell).
-      const probeName = `.netvol-probe-${randomBytes(4).toString('hex')}`;
-      await client.create(root, probeName, { mode: 'unchecked', attrs: { mode: 0o600 } });
-      await client.remove(root, probeName);
+      const probe = probeName();
+      await client.create(root, probe, { mode: 'unchecked', attrs: { mode: 0o600 } });
+      await client.remove(root, probe);
     });
     this.background.track(this.emptyTrash().catch((err: Error) => this.log.warn('cannot finish removing folders of removed volumes; will retry at next start', { backend: this.name, error: err.message })));
   }
@@ -110,7 +110,7 @@ export class NfsBackend implements Backend {
           if (isNfsError(err, 'EEXIST')) return false;
           throw err;
         }
-        if (withDataDir) await client.mkdir(dir, 'data', { mode: 0o755 });
+        if (withDataDir) await client.mkdir(dir, DATA_DIR, { mode: 0o755 });
         return true;
       },
       name,
@@ -303,7 +303,7 @@ export class NfsBackend implements Backend {
       async (s) => {
         const dir = await this.volumeDir(s, name);
         if (!dir) throw new NetvolError('NOT_FOUND', `backend ${this.name}: volume ${name} has no folder on the server`, { volume: name });
-        const data = (await s.client.lookup(dir, 'data')).handle;
+        const data = (await s.client.lookup(dir, DATA_DIR)).handle;
         await s.client.setattr(data, { uid: attrs.uid, gid: attrs.gid, mode: attrs.mode });
       },
       name,

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { posix } from 'node:path';
@@ -10,7 +9,8 @@ import { ControlConnection, SFTP_STATUS, sftpStatus } from './connection';
 import { algorithmsFor, fingerprint, knownHostsLine, knownKeysFor } from './host-key';
 import { firstLine, SftpOptions } from './options';
 import { fenceSshfs, probe, SSHFS_FS_TYPE, sshfsPids, SshfsTarget, startSshfs, stopSshfs } from './sshfs';
-import { BackgroundTasks, isTempName, tempName, trashName, TRASH_PREFIX } from '../background';
+import { BackgroundTasks } from '../background';
+import { DATA_DIR, isTempName, probeName, tempName, trashName, TRASH_PREFIX } from '../layout';
 
 /** Folders whose name starts with this are removals in progress; volume names never start with ".". */
 const S_IFMT = 0o170000;
@@ -200,7 +200,7 @@ export class SftpBackend implements Backend {
       });
       if ((st.mode & S_IFMT) !== S_IFDIR) throw new NetvolError('CONFIG', `backend ${this.name}: path ${this.root} on the server is not a folder`);
       // Writable? Create and remove a probe file (root bypasses mode bits, so modes alone do not tell).
-      const probeFile = posix.join(this.root, `.netvol-probe-${randomBytes(4).toString('hex')}`);
+      const probeFile = posix.join(this.root, probeName());
       const handle = await call<Buffer>((cb) => sftp.open(probeFile, 'w', { mode: 0o600 }, cb));
       await call((cb) => sftp.close(handle, cb));
       await call((cb) => sftp.unlink(probeFile, cb));
@@ -254,7 +254,7 @@ export class SftpBackend implements Backend {
           throw await this.failWrite(sftp, err, what, name, 4096);
         }
         if (withDataDir) {
-          await call((cb) => sftp.mkdir(this.remote(name, 'data'), { mode: 0o755 }, cb)).catch(async (err) => {
+          await call((cb) => sftp.mkdir(this.remote(name, DATA_DIR), { mode: 0o755 }, cb)).catch(async (err) => {
             throw await this.failWrite(sftp, err, `cannot create the data folder of volume ${name}`, name, 4096);
           });
         }
@@ -470,7 +470,7 @@ export class SftpBackend implements Backend {
   }
 
   async setDataAttributes(name: string, attrs: RootAttributes): Promise<void> {
-    const data = this.remote(name, 'data');
+    const data = this.remote(name, DATA_DIR);
     await this.conn
       .use(`setting owner and mode of volume ${name}`, async (sftp) => {
         if (attrs.uid !== undefined || attrs.gid !== undefined) {
@@ -559,7 +559,7 @@ export class SftpBackend implements Backend {
     const isDirectory = await this.conn
       .use(`attaching volume ${name}`, async (sftp) => {
         await call<Stats>((cb) => sftp.stat(this.remote(name), cb));
-        return call<Stats>((cb) => sftp.stat(this.remote(name, 'data'), cb)).then(
+        return call<Stats>((cb) => sftp.stat(this.remote(name, DATA_DIR), cb)).then(
           (st) => (st.mode & S_IFMT) === S_IFDIR,
           () => false,
         );
