@@ -1,19 +1,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { z } from 'zod';
 import { backendType, backendTypes } from '../backends';
-import { NetvolError, registerSecret } from '../errors';
-import { BackendConfig, Config, configSchema, DEFAULTS } from './schema';
-
-function issuesText(prefix: string, error: z.ZodError): string {
-  return error.issues
-    .map((i) => {
-      const where = [prefix, ...i.path.map(String)].filter(Boolean).join('.');
-      return `${where || '(top level)'}: ${i.message}`;
-    })
-    .join('; ');
-}
+import { issuesText, NetvolError, registerSecret, validationMessages } from '../errors';
+import { backendCommonSchema, BackendConfig, Config, configSchema, DEFAULTS } from './schema';
 
 function configError(source: string, detail: string): NetvolError {
   return new NetvolError('CONFIG', `invalid configuration in ${source}: ${detail}`);
@@ -24,8 +14,8 @@ function configError(source: string, detail: string): NetvolError {
  * refused with their path; each backend block is checked against its type's own schema.
  */
 export function buildConfig(doc: unknown, source: string, env: NodeJS.ProcessEnv = {}): Config {
-  const parsed = configSchema.safeParse(doc ?? {});
-  if (!parsed.success) throw configError(source, issuesText('', parsed.error));
+  const parsed = configSchema.safeParse(doc ?? {}, { error: validationMessages() });
+  if (!parsed.success) throw configError(source, issuesText(parsed.error, '', 'the configuration'));
   const raw = parsed.data;
 
   const backends: BackendConfig[] = [];
@@ -35,8 +25,8 @@ export function buildConfig(doc: unknown, source: string, env: NodeJS.ProcessEnv
     if (!kind) {
       throw configError(source, `backends.${name}.type: unknown backend type "${type}"; known types are ${Object.keys(backendTypes()).join(', ')}`);
     }
-    const options = kind.optionsSchema.safeParse(rest);
-    if (!options.success) throw configError(source, issuesText(`backends.${name}`, options.error));
+    const options = kind.optionsSchema.safeParse(rest, { error: validationMessages(Object.keys(backendCommonSchema.shape)) });
+    if (!options.success) throw configError(source, issuesText(options.error, `backends.${name}`));
     for (const secret of kind.secrets(options.data)) registerSecret(secret);
     backends.push(Object.freeze({ name, type, allowOvercommit, leaseSeconds, options: Object.freeze(options.data) }));
   }

@@ -1,6 +1,6 @@
 import bytes from 'bytes';
 import { z } from 'zod';
-import { NetvolError } from '../errors';
+import { NetvolError, validationMessages } from '../errors';
 
 export type Layout = 'directory' | 'image';
 export type OnRemove = 'delete' | 'retain' | 'archive';
@@ -17,7 +17,14 @@ export interface VolumeSpec {
   onRemove: OnRemove;
 }
 
-const MIN_SIZE = 16 * 1024 * 1024;
+const MiB = 1024 * 1024;
+
+/**
+ * The smallest image each filesystem is made at. xfs: mkfs.xfs (xfsprogs 5.19 and later) refuses
+ * less than 300 MiB, since its log alone takes 64 MiB. ext4: mkfs.ext4 can go down to 2 MiB, but
+ * its 4 MiB journal would leave too little of a smaller volume.
+ */
+export const FS_MIN_SIZE = { ext4: 16 * MiB, xfs: 300 * MiB } as const;
 
 /** Parses "512M", "10G", "1.5T", "100MiB", "2gb" (binary units) into bytes. */
 export function parseSize(text: string): number | undefined {
@@ -45,10 +52,6 @@ const optionSchemas = {
       ctx.addIssue({ code: 'custom', message: 'must be a size such as 512M, 10G or 1.5T' });
       return z.NEVER;
     }
-    if (n < MIN_SIZE) {
-      ctx.addIssue({ code: 'custom', message: `must be at least 16M (got ${s})` });
-      return z.NEVER;
-    }
     return Math.floor(n / 4096) * 4096;
   }),
   fs: z.enum(['ext4', 'xfs']),
@@ -61,8 +64,30 @@ const optionSchemas = {
 export const ACCEPTED_OPTIONS = Object.keys(optionSchemas);
 const SECRET_OPTION = /pass|secret|key|token|credential|identity/i;
 
-function describe(values: z.ZodType): string {
-  return values instanceof z.ZodEnum ? ` (one of: ${(values.options as string[]).join(', ')})` : '';
+const errorMap = validationMessages();
+
+/** A bad value as the user wrote it, quoted, and cut short: an Err is one readable line. */
+function shown(value: unknown): string {
+  const text = typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 32)}…` : text;
+}
+
+function mib(n: number): string {
+  return n % (1024 * MiB) === 0 ? `${n / (1024 * MiB)}G` : `${Math.ceil(n / MiB)}M`;
+}
+
+/** Refuses an image smaller than its filesystem's minimum, saying which sizes and filesystems would do. */
+function checkMinimum(volume: string, sizeText: string, sizeBytes: number, fs: 'ext4' | 'xfs'): void {
+  const min = FS_MIN_SIZE[fs];
+  if (sizeBytes >= min) return;
+  const why = fs === 'xfs' ? ' (mkfs.xfs makes none smaller)' : '';
+  const others = (Object.keys(FS_MIN_SIZE) as Array<'ext4' | 'xfs'>).filter((f) => f !== fs && sizeBytes >= FS_MIN_SIZE[f]);
+  const alternative = others.map((f) => `, or fs=${f} (minimum ${mib(FS_MIN_SIZE[f])})`).join('');
+  throw new NetvolError(
+    'INVALID_OPTION',
+    `volume ${volume}: size=${sizeText} is below the ${mib(min)} minimum of an ${fs} image${why}; use size=${mib(min)} or more${alternative}`,
+    { volume },
+  );
 }
 
 /**
@@ -87,10 +112,10 @@ export function parseVolumeOptions(volume: string, opts: unknown, defaultBackend
       throw new NetvolError('INVALID_OPTION', `volume ${volume}: invalid option "${key}": accepted options are ${ACCEPTED_OPTIONS.join(', ')}`, { volume });
     }
     const schema = optionSchemas[key as keyof typeof optionSchemas] as z.ZodType;
-    const result = schema.safeParse(typeof value === 'string' ? value.trim() : value);
+    const result = schema.safeParse(typeof value === 'string' ? value.trim() : value, { error: errorMap });
     if (!result.success) {
-      const why = result.error.issues[0]?.message ?? 'is invalid';
-      throw new NetvolError('INVALID_OPTION', `volume ${volume}: invalid value "${String(value)}" for option "${key}": ${why}${describe(schema)}`, { volume });
+      const why = result.error.issues[0]?.message ?? 'is not a valid value';
+      throw new NetvolError('INVALID_OPTION', `volume ${volume}: invalid value ${shown(value)} for option "${key}": ${why}`, { volume });
     }
     parsed[key] = result.data;
   }
@@ -98,11 +123,13 @@ export function parseVolumeOptions(volume: string, opts: unknown, defaultBackend
     throw new NetvolError('INVALID_OPTION', `volume ${volume}: option "fs" needs "size": only a volume with a size has its own filesystem`, { volume });
   }
   const sizeBytes = parsed.size as number | undefined;
+  const fs = sizeBytes === undefined ? undefined : ((parsed.fs as 'ext4' | 'xfs' | undefined) ?? 'ext4');
+  if (sizeBytes !== undefined && fs !== undefined) checkMinimum(volume, String(raw.size).trim(), sizeBytes, fs);
   return {
     backend: (parsed.backend as string | undefined) ?? defaultBackend,
     layout: sizeBytes === undefined ? 'directory' : 'image',
     sizeBytes,
-    fs: sizeBytes === undefined ? undefined : ((parsed.fs as 'ext4' | 'xfs' | undefined) ?? 'ext4'),
+    fs,
     uid: parsed.uid as number | undefined,
     gid: parsed.gid as number | undefined,
     mode: parsed.mode as number | undefined,

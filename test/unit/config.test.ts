@@ -72,7 +72,7 @@ describe('daemon configuration', () => {
   });
 
   it('refuses a bad value with the key path', () => {
-    expect(refusal(() => buildConfig({ scope: 'planet' }, 'c', {}))).toMatch(/scope: .*"auto"/);
+    expect(refusal(() => buildConfig({ scope: 'planet' }, 'c', {}))).toContain('scope: must be one of auto, local, global');
     expect(refusal(() => buildConfig({ socket: 'relative.sock' }, 'c', {}))).toContain('socket:');
     expect(refusal(() => buildConfig({ backends: { local: { type: 'local', path: 'rel' } } }, 'c', {}))).toContain('backends.local.path: must be an absolute path');
   });
@@ -82,6 +82,28 @@ describe('daemon configuration', () => {
     expect(refusal(() => buildConfig({ hostId: 'node/1' }, 'c', {}))).toContain('hostId:');
     expect(refusal(() => buildConfig({ backends: { local: { type: 'local', path: '/x', leaseSeconds: 41 } } }, 'c', {}))).toContain('backends.local.leaseSeconds');
     expect(buildConfig({ hostId: 'node-1.example', backends: { local: { type: 'local', path: '/x', leaseSeconds: 40 } } }, 'c', {}).backends[0].leaseSeconds).toBe(40);
+  });
+
+  it.each<[string, unknown, string]>([
+    ['enum', { scope: 'planet' }, 'invalid configuration in c: scope: must be one of auto, local, global'],
+    ['enum in a backend', { backends: { n: { type: 'nfs', server: 'h', export: '/e', mounter: 'fast' } } }, 'backends.n.mounter: must be one of auto, kernel, userspace'],
+    ['number range', { timeoutSeconds: 90 }, 'invalid configuration in c: timeoutSeconds: must be at most 50'],
+    ['number range', { timeoutSeconds: 0 }, 'invalid configuration in c: timeoutSeconds: must be more than 0'],
+    ['whole number', { backends: { local: { type: 'local', path: '/x', leaseSeconds: 7.5 } } }, 'backends.local.leaseSeconds: must be a whole number'],
+    ['type', { timeoutSeconds: '20' }, 'invalid configuration in c: timeoutSeconds: must be a number, not text'],
+    ['type', { backends: { local: { type: 'local', path: '/x', allowOvercommit: 'yes' } } }, 'backends.local.allowOvercommit: must be true or false, not text'],
+    ['string format', { socket: 'relative.sock' }, 'invalid configuration in c: socket: must start with "/"'],
+    ['missing key', { backends: { s: { type: 'sftp', host: 'h', password: 'pw12345', insecureSkipHostKeyCheck: true, path: '/p' } } }, 'backends.s.username: is required'],
+    ['empty string', { backends: { s: { type: 'sftp', host: '', username: 'u', password: 'pw12345', insecureSkipHostKeyCheck: true, path: '/p' } } }, 'backends.s.host: must not be empty'],
+    ['unknown key', { sockt: '/x.sock' }, 'invalid configuration in c: unknown key "sockt"; accepted keys are socket, stateDir, mountRoot, logLevel, scope, defaultBackend, hostId, dockerHost, timeoutSeconds, backends'],
+    ['unknown key in a backend', { backends: { local: { type: 'local', path: '/v', colour: 'red' } } }, 'invalid configuration in c: backends.local: unknown key "colour"; accepted keys are type, allowOvercommit, leaseSeconds, path'],
+    ['bad backend name', { backends: { Big: { type: 'local', path: '/v' } } }, 'invalid configuration in c: backends.Big: invalid name "Big": backend names use a-z, 0-9, "_" and "-"'],
+    ['map expected', { backends: ['local'] }, 'invalid configuration in c: backends: must be a map, not a list'],
+    ['document not a map', 'just text', 'invalid configuration in c: the configuration must be a map of settings, not text'],
+  ])('a bad %s reads as our sentence with the key path (%j)', (_kind, doc, expected) => {
+    const message = refusal(() => buildConfig(doc, 'c', {}));
+    expect(message).toContain(expected);
+    expect(message).not.toMatch(/Invalid (input|option|string|key)|expected |received |Too (big|small)|Unrecognized|\|"|"\||\(top level\)/);
   });
 
   it('refuses an unknown backend type, listing the known types', () => {

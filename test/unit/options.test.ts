@@ -1,5 +1,5 @@
 import { isNetvolError } from '../../src/errors';
-import { ACCEPTED_OPTIONS, formatSize, parseSize, parseVolumeOptions, specDifferences } from '../../src/driver/options';
+import { ACCEPTED_OPTIONS, FS_MIN_SIZE, formatSize, parseSize, parseVolumeOptions, specDifferences } from '../../src/driver/options';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -75,8 +75,21 @@ describe('parseVolumeOptions()', () => {
     expect(message).toContain('512M, 10G or 1.5T');
   });
 
-  it('refuses a size under 16M', () => {
-    expect(refusal({ size: '1M' })).toContain('must be at least 16M (got 1M)');
+  it('refuses a size under 16M, naming the volume, the filesystem, the minimum and what to do', () => {
+    expect(refusal({ size: '1M' })).toBe('volume vol1: size=1M is below the 16M minimum of an ext4 image; use size=16M or more');
+  });
+
+  it('holds each filesystem to the minimum its mkfs accepts: ext4 16M, xfs 300M (mkfs.xfs refuses less)', () => {
+    expect(FS_MIN_SIZE).toEqual({ ext4: 16 * MiB, xfs: 300 * MiB });
+    expect(parseVolumeOptions('vol1', { size: '300M', fs: 'xfs' }, 'local')).toMatchObject({ sizeBytes: 300 * MiB, fs: 'xfs' });
+    expect(parseVolumeOptions('vol1', { size: '16M', fs: 'ext4' }, 'local')).toMatchObject({ sizeBytes: 16 * MiB, fs: 'ext4' });
+  });
+
+  it('refuses fs=xfs under 300M at Create, naming the volume, the minimum and the ways out', () => {
+    expect(refusal({ size: '64M', fs: 'xfs' })).toBe(
+      'volume vol1: size=64M is below the 300M minimum of an xfs image (mkfs.xfs makes none smaller); use size=300M or more, or fs=ext4 (minimum 16M)',
+    );
+    expect(refusal({ size: String(300 * MiB - 4096), fs: 'xfs' })).toContain('below the 300M minimum of an xfs image');
   });
 
   it('refuses an unknown option, naming it and listing every accepted option', () => {
@@ -100,8 +113,8 @@ describe('parseVolumeOptions()', () => {
     expect(refusal({ fs: 'ext4' })).toContain('option "fs" needs "size"');
   });
 
-  it('refuses an unknown fs, listing the accepted ones', () => {
-    expect(refusal({ size: '1G', fs: 'btrfs' })).toMatch(/option "fs".*one of: ext4, xfs/);
+  it('refuses an unknown fs, listing the accepted ones once, in our words', () => {
+    expect(refusal({ size: '1G', fs: 'btrfs' })).toBe('volume vol1: invalid value "btrfs" for option "fs": must be one of ext4, xfs');
   });
 
   it.each([
@@ -129,7 +142,7 @@ describe('parseVolumeOptions()', () => {
   });
 
   it('refuses an unknown onRemove, listing delete, retain and archive', () => {
-    expect(refusal({ onRemove: 'shred' })).toContain('(one of: delete, retain, archive)');
+    expect(refusal({ onRemove: 'shred' })).toBe('volume vol1: invalid value "shred" for option "onRemove": must be one of delete, retain, archive');
     expect(parseVolumeOptions('vol1', { onRemove: 'archive' }, 'local').onRemove).toBe('archive');
   });
 
@@ -138,8 +151,38 @@ describe('parseVolumeOptions()', () => {
     expect(refusal('size=1G')).toContain('options must be a map of strings');
   });
 
-  it('refuses a non-string option value', () => {
-    expect(refusal({ size: 1024 })).toContain('option "size"');
+  it('refuses a non-string option value, saying values are text', () => {
+    expect(refusal({ size: 1024 })).toBe('volume vol1: invalid value 1024 for option "size": must be text, not a number');
+    expect(refusal({ backend: { a: 1 } })).toBe('volume vol1: invalid value {"a":1} for option "backend": must be text, not an object');
+  });
+
+  it('refuses an empty backend name in our words', () => {
+    expect(refusal({ backend: '' })).toBe('volume vol1: invalid value "" for option "backend": must not be empty');
+  });
+
+  it('shortens a long bad value instead of echoing all of it', () => {
+    const message = refusal({ fs: 'x'.repeat(5000) });
+    expect(message.length).toBeLessThan(200);
+    expect(message).toContain('for option "fs": must be one of ext4, xfs');
+  });
+
+  it.each<[string, unknown]>([
+    ['enum', { size: '1G', fs: 'zfs' }],
+    ['enum', { onRemove: 'burn' }],
+    ['number', { uid: 'root' }],
+    ['number', { gid: '99999999999' }],
+    ['string', { size: 12 }],
+    ['string', { backend: '' }],
+    ['unknown key', { colour: 'blue' }],
+    ['bad size', { size: 'huge' }],
+    ['bad size', { size: '1M' }],
+    ['bad size', { size: '100M', fs: 'xfs' }],
+    ['octal', { mode: 'rwx' }],
+    ['not a map', ['size=1G']],
+  ])('a bad %s option reads as our sentence, with none of the validation library\'s wording (%j)', (_kind, opts) => {
+    const message = refusal(opts);
+    expect(message).toMatch(/^volume vol1: /);
+    expect(message).not.toMatch(/Invalid (input|option|string)|expected |received |Too (big|small)|Unrecognized|\|"|"\|/);
   });
 
   it('trims whitespace around values', () => {
