@@ -6,6 +6,7 @@ import { buildBackends, openLedger, startCaretakers, stopCaretakers, VolumeDrive
 import { isNetvolError } from './errors';
 import { createLogger } from './log';
 import { announceToDocker, createApp, listenOnSocket, pluginNameOf, VolumeDriverApi } from './plugin';
+import { logCommandsTo } from './system';
 
 const VERSION: string = (require('../package.json') as { version: string }).version;
 
@@ -21,6 +22,7 @@ async function main(argv: string[]): Promise<void> {
 
   const config = await loadConfig(file);
   const logger = createLogger(config.logLevel);
+  logCommandsTo(logger); // helper commands (mkfs, losetup, mount, sshfs...) with their argv, at debug
   const backends = buildBackends(config, logger);
   // A caretaker kept this host's heartbeats while the daemon was stopped: this daemon takes over.
   await stopCaretakers(config.stateDir, logger);

@@ -16,16 +16,105 @@ export interface ExecResult {
   stderr: string;
 }
 
+/**
+ * One helper command seen by an observer: `start` before it runs (its argv, with registered
+ * secrets redacted; stdin only by its size), `end` when run() sees it finish.
+ */
+export interface CommandEvent {
+  phase: 'start' | 'end';
+  command: string;
+  args: string[];
+  pid?: number;
+  /** Bytes written to stdin; what they were is never reported. */
+  stdinBytes?: number;
+  detached?: boolean;
+  exitCode?: number | null;
+  signal?: string | null;
+  timedOut?: boolean;
+  durationMs?: number;
+}
+
+/** A helper that exited with an error: the message holds its first meaningful stderr line, `stderr` all of it (redacted). */
+export class CommandFailedError extends NetvolError {
+  readonly stderr: string;
+  readonly exitCode: number | null;
+
+  constructor(message: string, stderr: string, exitCode: number | null) {
+    super('COMMAND_FAILED', message);
+    this.stderr = stderr;
+    this.exitCode = exitCode;
+  }
+}
+
 const DEFAULT_TIMEOUT_MS = 20_000;
+const MAX_LINE = 200;
+
+const listeners = new Set<(e: CommandEvent) => void>();
+
+/** Calls `listener` for every helper command run() and spawnDetached() start and finish; returns the unsubscribe. */
+export function onCommand(listener: (e: CommandEvent) => void): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+/** Logs every helper command at debug: argv when it starts, exit status and duration when it ends. */
+export function logCommandsTo(log: { debug(message: string, meta: Record<string, unknown>): unknown }): () => void {
+  return onCommand((e) => {
+    if (e.phase === 'start') {
+      log.debug('helper command', { command: e.command, argv: e.args, pid: e.pid, stdinBytes: e.stdinBytes, detached: e.detached });
+    } else {
+      log.debug('helper command finished', { command: e.command, pid: e.pid, exitCode: e.exitCode, signal: e.signal ?? undefined, timedOut: e.timedOut, durationMs: e.durationMs });
+    }
+  });
+}
+
+/** For a caller that spawns a helper itself (to wire its stdio): reports its start like run() does. */
+export function commandStarted(command: string, args: string[], pid: number | undefined, extra: { stdinBytes?: number; detached?: boolean } = {}): void {
+  emit({ phase: 'start', command, args: args.map(redactString), pid, ...extra });
+}
+
+function emit(event: CommandEvent): void {
+  for (const listener of listeners) {
+    try {
+      listener(event);
+    } catch {
+      /* an observer never breaks a command */
+    }
+  }
+}
+
+// eslint-disable-next-line no-control-regex
+const TERMINAL_CODES = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f]/g;
+/** "mke2fs 1.47.0 (5-Feb-2023)", "sshfs version 3.7.3": a tool naming itself, not the problem. */
+const VERSION_BANNER = /^[\w.+-]+:? (version )?v?\d+(\.\d+)+[\w.+-]*( \(.*\))?$/i;
+/** Advice printed before the error ("mount: (hint) ...", "Warning: Permanently added ..."). */
+const ASIDE = /^([\w.+-]+: )?(\(hint\)|warning\b)/i;
+
+/**
+ * The line of a helper's stderr that says what went wrong: the first non-empty line that is not a
+ * version banner or an aside (an aside only when nothing else is there), free of terminal codes,
+ * whitespace folded, cut to one readable line. Redacted.
+ */
+export function firstStderrLine(stderr: string): string {
+  const lines = redactString(stderr)
+    .split('\n')
+    .map((l) => l.replace(TERMINAL_CODES, ' ').replace(/\s+/g, ' ').trim())
+    .filter((l) => l && !VERSION_BANNER.test(l));
+  const line = lines.find((l) => !ASIDE.test(l)) ?? lines[0] ?? '';
+  return line.length > MAX_LINE ? `${line.slice(0, MAX_LINE - 1)}…` : line;
+}
 
 /**
  * Runs a program with an argv array (never through a shell). Fails with COMMAND_FAILED carrying the
- * program's stderr, or TIMEOUT after `timeoutMs`.
+ * program's first meaningful stderr line, or TIMEOUT after `timeoutMs`.
  */
 export function run(file: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
     const child = spawn(file, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const seen = { command: file, args: args.map(redactString), pid: child.pid };
+    emit({ phase: 'start', ...seen, stdinBytes: opts.input === undefined ? undefined : Buffer.byteLength(opts.input) });
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -33,23 +122,27 @@ export function run(file: string, args: string[], opts: ExecOptions = {}): Promi
       timedOut = true;
       child.kill('SIGKILL');
     }, timeoutMs);
+    const finished = (exitCode: number | null, signal: string | null) =>
+      emit({ phase: 'end', ...seen, exitCode, signal, timedOut: timedOut || undefined, durationMs: Math.round(Number(process.hrtime.bigint() - started) / 1e3) / 1e3 });
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
     child.on('error', (err) => {
       clearTimeout(timer);
+      finished(null, null);
       reject(new NetvolError('COMMAND_FAILED', `cannot run ${file}: ${err.message}`, { cause: err }));
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      finished(code, signal);
       if (timedOut) {
         reject(new NetvolError('TIMEOUT', `${file} did not finish within ${Math.round(timeoutMs / 1000)} s`));
       } else if (code === 0) {
         resolve({ stdout, stderr });
       } else {
-        const why = redactString(stderr.trim().split('\n').slice(-3).join('; ')) || `exit ${code ?? signal}`;
-        reject(new NetvolError('COMMAND_FAILED', `${file} failed: ${why}`));
+        const why = firstStderrLine(stderr) || (signal ? `killed by ${signal}` : `exit ${code}`);
+        reject(new CommandFailedError(`${file} failed: ${why}`, redactString(stderr.trim()), code));
       }
     });
   });
@@ -64,5 +157,6 @@ export function spawnDetached(file: string, args: string[], opts: { env?: NodeJS
   const child = spawn(file, args, { env: opts.env ?? process.env, detached: true, stdio: ['ignore', out, out] });
   child.unref();
   if (child.pid === undefined) throw new NetvolError('COMMAND_FAILED', `cannot start ${file}`);
+  emit({ phase: 'start', command: file, args: args.map(redactString), pid: child.pid, detached: true });
   return child.pid;
 }

@@ -1,4 +1,4 @@
-export { run, spawnDetached, ExecOptions, ExecResult } from './exec';
+export { run, spawnDetached, onCommand, logCommandsTo, commandStarted, firstStderrLine, CommandFailedError, ExecOptions, ExecResult, CommandEvent } from './exec';
 export { readMountTable, findMount, isMounted, bindMount, unmount, fsUsage, MountEntry, FsUsage } from './mounts';
 export { withTimeout } from './timeout';
 export { isAlive, waitForExit } from './processes';

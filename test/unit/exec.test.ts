@@ -46,7 +46,7 @@ describe('exec wrapper run()', () => {
     expect(Date.now() - started).toBeLessThan(5000);
   });
 
-  it('puts the last lines of stderr in the COMMAND_FAILED error', async () => {
+  it('puts the first line of stderr in the COMMAND_FAILED error', async () => {
     const err = await failure(run('ls', ['/definitely/not/here']));
     expect(err.code).toBe('COMMAND_FAILED');
     expect(err.message).toMatch(/^ls failed: .*No such file or directory/);
