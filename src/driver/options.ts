@@ -21,8 +21,8 @@ const MiB = 1024 * 1024;
 
 /**
  * The smallest image each filesystem is made at. xfs: mkfs.xfs (xfsprogs 5.19 and later) refuses
- * less than 300 MiB, since its log alone takes 64 MiB. ext4: mkfs.ext4 can go down to 2 MiB, but
- * its 4 MiB journal would leave too little of a smaller volume.
+ * less than 300 MiB, since its log alone takes 64 MiB. ext4: mkfs.ext4 makes smaller ones (without
+ * a journal below a few MiB), but its 4 MiB journal would leave little of a volume under 16 MiB.
  */
 export const FS_MIN_SIZE = { ext4: 16 * MiB, xfs: 300 * MiB } as const;
 

@@ -1,1 +1,1 @@
-export { createImage, mountImage, unmountImage, ImageFs, ImageAttributes } from './image';
+export { createImage, mkfsExt4Args, mountImage, unmountImage, ImageFs, ImageAttributes } from './image';
