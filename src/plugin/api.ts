@@ -18,6 +18,27 @@ export function errText(err: unknown): string {
 
 type Handler = (body: Record<string, unknown>) => Promise<Record<string, unknown>>;
 
+const BODY_LIMIT = '1mb';
+const BODY_LIMIT_TEXT = '1 MiB';
+
+/** What the JSON body parser hands the error handler (body-parser's http-errors). */
+interface BodyError extends Error {
+  type?: string;
+  status?: number;
+  body?: string;
+  length?: number;
+}
+
+const SECRET_VALUE = /("?[\w-]*(?:pass|secret|token|credential|private_?key)[\w-]*"?\s*[:=]\s*)("(?:[^"\\]|\\.)*"?|[^\s,}]*)/gi;
+
+/** The start of a body for the log: one line, no control characters, secrets masked, at most 80 characters. */
+function excerpt(body: string): string {
+  const head = redactString(body.slice(0, 400)).replace(SECRET_VALUE, '$1"[redacted]"');
+  // eslint-disable-next-line no-control-regex
+  const clean = head.replace(/[\u0000-\u001f\u007f]/g, '·');
+  return clean.length > 80 ? `${clean.slice(0, 79)}…` : clean;
+}
+
 /**
  * The HTTP face of a VolumeDriver: every route decodes the body, calls one driver method and
  * encodes its result or {Err}. It knows nothing about storage.
@@ -26,7 +47,7 @@ export function createApp(driver: VolumeDriverApi, log: Logger): express.Express
   const app = express();
   app.disable('x-powered-by');
   // dockerd sends no Content-Type and an empty body on Activate: parse every body as JSON.
-  app.use(express.json({ type: () => true, limit: '1mb', strict: false }));
+  app.use(express.json({ type: () => true, limit: BODY_LIMIT, strict: false }));
 
   const route = (method: string, handler: Handler): void => {
     app.post(`/${method}`, async (req: Request, res: Response) => {
@@ -72,9 +93,22 @@ export function createApp(driver: VolumeDriverApi, log: Logger): express.Express
   app.use((req: Request, res: Response) => {
     res.status(404).type(PLUGIN_CONTENT_TYPE).send(JSON.stringify({ Err: `netvol does not implement ${req.method} ${req.path}` }));
   });
-  // Malformed JSON and other parser errors still answer a JSON object.
-  app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
-    res.status(400).type(PLUGIN_CONTENT_TYPE).send(JSON.stringify({ Err: `netvol could not read the request: ${err.message}` }));
+  // Malformed JSON and other parser errors still answer a JSON object, in our words, and are logged.
+  app.use((err: BodyError, req: Request, res: Response, _next: NextFunction) => {
+    const op = req.path.replace(/^\//, '').slice(0, 64);
+    const bytes = typeof err.body === 'string' ? Buffer.byteLength(err.body) : (err.length ?? (Number(req.headers['content-length']) || undefined));
+    let why: string;
+    if (err.type === 'entity.parse.failed') {
+      why = `its body is not valid JSON (${bytes} bytes)`;
+      log.warn('request body is not JSON', { op, bytes, excerpt: excerpt(err.body ?? '') });
+    } else if (err.type === 'entity.too.large') {
+      why = `its body is larger than ${BODY_LIMIT_TEXT} (${bytes} bytes)`;
+      log.warn('request body is too large', { op, bytes });
+    } else {
+      why = `its body cannot be read (${err.type ?? 'unexpected error'})`;
+      log.warn('request body cannot be read', { op, bytes, reason: err.type ?? redactString(String(err.message).split('\n')[0]) });
+    }
+    res.status(err.status ?? 400).type(PLUGIN_CONTENT_TYPE).send(JSON.stringify({ Err: `netvol could not read the ${op} request: ${why}` }));
   });
   return app;
 }

@@ -168,9 +168,49 @@ describe('protocol over a real Unix socket', () => {
     const a = await post(sock, '/VolumeDriver.Create', '{"Name": "v1", ');
     expect(a.status).toBe(400);
     expect(Object.keys(a.json)).toEqual(['Err']);
-    expect(a.json.Err).toMatch(/^netvol could not read the request: /);
+    expect(a.json.Err).toMatch(/^netvol could not read the VolumeDriver.Create request: its body is not valid JSON/);
     expect(a.contentType).toContain('application/vnd.docker.plugins.v1.2+json');
     expect(driver.calls).toEqual([]);
+  });
+
+  it('a body that is not JSON is answered in our words and logged at warn with the route, its size and a short redacted excerpt, no stack', async () => {
+    registerSecret('s3cr3t-in-body');
+    logLines.length = 0;
+    const body = `{"Name": "v1", "Opts": {"size": "1G", "note": "s3cr3t-in-body", "password": "hunter22"} ${'x'.repeat(500)}`;
+    const a = await post(sock, '/VolumeDriver.Create', body);
+    expect(a.status).toBe(400);
+    expect(a.json).toEqual({ Err: `netvol could not read the VolumeDriver.Create request: its body is not valid JSON (${Buffer.byteLength(body)} bytes)` });
+    await new Promise((r) => setImmediate(r));
+    const records = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r.message === 'request body is not JSON');
+    expect(records).toHaveLength(1);
+    const rec = records[0];
+    expect(rec).toMatchObject({ level: 'warn', op: 'VolumeDriver.Create', bytes: Buffer.byteLength(body) });
+    expect(typeof rec.excerpt).toBe('string');
+    expect((rec.excerpt as string).length).toBeLessThanOrEqual(100);
+    expect(rec.excerpt).toContain('{"Name": "v1"');
+    const line = JSON.stringify(rec);
+    expect(line).not.toContain('s3cr3t-in-body');
+    expect(line).not.toContain('hunter22');
+    expect(line).not.toMatch(/\bat \S+ \(|stack|node_modules/);
+  });
+
+  it('a binary or oversized body is logged by its size, with control characters kept out of the excerpt', async () => {
+    logLines.length = 0;
+    const a = await post(sock, '/VolumeDriver.Mount', '\u0000\u0001\u001b[31mjunk');
+    expect(a.status).toBe(400);
+    await new Promise((r) => setImmediate(r));
+    const rec = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.message === 'request body is not JSON');
+    expect(rec).toMatchObject({ level: 'warn', op: 'VolumeDriver.Mount' });
+    expect(rec?.excerpt).not.toMatch(/[\u0000-\u001f]/);
+
+    logLines.length = 0;
+    const big = `{"Name":"v","Opts":{"x":"${'y'.repeat(1024 * 1024)}"}}`;
+    const b = await post(sock, '/VolumeDriver.Create', big);
+    expect(b.status).toBe(413);
+    expect(b.json).toEqual({ Err: `netvol could not read the VolumeDriver.Create request: its body is larger than 1 MiB (${Buffer.byteLength(big)} bytes)` });
+    await new Promise((r) => setImmediate(r));
+    const tooBig = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.message === 'request body is too large');
+    expect(tooBig).toMatchObject({ level: 'warn', op: 'VolumeDriver.Create', bytes: Buffer.byteLength(big) });
   });
 
   it('an unknown route answers a JSON {Err} naming it', async () => {
