@@ -19,8 +19,9 @@ const MiB = 1024 * 1024;
 
 /**
  * mkfs.ext4's argv for an image of `sizeBytes`: as much of `size` usable as ext4 allows, keeping a
- * journal. mke2fs sizes its journal by block count (16 MiB at 128 MiB, 32 MiB at 1 GiB) and gives
- * filesystems under 512 MiB an inode per 4 KiB; for a volume with a quota both are a poor trade.
+ * journal. Left to itself, mke2fs gives filesystems under 512 MiB 1 KiB blocks and an inode per
+ * 4 KiB, and sizes the journal by block count (a 1 GiB volume gets 32 MiB of journal); for a volume
+ * with a quota both are a poor trade.
  * - `-m 0`: no blocks reserved for root; the volume belongs to its containers;
  * - 1 KiB blocks under 64 MiB (ext4's smallest journal, 1024 blocks, is then 1 MiB, not 4 MiB),
  *   4 KiB from there on;
@@ -60,7 +61,7 @@ export async function createImage(file: string, sizeBytes: number, fsType: Image
       await run('mkfs.ext4', mkfsExt4Args(file, sizeBytes, attrs), { timeoutMs: MKFS_TIMEOUT_MS });
       await removeLostFound(file);
     } else {
-      // mkfs.xfs makes no lost+found (xfs_repair makes one only when it has orphans to put there).
+      // mkfs.xfs makes no lost+found (only xfs_repair does).
       await run('mkfs.xfs', ['-q', '-f', '-K', file], { timeoutMs: MKFS_TIMEOUT_MS });
     }
     const needsRootFix = attrs.mode !== undefined || (fsType === 'xfs' && (attrs.uid !== undefined || attrs.gid !== undefined));
