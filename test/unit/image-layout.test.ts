@@ -92,6 +92,17 @@ maybe('a new image volume', () => {
     expect(seen.availBytes).toBeGreaterThanOrEqual(200 * MiB);
   });
 
+  it('an image that holds no filesystem fails to mount with mount\'s own first line, and its loop device is released', async () => {
+    const file = path.join(dir, 'garbage.img');
+    await fs.writeFile(file, Buffer.alloc(0));
+    await fs.truncate(file, 32 * MiB);
+    const err = await mountImage(file, path.join(dir, 'mp-garbage'), 'ext4').then(() => undefined, (e: unknown) => e);
+    expect(isNetvolError(err, 'COMMAND_FAILED')).toBe(true);
+    expect((err as Error).message).toMatch(/^cannot mount image garbage\.img: mount failed: mount: .*(wrong fs type|bad superblock)[^;\n]*$/);
+    const { stdout } = await run('losetup', ['-j', file]);
+    expect(stdout.trim()).toBe('');
+  });
+
   it('xfs under its minimum fails with mkfs.xfs\'s own first line, not its usage text, and leaves no file behind', async () => {
     const file = path.join(dir, 'small.img');
     const err = await createImage(file, 64 * MiB, 'xfs').then(() => undefined, (e: unknown) => e);
