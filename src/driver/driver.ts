@@ -4,13 +4,13 @@ import { DATA_DIR, IMAGE_FILE, REMOVING_FILE, type Backend } from '../backends';
 import type { Config } from '../config';
 import { isNetvolError, NetvolError, wrapError } from '../errors';
 import type { Logger } from '../log';
-import { createImage, mountImage, unmountImage } from '../quota';
 import type { StateStore } from '../state';
-import { bindMount, findMount, fsUsage, unmount, withTimeout } from '../system';
+import { withTimeout } from '../system';
 import { listMetas, readMeta, VolumeMeta, writeMeta } from './catalog';
 import { stopDataPath } from './fencing';
 import { HostState, holdsHostFacts, VolumeRecord } from './ledger';
 import { VolumeLocks } from './locks';
+import { Mounts, realMounts } from './mounts';
 import { archiveName, validateVolumeName } from './names';
 import { formatSize, OnRemove, parseVolumeOptions, specDifferences, VolumeSpec } from './options';
 import { Handover, monotonicClock, Presence } from './presence';
@@ -68,6 +68,8 @@ export class VolumeDriver {
     private readonly backends: ReadonlyMap<string, Backend>,
     private readonly store: StateStore<HostState>,
     private readonly log: Logger,
+    /** The mounts this driver makes: the kernel's, unless a test passes a fake. */
+    private readonly mounts: Mounts = realMounts,
   ) {}
 
   get scope(): 'local' | 'global' {
@@ -296,7 +298,7 @@ export class VolumeDriver {
       } else {
         const folder = await this.call(backend.attach(name), `attaching volume ${name}`, name);
         try {
-          await createImage(path.join(folder, IMAGE_FILE), spec.sizeBytes as number, spec.fs ?? 'ext4', attrs);
+          await this.mounts.createImage(path.join(folder, IMAGE_FILE), spec.sizeBytes as number, spec.fs ?? 'ext4', attrs);
         } finally {
           await this.call(backend.detach(name), `detaching volume ${name}`, name);
         }
@@ -468,7 +470,7 @@ export class VolumeDriver {
 
   /** Whether the volume's mountpoint is mounted and its backend attachment works. */
   private async isLive(name: string, record: VolumeRecord): Promise<boolean> {
-    if (!(await findMount(this.mountpoint(name)))) return false;
+    if (!(await this.mounts.isMounted(this.mountpoint(name)))) return false;
     const backend = this.backends.get(record.backend);
     if (!backend || !backend.capabilities.networked) return true;
     return (await this.call(backend.health(name), `checking volume ${name}`, name).catch(() => 'dead')) === 'attached';
@@ -482,7 +484,7 @@ export class VolumeDriver {
   private async attach(name: string, record: VolumeRecord, known: VolumeMeta | undefined): Promise<void> {
     const backend = await this.backend(record.backend, name);
     const mp = this.mountpoint(name);
-    if (await findMount(mp)) await this.unmountMountpoint(name, record, true);
+    if (await this.mounts.isMounted(mp)) await this.unmountMountpoint(name, record, true);
     await fs.mkdir(mp, { recursive: true, mode: 0o755 });
     const presence = this.presenceOf(backend);
     let meta = known;
@@ -516,9 +518,9 @@ export class VolumeDriver {
     await this.store.save();
     try {
       if (record.layout === 'image') {
-        await mountImage(path.join(folder, IMAGE_FILE), mp, record.fs ?? 'ext4');
+        await this.mounts.mountImage(path.join(folder, IMAGE_FILE), mp, record.fs ?? 'ext4');
       } else {
-        await bindMount(path.join(folder, DATA_DIR), mp);
+        await this.mounts.bind(path.join(folder, DATA_DIR), mp);
       }
     } catch (err) {
       await this.call(backend.detach(name), `detaching volume ${name}`, name).catch(() => undefined);
@@ -536,10 +538,10 @@ export class VolumeDriver {
     const mp = this.mountpoint(name);
     if (record.layout === 'image') {
       // The image file only grows on the backend, so remember what the filesystem inside says.
-      const u = await fsUsage(mp).catch(() => undefined);
-      if (u && (await findMount(mp))) record.lastUsage = { usedBytes: u.usedBytes, availableBytes: u.availableBytes };
-      await unmountImage(mp);
-    } else if (await findMount(mp)) await unmount(mp, { lazy });
+      const u = await this.mounts.usage(mp).catch(() => undefined);
+      if (u && (await this.mounts.isMounted(mp))) record.lastUsage = { usedBytes: u.usedBytes, availableBytes: u.availableBytes };
+      await this.mounts.unmountImage(mp);
+    } else if (await this.mounts.isMounted(mp)) await this.mounts.unmount(mp, { lazy });
   }
 
   private async detach(name: string, record: VolumeRecord, backend: Backend): Promise<void> {
@@ -568,7 +570,7 @@ export class VolumeDriver {
       volumes.map(async (name) => {
         const record = this.volumes[name];
         if (!record || !record.attached) return;
-        await stopDataPath(backend, name, this.mountpoint(name), this.config.timeoutMs, this.log);
+        await stopDataPath(backend, name, this.mountpoint(name), this.config.timeoutMs, this.log, this.mounts);
         record.attached = false;
         record.fenced = why;
         this.metaCache.delete(name);
@@ -673,8 +675,8 @@ export class VolumeDriver {
 
   private async usage(name: string, backendName: string, meta: VolumeMeta, record: VolumeRecord | undefined): Promise<Usage> {
     const spec = meta.spec;
-    if (spec.layout === 'image' && record?.attached && (await findMount(this.mountpoint(name)))) {
-      const u = await fsUsage(this.mountpoint(name));
+    if (spec.layout === 'image' && record?.attached && (await this.mounts.isMounted(this.mountpoint(name)))) {
+      const u = await this.mounts.usage(this.mountpoint(name));
       return { sizeBytes: spec.sizeBytes, usedBytes: u.usedBytes, availableBytes: u.availableBytes };
     }
     if (spec.layout === 'image' && record?.lastUsage) return { sizeBytes: spec.sizeBytes, ...record.lastUsage };
@@ -757,7 +759,7 @@ export class VolumeDriver {
       delete record.pending;
       delete record.onRemove;
     }
-    const mounted = (await findMount(this.mountpoint(name))) !== undefined;
+    const mounted = await this.mounts.isMounted(this.mountpoint(name));
     if (total(record.mounts) === 0 && (mounted || record.attached)) {
       await this.detach(name, record, await this.backend(record.backend, name));
     } else if (total(record.mounts) > 0 && !mounted) {

@@ -6,3 +6,4 @@ export { buildBackends } from './backends';
 export { HostFile, Presence, Handover, readHostFiles } from './presence';
 export { stopDataPath } from './fencing';
 export { startCaretakers, stopCaretakers } from './caretaker';
+export { Mounts, realMounts } from './mounts';
