@@ -85,13 +85,19 @@ export class VolumeDriver {
     return this.store.data.volumes;
   }
 
-  /** A backend by name, opened on first use (and again after a failed open). Shared backends start this host's heartbeat. */
-  private async backend(name: string, volume?: string): Promise<Backend> {
+  /** A configured backend by name, not opened; refuses a name the config does not have. */
+  private configured(name: string, volume?: string): Backend {
     const backend = this.backends.get(name);
     if (!backend) {
       const known = [...this.backends.keys()].join(', ');
       throw new NetvolError('INVALID_OPTION', `${volume ? `volume ${volume}: ` : ''}unknown backend "${name}": configured backends are ${known}`, { volume });
     }
+    return backend;
+  }
+
+  /** A backend by name, opened on first use (and again after a failed open). Shared backends start this host's heartbeat. */
+  private async backend(name: string, volume?: string): Promise<Backend> {
+    const backend = this.configured(name, volume);
     let opening = this.opened.get(name);
     if (!opening) {
       opening = this.call(backend.open(), `opening backend ${name}`).then(() => this.startPresence(backend));
@@ -213,6 +219,7 @@ export class VolumeDriver {
   async create(rawName: unknown, opts: unknown): Promise<void> {
     const name = validateVolumeName(rawName);
     const spec = parseVolumeOptions(name, opts, this.config.defaultBackend);
+    refuseUnsupported(name, spec, this.configured(spec.backend, name));
     const backend = await this.backend(spec.backend, name);
     await this.locks.run(name, async () => {
       const existing = await this.lookup(name, true);
@@ -832,6 +839,17 @@ export class VolumeDriver {
     await this.store.save();
     await Promise.all([...this.backends.values()].map((b) => b.close().catch(() => undefined)));
     return handovers;
+  }
+}
+
+/** Options the backend cannot honour are refused at Create, before anything is touched, naming the backend. */
+function refuseUnsupported(name: string, spec: VolumeSpec, backend: Backend): void {
+  if (spec.layout === 'image' && backend.capabilities.imageVolumes === false) {
+    throw new NetvolError(
+      'INVALID_OPTION',
+      `volume ${name}: backend ${backend.name} (${backend.type}) cannot hold image volumes, so the size option is not available on it: create the volume without size, or on a backend that has image volumes`,
+      { volume: name },
+    );
   }
 }
 

@@ -1,53 +1,12 @@
-import { promises as fs } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { backendType } from '../../src/backends';
-import { buildConfig, Config } from '../../src/config';
-import { HostState, openLedger, VolumeDriver } from '../../src/driver';
-import type { StateStore } from '../../src/state';
-import { FakeMounts } from './support/fake-mounts';
-import { recordingLogger, refusal } from './support/driver-world';
+import { refusal } from './support/driver-world';
+import { removeRigs, rig } from './support/fake-world';
 
 /**
  * The driver's bookkeeping over a fake mount seam: mount counting, undo after a failed image mount,
  * and recovery at start, with no loop device, no mount(8) and no root. The same rules run against
  * the kernel in driver.test.ts and driver-restart.test.ts.
  */
-interface Rig {
-  root: string;
-  config: Config;
-  mounts: FakeMounts;
-  driver: VolumeDriver;
-  store: StateStore<HostState>;
-  /** A new driver over the same state file, backend folder and (fake) kernel, as after a daemon restart. */
-  restart(): Promise<void>;
-  mountpoint(name: string): string;
-}
-
-const roots: string[] = [];
-afterAll(async () => {
-  for (const r of roots) await fs.rm(r, { recursive: true, force: true });
-});
-
-async function rig(tag: string): Promise<Rig> {
-  const root = await fs.mkdtemp(path.join(os.tmpdir(), `netvol-fake-mounts-${tag}-`));
-  roots.push(root);
-  const stateDir = path.join(root, 'state');
-  const config = buildConfig({ stateDir, hostId: 'fake-host', backends: { local: { type: 'local', path: path.join(root, 'volumes') } } }, 'unit test', {});
-  const { log } = recordingLogger();
-  const mounts = new FakeMounts();
-  const r = { root, config, mounts, mountpoint: (name: string) => path.join(config.mountRoot, name) } as Rig;
-  r.restart = async () => {
-    const b = config.backends[0];
-    const kind = backendType(b.type);
-    if (!kind) throw new Error(`no backend type ${b.type}`);
-    const backend = kind.create(b.options, { name: b.name, hostId: config.hostId, workDir: path.join(stateDir, 'backends', b.name), timeoutMs: config.timeoutMs, logger: log });
-    r.store = await openLedger(path.join(stateDir, 'state.json'), (m) => log.error(m));
-    r.driver = new VolumeDriver(config, new Map([[b.name, backend]]), r.store, log, mounts);
-  };
-  await r.restart();
-  return r;
-}
+afterAll(removeRigs);
 
 describe('the driver over a fake mount seam', () => {
   it('mounts an image once for any number of Mounts and unmounts it after the last Unmount', async () => {
