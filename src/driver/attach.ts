@@ -116,7 +116,7 @@ export class AttachStack {
     this.o.catalog.forget(name);
     const presence = this.o.pool.presenceOf(backend);
     if (presence) await presence.release(name);
-    this.o.log.info('detached volume', { volume: name });
+    this.o.log.info('detached volume', { volume: name, backend: backend.name });
   }
 
   private async unmountMountpoint(name: string, record: VolumeRecord, lazy = false): Promise<void> {

@@ -119,7 +119,7 @@ export class Creation {
       }
       await pool.bounded(writeMeta(backend, meta), `writing the metadata of volume ${name}`, name);
     } catch (err) {
-      if (made) await backend.removeFolder(name).catch((e) => log.error('cannot clean up half-created volume', { volume: name, error: (e as Error).message }));
+      if (made) await backend.removeFolder(name).catch((e) => log.error('cannot clean up half-created volume', { volume: name, backend: backend.name, error: (e as Error).message }));
       throw isNetvolError(err) && err.message.includes(name) ? err : wrapError(err, 'INTERNAL', `cannot create volume ${name}`, name);
     } finally {
       const record = ledger.get(name);

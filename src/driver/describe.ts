@@ -36,7 +36,7 @@ export class Describer {
       try {
         usage = await this.o.usage.measure(name, found.backend, meta, record);
       } catch (err) {
-        log.warn('cannot measure volume usage', { volume: name, error: (err as Error).message });
+        log.warn('cannot measure volume usage', { volume: name, backend: found.backend, error: (err as Error).message });
       }
       const backend = pool.find(found.backend);
       if (backend?.statusFields) Object.assign(extra, await backend.statusFields(name).catch(() => ({})));
@@ -58,7 +58,7 @@ export class Describer {
   /** Reads the other hosts' heartbeat files now, so Get shows the cluster as it is (List uses the last beat's reading). */
   private async refreshPeers(backendName: string, volume: string): Promise<void> {
     const presence = this.o.pool.presenceOf(backendName);
-    if (presence) await presence.readAll().catch((err: Error) => this.o.log.debug('cannot read the other hosts\' heartbeats', { volume, error: err.message }));
+    if (presence) await presence.readAll().catch((err: Error) => this.o.log.debug('cannot read the other hosts\' heartbeats', { volume, backend: backendName, error: err.message }));
   }
 
   /** Which hosts have the volume attached and who holds an image volume's lease, from the last heartbeats read. */

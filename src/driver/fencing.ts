@@ -15,5 +15,5 @@ export async function stopDataPath(backend: Backend, name: string, mountpoint: s
       log.error('cannot stop the data path of a fenced volume', { volume: name, backend: backend.name, error: err.message }),
     );
   }
-  await mounts.unmountImage(mountpoint, { lazy: true }).catch((err: Error) => log.error('cannot unmount a fenced volume', { volume: name, error: err.message }));
+  await mounts.unmountImage(mountpoint, { lazy: true }).catch((err: Error) => log.error('cannot unmount a fenced volume', { volume: name, backend: backend.name, error: err.message }));
 }

@@ -35,7 +35,7 @@ export class Recovery {
       try {
         await this.o.locks.run(name, () => this.restoreOne(name, record));
       } catch (err) {
-        this.o.log.error('cannot restore volume; will retry on its next use', { volume: name, error: (err as Error).message });
+        this.o.log.error('cannot restore volume; will retry on its next use', { volume: name, backend: record.backend, error: (err as Error).message });
       }
     }
     await this.o.ledger.save();
@@ -48,7 +48,7 @@ export class Recovery {
       const meta = await pool.bounded(readMeta(backend, name), `checking half-created volume ${name}`, name);
       if (!meta) {
         await pool.bounded(backend.removeFolder(name), `removing half-created volume ${name}`, name);
-        log.warn('removed a volume whose creation was interrupted', { volume: name });
+        log.warn('removed a volume whose creation was interrupted', { volume: name, backend: backend.name });
       }
       delete record.pending;
       ledger.tidy(name);
@@ -57,7 +57,7 @@ export class Recovery {
     if (record.pending === 'remove') {
       if (mountCount(record.mounts) === 0) {
         const policy = record.onRemove ?? 'delete';
-        log.warn('finishing a remove that was interrupted', { volume: name, onRemove: policy });
+        log.warn('finishing a remove that was interrupted', { volume: name, backend: record.backend, onRemove: policy });
         await this.o.removal.applyPolicy(await pool.open(record.backend, name), name, policy);
         ledger.drop(name);
         return;
@@ -114,12 +114,12 @@ export class Recovery {
         try {
           await locks.run(name, async () => {
             if (record.attached && (await stack.isLive(name, record))) return;
-            log.warn('re-attaching a volume that has live mounts but lost its mount', { volume: name });
+            log.warn('re-attaching a volume that has live mounts but lost its mount', { volume: name, backend: record.backend });
             await stack.attach(name, record, undefined);
             await ledger.save();
           });
         } catch (err) {
-          log.error('cannot re-attach volume; the next Mount will retry', { volume: name, error: (err as Error).message });
+          log.error('cannot re-attach volume; the next Mount will retry', { volume: name, backend: record.backend, error: (err as Error).message });
         }
       }),
     );

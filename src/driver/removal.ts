@@ -62,7 +62,7 @@ export class Removal {
   async unmark(backend: Backend, volume: string, folder = volume): Promise<void> {
     await this.pool
       .bounded(backend.removeFile(folder, REMOVING_FILE), `tidying volume ${volume}`, volume)
-      .catch((err: Error) => this.log.warn('cannot tidy up on the backend', { volume, error: err.message }));
+      .catch((err: Error) => this.log.warn('cannot tidy up on the backend', { volume, backend: backend.name, error: err.message }));
   }
 
   /** What `docker volume rm` does to the data, by the volume's onRemove; safe to repeat after a crash. */
@@ -80,7 +80,7 @@ export class Removal {
       const to = archiveName(name, new Date());
       await this.pool.bounded(backend.renameFolder(name, to), `archiving volume ${name}`, name);
       if (backend.capabilities.sharedAcrossHosts) await this.unmark(backend, name, to);
-      this.log.info('archived volume', { volume: name, archive: to });
+      this.log.info('archived volume', { volume: name, backend: backend.name, archive: to });
     }
   }
 }

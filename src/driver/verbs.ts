@@ -163,7 +163,7 @@ export class VolumeDriver implements VolumeDriverApi {
     await this.locks.run(name, async () => {
       const record = this.ledger.get(name);
       if (!record || !record.mounts[mountId]) {
-        this.log.warn('unmount of a mount ID netvol does not hold: nothing to do', { volume: name, mountId });
+        this.log.warn('unmount of a mount ID netvol does not hold: nothing to do', { volume: name, backend: record?.backend, mountId });
         return;
       }
       record.mounts[mountId] -= 1;

@@ -19,6 +19,8 @@ export interface Rig {
   backend: Backend;
   driver: VolumeDriver;
   store: StateStore<HostState>;
+  /** Parsed log records of every driver this rig made, in order. */
+  records: Array<Record<string, unknown>>;
   /** A new driver over the same state file, backend and (fake) kernel, as after a daemon restart. */
   restart(): Promise<void>;
   mountpoint(name: string): string;
@@ -36,13 +38,13 @@ export async function rig(tag: string): Promise<Rig> {
   roots.push(root);
   const stateDir = path.join(root, 'state');
   const config = buildConfig({ stateDir, hostId: 'fake-host', backends: { local: { type: 'local', path: path.join(root, 'volumes') } } }, 'unit test', {});
-  const { log } = recordingLogger();
+  const { log, records } = recordingLogger();
   const b = config.backends[0];
   const kind = backendType(b.type);
   if (!kind) throw new Error(`no backend type ${b.type}`);
   const backend = kind.create(b.options, { name: b.name, hostId: config.hostId, workDir: path.join(stateDir, 'backends', b.name), timeoutMs: config.timeoutMs, logger: log });
   const mounts = new FakeMounts();
-  const r = { root, config, mounts, backend, mountpoint: (name: string) => path.join(config.mountRoot, name) } as Rig;
+  const r = { root, config, mounts, backend, records, mountpoint: (name: string) => path.join(config.mountRoot, name) } as Rig;
   r.restart = async () => {
     r.store = await openLedger(path.join(stateDir, 'state.json'), (m) => log.error(m));
     r.driver = new VolumeDriver(config, new Map([[b.name, backend]]), r.store, log, mounts);
