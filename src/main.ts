@@ -5,7 +5,7 @@ import { loadConfig } from './config';
 import { buildBackends, openLedger, startCaretakers, stopCaretakers, VolumeDriver } from './driver';
 import { isNetvolError } from './errors';
 import { createLogger } from './log';
-import { announceToDocker, createApp, listenOnSocket, pluginNameOf, VolumeDriverApi } from './plugin';
+import { announceToDocker, createApp, listenOnSocket, pluginNameOf } from './plugin';
 import { logCommandsTo } from './system';
 
 const VERSION: string = (require('../package.json') as { version: string }).version;
@@ -30,8 +30,7 @@ async function main(argv: string[]): Promise<void> {
   const driver = new VolumeDriver(config, backends, store, logger);
   await driver.restore();
 
-  const api: VolumeDriverApi = driver; // the driver speaks every verb the protocol layer needs
-  const server = await listenOnSocket(config.socket, createApp(api, logger));
+  const server = await listenOnSocket(config.socket, createApp(driver, logger));
   logger.info('netvol listening', {
     version: VERSION,
     socket: config.socket,

@@ -10,6 +10,8 @@ export interface BackendCapabilities {
    * volumes one writer at a time.
    */
   sharedAcrossHosts: boolean;
+  /** Volumes with a size (a filesystem image loop-mounted on this host) can live here; undefined means yes. */
+  imageVolumes?: boolean;
 }
 
 export interface BackendUsage {

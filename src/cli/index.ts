@@ -9,9 +9,10 @@ import { readMountTable, withTimeout } from '../system';
 
 /**
  * netvolctl: ops commands over the config, the state file and the backends' heartbeat files, safe
- * to run next to a live daemon: it changes no volume and no state and never speaks the plugin
- * protocol. (`hosts` opens each shared backend as the daemon does: a probe file checks it can be
- * written, and removals of earlier volumes still in its trash are finished.)
+ * to run next to a live daemon: it never writes the state file, changes no volume and never speaks
+ * the plugin protocol. It does write to a backend in one place: `hosts` opens each shared backend
+ * as the daemon does, so a probe file is written to check the backend can be written, and removals
+ * of earlier volumes still in its trash are finished.
  */
 async function main(argv: string[]): Promise<void> {
   const program = new Command().name('netvolctl').description('inspect netvol: configuration, this host\'s state, and the hosts sharing each backend');

@@ -1,4 +1,5 @@
-export { VolumeDriver, VolumeInfo } from './driver';
+export { VolumeDriver } from './verbs';
+export type { VolumeView, VolumeDriverApi } from './view';
 export { HostState, VolumeRecord, STATE_VERSION, emptyState, openLedger, upgradeState } from './ledger';
 export { validateVolumeName } from './names';
 export { parseVolumeOptions, parseSize, formatSize, ACCEPTED_OPTIONS } from './options';
@@ -6,3 +7,4 @@ export { buildBackends } from './backends';
 export { HostFile, Presence, Handover, readHostFiles } from './presence';
 export { stopDataPath } from './fencing';
 export { startCaretakers, stopCaretakers } from './caretaker';
+export { Mounts, realMounts } from './mounts';

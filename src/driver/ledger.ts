@@ -92,3 +92,45 @@ export function upgradeState(fromVersion: number, data: unknown): HostState {
 export function openLedger(file: string, onProblem: (msg: string) => void): Promise<StateStore<HostState>> {
   return StateStore.open<HostState>(file, STATE_VERSION, emptyState, onProblem, upgradeState);
 }
+
+/** How many Mount calls hold a volume here, over all its mount IDs. */
+export function mountCount(mounts: Record<string, number>): number {
+  return Object.values(mounts).reduce((a, b) => a + b, 0);
+}
+
+/** The volume is mounted here for containers, so the metadata read when it was attached still holds. */
+export function liveHere(record: VolumeRecord | undefined): record is VolumeRecord {
+  return record !== undefined && record.attached && mountCount(record.mounts) > 0;
+}
+
+/** The ledger as the driver uses it: this host's records by volume name, saved atomically after each change. */
+export class Ledger {
+  constructor(private readonly store: StateStore<HostState>) {}
+
+  /** Every record, by volume name (live: changes are saved by save()). */
+  get records(): Record<string, VolumeRecord> {
+    return this.store.data.volumes;
+  }
+
+  get(name: string): VolumeRecord | undefined {
+    return this.records[name];
+  }
+
+  set(name: string, record: VolumeRecord): void {
+    this.records[name] = record;
+  }
+
+  drop(name: string): void {
+    delete this.records[name];
+  }
+
+  /** Drops a record that no longer says anything only this host knows. */
+  tidy(name: string): void {
+    const record = this.records[name];
+    if (record && !holdsHostFacts(record)) delete this.records[name];
+  }
+
+  save(): Promise<void> {
+    return this.store.save();
+  }
+}

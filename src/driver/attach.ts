@@ -1,0 +1,153 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { DATA_DIR, IMAGE_FILE, type Backend } from '../backends';
+import { wrapError } from '../errors';
+import type { Logger } from '../log';
+import type { BackendPool } from './backends';
+import { Catalog, readMeta, VolumeMeta } from './catalog';
+import { stopDataPath } from './fencing';
+import type { Ledger, VolumeRecord } from './ledger';
+import type { Mounts } from './mounts';
+import type { Removal } from './removal';
+
+/**
+ * The attach stack of one volume on this host, bottom to top: on a shared backend this host's
+ * published attachment (an image volume's single-writer lease), the backend's attachment (sshfs,
+ * an NFS mount, or the local folder), then the loop mount of the image or the bind mount of the
+ * data folder at the volume's mountpoint. Built and taken down in that order; fencing cuts it off.
+ * Callers hold the volume's lock (fencing excepted).
+ */
+export class AttachStack {
+  constructor(
+    private readonly o: {
+      mountRoot: string;
+      timeoutMs: number;
+      pool: BackendPool;
+      ledger: Ledger;
+      catalog: Catalog;
+      removal: Removal;
+      mounts: Mounts;
+      log: Logger;
+    },
+  ) {}
+
+  /** Where the volume is mounted on this host. */
+  mountpoint(name: string): string {
+    return path.join(this.o.mountRoot, name);
+  }
+
+  /** Whether the volume's mountpoint is mounted and its backend attachment works. */
+  async isLive(name: string, record: VolumeRecord): Promise<boolean> {
+    if (!(await this.o.mounts.isMounted(this.mountpoint(name)))) return false;
+    const backend = this.o.pool.find(record.backend);
+    if (!backend || !backend.capabilities.networked) return true;
+    return (await this.o.pool.bounded(backend.health(name), `checking volume ${name}`, name).catch(() => 'dead')) === 'attached';
+  }
+
+  /**
+   * Builds the stack: on a shared backend, publish this host's attachment (an image volume takes its
+   * single-writer lease), check no other host is removing it and that it still exists; then the
+   * backend's attachment; then the loop or bind mount. Each step failing undoes the ones below it.
+   */
+  async attach(name: string, record: VolumeRecord, known: VolumeMeta | undefined): Promise<void> {
+    const { pool, ledger, mounts, log } = this.o;
+    const backend = await pool.open(record.backend, name);
+    const mp = this.mountpoint(name);
+    if (await mounts.isMounted(mp)) await this.unmountMountpoint(name, record, true);
+    await fs.mkdir(mp, { recursive: true, mode: 0o755 });
+    const presence = pool.presenceOf(backend);
+    let meta = known;
+    if (presence) {
+      if (record.layout === 'image') {
+        await presence.claimExclusive(name, pool.judgeDeadline(backend, 90_000));
+      } else {
+        presence.setHold(name, 'shared');
+        await pool.bounded(presence.publish(), `recording the attachment of volume ${name}`, name).catch(async (err) => {
+          await presence.release(name);
+          throw err;
+        });
+      }
+      try {
+        await this.o.removal.checkNotRemoving(presence, backend, name);
+        meta = await pool.bounded(readMeta(backend, name), `looking up volume ${name}`, name);
+        if (!meta || meta.retained) throw this.o.catalog.notFound(name);
+      } catch (err) {
+        await presence.release(name);
+        throw err;
+      }
+    }
+    let folder: string;
+    try {
+      folder = await pool.bounded(backend.attach(name), `attaching volume ${name} from backend ${backend.name}`, name);
+    } catch (err) {
+      if (presence) await presence.release(name);
+      throw err;
+    }
+    record.attached = true;
+    await ledger.save();
+    try {
+      if (record.layout === 'image') {
+        await mounts.mountImage(path.join(folder, IMAGE_FILE), mp, record.fs ?? 'ext4');
+      } else {
+        await mounts.bind(path.join(folder, DATA_DIR), mp);
+      }
+    } catch (err) {
+      await pool.bounded(backend.detach(name), `detaching volume ${name}`, name).catch(() => undefined);
+      if (presence) await presence.release(name);
+      record.attached = false;
+      await ledger.save();
+      throw wrapError(err, 'COMMAND_FAILED', `cannot mount volume ${name}`, name);
+    }
+    delete record.fenced;
+    if (meta) this.o.catalog.remember(name, meta);
+    log.info('attached volume', { volume: name, backend: backend.name, mountpoint: mp });
+  }
+
+  /** Takes the stack down: the loop or bind mount, the mountpoint folder, the backend's attachment, then this host's published attachment. */
+  async detach(name: string, record: VolumeRecord, backend: Backend): Promise<void> {
+    try {
+      await this.unmountMountpoint(name, record);
+      await fs.rmdir(this.mountpoint(name)).catch(() => undefined);
+      await this.o.pool.bounded(backend.detach(name), `detaching volume ${name}`, name);
+    } catch (err) {
+      throw wrapError(err, 'COMMAND_FAILED', `cannot unmount volume ${name} (is a process outside Docker still using it?)`, name);
+    }
+    record.attached = false;
+    this.o.catalog.forget(name);
+    const presence = this.o.pool.presenceOf(backend);
+    if (presence) await presence.release(name);
+    this.o.log.info('detached volume', { volume: name, backend: backend.name });
+  }
+
+  private async unmountMountpoint(name: string, record: VolumeRecord, lazy = false): Promise<void> {
+    const { mounts } = this.o;
+    const mp = this.mountpoint(name);
+    if (record.layout === 'image') {
+      // The image file only grows on the backend, so remember what the filesystem inside says.
+      const u = await mounts.usage(mp).catch(() => undefined);
+      if (u && (await mounts.isMounted(mp))) record.lastUsage = { usedBytes: u.usedBytes, availableBytes: u.availableBytes };
+      await mounts.unmountImage(mp);
+    } else if (await mounts.isMounted(mp)) await mounts.unmount(mp, { lazy });
+  }
+
+  /**
+   * Fencing, called when this host could not renew its heartbeat in time while holding image
+   * volumes: stop their data path now (the backend kills its helper and resets its connections, then
+   * the image is unmounted lazily and its loop device freed), without waiting for any lock. Their
+   * containers get I/O errors; the next Mount attaches again once the volume is free.
+   */
+  async fence(backend: Backend, volumes: string[], why: string): Promise<void> {
+    await Promise.all(
+      volumes.map(async (name) => {
+        const record = this.o.ledger.get(name);
+        if (!record || !record.attached) return;
+        await stopDataPath(backend, name, this.mountpoint(name), this.o.timeoutMs, this.o.log, this.o.mounts);
+        record.attached = false;
+        record.fenced = why;
+        this.o.catalog.forget(name);
+        this.o.log.error('fenced volume: its containers now get I/O errors; it attaches again at the next Mount once it is free', { volume: name, backend: backend.name, reason: why });
+      }),
+    );
+    await this.o.ledger.save();
+  }
+}

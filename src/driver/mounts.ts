@@ -1,0 +1,37 @@
+import { createImage, ImageAttributes, ImageFs, mountImage, unmountImage } from '../quota';
+import { bindMount, findMount, FsUsage, fsUsage, unmount } from '../system';
+
+/**
+ * The mounts the driver makes on this host, as one seam: a volume's image is made, loop-mounted
+ * and unmounted, a folder is bind-mounted, a mountpoint is looked up and unmounted. The daemon uses
+ * the real kernel (`realMounts`, over quota/ and system/); unit tests may pass a fake so the
+ * driver's bookkeeping can be tested without root. Backends' own mounts (sshfs, NFS, FUSE) are the
+ * backends' business, not this seam's.
+ */
+export interface Mounts {
+  /** Makes a sparse image of `sizeBytes` at `file` and formats it, with owner and mode on its root. */
+  createImage(file: string, sizeBytes: number, fs: ImageFs, attrs: ImageAttributes): Promise<void>;
+  /** Loop-mounts the image `file` on `target`; nothing to do if `target` already holds it. */
+  mountImage(file: string, target: string, fs: ImageFs): Promise<void>;
+  /** Unmounts an image and frees its loop device; succeeds if nothing is mounted. `lazy` even while it is busy. */
+  unmountImage(target: string, opts?: { lazy?: boolean }): Promise<void>;
+  /** Bind-mounts the folder `source` on `target`. */
+  bind(source: string, target: string): Promise<void>;
+  /** Whether something is mounted at exactly `target`. */
+  isMounted(target: string): Promise<boolean>;
+  /** Unmounts `target`; `lazy` detaches it even while it is busy. */
+  unmount(target: string, opts?: { lazy?: boolean }): Promise<void>;
+  /** Used and available bytes of the filesystem holding `target`. */
+  usage(target: string): Promise<FsUsage>;
+}
+
+/** The kernel's mounts: loop devices and mkfs through quota/, mount(8) and the mount table through system/. */
+export const realMounts: Mounts = {
+  createImage: (file, sizeBytes, fs, attrs) => createImage(file, sizeBytes, fs, attrs),
+  mountImage: (file, target, fs) => mountImage(file, target, fs),
+  unmountImage: (target, opts) => unmountImage(target, opts),
+  bind: (source, target) => bindMount(source, target),
+  isMounted: async (target) => (await findMount(target)) !== undefined,
+  unmount: (target, opts) => unmount(target, opts),
+  usage: (target) => fsUsage(target),
+};

@@ -1,0 +1,231 @@
+import type { Backend } from '../backends';
+import type { Config } from '../config';
+import { NetvolError } from '../errors';
+import type { Logger } from '../log';
+import type { StateStore } from '../state';
+import { AttachStack } from './attach';
+import { BackendPool } from './backends';
+import { Catalog, readMeta } from './catalog';
+import { checkSameOptions, Creation, refuseUnsupported } from './create';
+import { Describer } from './describe';
+import { HostState, Ledger, mountCount, VolumeRecord } from './ledger';
+import { VolumeLocks } from './locks';
+import { Mounts, realMounts } from './mounts';
+import { validateVolumeName } from './names';
+import { parseVolumeOptions } from './options';
+import type { Handover } from './presence';
+import { Recovery } from './recovery';
+import { Removal } from './removal';
+import { UsageMeter } from './usage';
+import type { VolumeDriverApi, VolumeView } from './view';
+
+/**
+ * The VolumeDriver: Docker's volume verbs, the class dockerd's requests reach through plugin/.
+ * Speaks in volumes and mount IDs, never in HTTP; each verb validates its input, takes the volume's
+ * lock and hands the work to the part whose job it is (see README.md in this folder).
+ *
+ * The backend is the one truth: a volume's options are read from its volume.json whenever this host
+ * has no live mount of it (catalog.ts), and on shared backends every host's attachments are read
+ * from the hosts' heartbeat files (presence.ts). The ledger (state.json) holds only what this host
+ * alone knows (ledger.ts).
+ */
+export class VolumeDriver implements VolumeDriverApi {
+  private readonly locks = new VolumeLocks();
+  private readonly ledger: Ledger;
+  private readonly pool: BackendPool;
+  private readonly catalog: Catalog;
+  private readonly removal: Removal;
+  private readonly stack: AttachStack;
+  private readonly usage: UsageMeter;
+  private readonly describer: Describer;
+  private readonly creation: Creation;
+  private readonly recovery: Recovery;
+
+  constructor(
+    private readonly config: Config,
+    backends: ReadonlyMap<string, Backend>,
+    store: StateStore<HostState>,
+    private readonly log: Logger,
+    /** The mounts this driver makes: the kernel's, unless a test passes a fake. */
+    mounts: Mounts = realMounts,
+  ) {
+    const ledger = (this.ledger = new Ledger(store));
+    const pool = (this.pool = new BackendPool(config, backends, ledger, log, (backend, volumes, why) => this.stack.fence(backend, volumes, why)));
+    const catalog = (this.catalog = new Catalog(pool, ledger, log));
+    const removal = (this.removal = new Removal(pool, config.hostId, log));
+    const stack = (this.stack = new AttachStack({ mountRoot: config.mountRoot, timeoutMs: config.timeoutMs, pool, ledger, catalog, removal, mounts, log }));
+    this.usage = new UsageMeter(pool, mounts, (name) => stack.mountpoint(name));
+    this.describer = new Describer({ hostId: config.hostId, pool, stack, usage: this.usage, log });
+    this.creation = new Creation({ hostId: config.hostId, pool, ledger, mounts, log });
+    this.recovery = new Recovery({ pool, ledger, locks: this.locks, stack, removal, mounts, log });
+  }
+
+  get scope(): 'local' | 'global' {
+    return this.pool.scope;
+  }
+
+  mountpoint(name: string): string {
+    return this.stack.mountpoint(name);
+  }
+
+  async create(rawName: unknown, opts: unknown): Promise<void> {
+    const name = validateVolumeName(rawName);
+    const spec = parseVolumeOptions(name, opts, this.config.defaultBackend);
+    refuseUnsupported(name, spec, this.pool.configured(spec.backend, name));
+    const backend = await this.pool.open(spec.backend, name);
+    await this.locks.run(name, async () => {
+      const existing = await this.catalog.lookup(name, true);
+      if (existing?.meta) return checkSameOptions(name, existing.meta.spec, spec);
+      if (existing) throw this.catalog.unavailable(existing);
+      const onBackend = await this.pool.bounded(readMeta(backend, name), `looking up volume ${name}`, name);
+      if (onBackend?.retained) return this.creation.adoptRetained(backend, onBackend, spec);
+      await this.creation.makeNew(backend, name, spec);
+    });
+  }
+
+  /** On a shared backend, Remove takes its half of the removal handshake first (see removal.ts). */
+  async remove(rawName: unknown): Promise<void> {
+    const name = validateVolumeName(rawName);
+    await this.locks.run(name, async () => {
+      const found = await this.catalog.lookup(name);
+      if (!found) {
+        this.log.info('remove of a volume netvol does not know: nothing to do', { volume: name });
+        return;
+      }
+      if (!found.meta) throw this.catalog.unavailable(found);
+      const count = mountCount(found.record?.mounts ?? {});
+      if (found.record && count > 0) {
+        const ids = Object.keys(found.record.mounts).length;
+        throw new NetvolError(
+          'IN_USE',
+          `volume ${name} is in use: ${count} mount${count === 1 ? '' : 's'} on this host (${ids} container mount ID${ids === 1 ? '' : 's'}); stop the containers using it first`,
+          { volume: name },
+        );
+      }
+      const backend = await this.pool.open(found.backend, name);
+      const presence = this.pool.presenceOf(backend);
+      if (presence) await this.removal.mark(presence, backend, name);
+      const policy = found.meta.spec.onRemove;
+      const record: VolumeRecord = found.record ?? { backend: backend.name, layout: found.meta.spec.layout, fs: found.meta.spec.fs, mounts: {}, attached: false };
+      this.ledger.set(name, record);
+      try {
+        if (record.attached) await this.stack.detach(name, record, backend);
+        record.pending = 'remove';
+        record.onRemove = policy;
+        await this.ledger.save();
+        await this.removal.applyPolicy(backend, name, policy);
+      } catch (err) {
+        delete record.pending;
+        delete record.onRemove;
+        this.ledger.tidy(name);
+        await this.ledger.save();
+        if (presence) await this.removal.unmark(backend, name);
+        throw err;
+      }
+      this.ledger.drop(name);
+      this.usage.forget(name);
+      this.catalog.forget(name);
+      await this.ledger.save();
+      this.log.info('removed volume', { volume: name, backend: backend.name, onRemove: policy });
+    });
+  }
+
+  async mount(rawName: unknown, id: unknown): Promise<string> {
+    const name = validateVolumeName(rawName);
+    const mountId = this.mountId(name, id);
+    return this.locks.run(name, async () => {
+      const found = await this.catalog.lookup(name);
+      if (!found) throw this.catalog.notFound(name);
+      let record = found.record;
+      if (!found.meta) {
+        // The backend cannot be read: only a mount this host already has, and that still works, can be counted.
+        if (!(record && record.attached && (await this.stack.isLive(name, record)))) throw this.catalog.unavailable(found);
+      } else if (!record) {
+        record = { backend: found.backend, layout: found.meta.spec.layout, fs: found.meta.spec.fs, mounts: {}, attached: false };
+        this.ledger.set(name, record);
+      }
+      const r = record as VolumeRecord;
+      try {
+        if (!(r.attached && (await this.stack.isLive(name, r)))) await this.stack.attach(name, r, found.meta);
+      } catch (err) {
+        this.ledger.tidy(name);
+        throw err;
+      }
+      r.mounts[mountId] = (r.mounts[mountId] ?? 0) + 1;
+      await this.ledger.save();
+      return this.mountpoint(name);
+    });
+  }
+
+  async unmount(rawName: unknown, id: unknown): Promise<void> {
+    const name = validateVolumeName(rawName);
+    const mountId = this.mountId(name, id);
+    await this.locks.run(name, async () => {
+      const record = this.ledger.get(name);
+      if (!record || !record.mounts[mountId]) {
+        this.log.warn('unmount of a mount ID netvol does not hold: nothing to do', { volume: name, backend: record?.backend, mountId });
+        return;
+      }
+      record.mounts[mountId] -= 1;
+      if (record.mounts[mountId] <= 0) delete record.mounts[mountId];
+      try {
+        if (mountCount(record.mounts) === 0) {
+          delete record.fenced;
+          if (record.attached) await this.stack.detach(name, record, await this.pool.open(record.backend, name));
+        }
+      } finally {
+        this.ledger.tidy(name);
+        await this.ledger.save();
+      }
+    });
+  }
+
+  async path(rawName: unknown): Promise<string> {
+    const name = validateVolumeName(rawName);
+    const found = await this.catalog.lookup(name);
+    if (!found) throw this.catalog.notFound(name);
+    return found.record?.attached ? this.mountpoint(name) : '';
+  }
+
+  async get(rawName: unknown): Promise<VolumeView> {
+    const name = validateVolumeName(rawName);
+    const found = await this.catalog.lookup(name);
+    if (!found) throw this.catalog.notFound(name);
+    return this.describer.describe(found);
+  }
+
+  /** Every volume on every backend (see Catalog.listAll), described from what was read. */
+  async list(): Promise<VolumeView[]> {
+    const found = await this.catalog.listAll();
+    return Promise.all(found.map((f) => this.describer.describe(f, false)));
+  }
+
+  private mountId(name: string, id: unknown): string {
+    if (typeof id !== 'string' || !/^[A-Za-z0-9_.-]{1,128}$/.test(id)) {
+      throw new NetvolError('INVALID_OPTION', `volume ${name}: mount ID is missing or malformed`, { volume: name });
+    }
+    return id;
+  }
+
+  /** At start, before the socket listens (see recovery.ts). */
+  restore(): Promise<void> {
+    return this.recovery.restore();
+  }
+
+  /** At start, after the socket listens (see recovery.ts). */
+  remountAll(): Promise<void> {
+    return this.recovery.remountAll();
+  }
+
+  /**
+   * Stops the heartbeats (mounts stay) and saves the ledger. Returns, per shared backend where this
+   * host still has volumes attached, what a caretaker needs to keep their attachments alive and
+   * fenced while the daemon is away.
+   */
+  async close(): Promise<Handover[]> {
+    const handovers = this.pool.stopHeartbeats();
+    await this.ledger.save();
+    await this.pool.closeBackends();
+    return handovers;
+  }
+}

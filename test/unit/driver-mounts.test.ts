@@ -1,0 +1,79 @@
+import { refusal } from './support/driver-world';
+import { removeRigs, rig } from './support/fake-world';
+
+/**
+ * The driver's bookkeeping over a fake mount seam: mount counting, undo after a failed image mount,
+ * and recovery at start, with no loop device, no mount(8) and no root. The same rules run against
+ * the kernel in driver.test.ts and driver-restart.test.ts.
+ */
+afterAll(removeRigs);
+
+describe('the driver over a fake mount seam', () => {
+  it('mounts an image once for any number of Mounts and unmounts it after the last Unmount', async () => {
+    const r = await rig('count');
+    await r.driver.create('counted', { size: '64M' });
+    const mp = r.mountpoint('counted');
+    expect(await r.driver.mount('counted', 'A')).toBe(mp);
+    await r.driver.mount('counted', 'A');
+    await r.driver.mount('counted', 'B');
+    expect(r.mounts.log).toEqual([`mountImage ${mp}`]);
+    expect((await r.driver.get('counted')).status).toMatchObject({ mounts: ['A', 'B'], mountCount: 3, usedBytes: 3 * 1024 * 1024 });
+
+    await r.driver.unmount('counted', 'A');
+    await r.driver.unmount('counted', 'B');
+    expect(await r.mounts.isMounted(mp)).toBe(true);
+    await r.driver.unmount('counted', 'A');
+    expect(r.mounts.log).toEqual([`mountImage ${mp}`, `unmountImage ${mp}`]);
+    expect(r.store.data.volumes.counted).toMatchObject({ attached: false, mounts: {}, lastUsage: { usedBytes: 3 * 1024 * 1024 } });
+  });
+
+  it('undoes an image mount that fails: no mount ID counted, nothing attached, and the next Mount tries again', async () => {
+    const r = await rig('undo');
+    await r.driver.create('flaky', { size: '64M' });
+    r.mounts.failNextImageMount = new Error('mount: wrong fs type, bad superblock');
+    const failed = await refusal(r.driver.mount('flaky', 'A'));
+    expect(failed.code).toBe('COMMAND_FAILED');
+    expect(failed.message).toContain('cannot mount volume flaky');
+    expect(r.store.data.volumes.flaky).toBeUndefined();
+    expect(await r.mounts.isMounted(r.mountpoint('flaky'))).toBe(false);
+    expect(await r.driver.get('flaky')).toMatchObject({ mountpoint: '', status: { mountCount: 0 } });
+
+    expect(await r.driver.mount('flaky', 'A')).toBe(r.mountpoint('flaky'));
+    expect(r.store.data.volumes.flaky).toMatchObject({ attached: true, mounts: { A: 1 } });
+  });
+
+  it('after a reboot, restore() marks a lost mount detached and remountAll() mounts it again for its mount IDs', async () => {
+    const r = await rig('reboot');
+    await r.driver.create('kept', { size: '64M' });
+    await r.driver.create('keptdir', {});
+    await r.driver.mount('kept', 'A');
+    await r.driver.mount('kept', 'A');
+    await r.driver.mount('keptdir', 'B');
+    r.mounts.forgetAll();
+    r.mounts.log.length = 0;
+
+    await r.restart();
+    await r.driver.restore();
+    expect(r.store.data.volumes.kept).toMatchObject({ attached: false, mounts: { A: 2 } });
+    expect(r.store.data.volumes.keptdir).toMatchObject({ attached: false, mounts: { B: 1 } });
+    await r.driver.remountAll();
+    expect(r.mounts.log.sort()).toEqual([`bind ${r.mountpoint('keptdir')}`, `mountImage ${r.mountpoint('kept')}`]);
+    expect(r.store.data.volumes.kept).toMatchObject({ attached: true, mounts: { A: 2 } });
+    expect((await r.driver.get('keptdir')).mountpoint).toBe(r.mountpoint('keptdir'));
+  });
+
+  it('restore() unmounts a volume the kernel still has mounted though no mount ID holds it', async () => {
+    const r = await rig('orphan');
+    await r.driver.create('orphan', {});
+    await r.driver.mount('orphan', 'A');
+    // A crash between forgetting the last mount ID and unmounting: the ledger holds no ID, the kernel the mount.
+    r.store.data.volumes.orphan.mounts = {};
+    await r.store.save();
+
+    await r.restart();
+    await r.driver.restore();
+    expect(await r.mounts.isMounted(r.mountpoint('orphan'))).toBe(false);
+    expect(r.mounts.log).toEqual([`bind ${r.mountpoint('orphan')}`, `unmount ${r.mountpoint('orphan')}`]);
+    expect(r.store.data.volumes.orphan).toBeUndefined();
+  });
+});

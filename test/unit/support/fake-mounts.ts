@@ -1,0 +1,71 @@
+/**
+ * A stand-in for the kernel's mounts, for driver tests that need no root: it remembers what is
+ * "mounted" where and counts the calls, and can be told to fail the next image mount. Images are
+ * made as sparse files so the backend folder looks as after a real mkfs.
+ */
+import { promises as fs } from 'node:fs';
+import type { Mounts } from '../../../src/driver';
+
+export interface FakeMount {
+  kind: 'image' | 'bind';
+  source: string;
+}
+
+export class FakeMounts implements Mounts {
+  /** Target → what is mounted there. */
+  readonly table = new Map<string, FakeMount>();
+  /** Every call that changed the table, in order, as "verb target". */
+  readonly log: string[] = [];
+  /** When set, the next mountImage() fails with it (and mounts nothing). */
+  failNextImageMount?: Error;
+
+  async createImage(file: string, sizeBytes: number): Promise<void> {
+    const handle = await fs.open(file, 'wx', 0o600);
+    try {
+      await handle.truncate(sizeBytes);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async mountImage(file: string, target: string): Promise<void> {
+    if (this.table.get(target)?.source === file) return;
+    const failure = this.failNextImageMount;
+    if (failure) {
+      this.failNextImageMount = undefined;
+      throw failure;
+    }
+    if (this.table.has(target)) throw new Error(`${target} is already a mountpoint`);
+    this.table.set(target, { kind: 'image', source: file });
+    this.log.push(`mountImage ${target}`);
+  }
+
+  async unmountImage(target: string): Promise<void> {
+    if (!this.table.delete(target)) return;
+    this.log.push(`unmountImage ${target}`);
+  }
+
+  async bind(source: string, target: string): Promise<void> {
+    if (this.table.has(target)) throw new Error(`${target} is already a mountpoint`);
+    this.table.set(target, { kind: 'bind', source });
+    this.log.push(`bind ${target}`);
+  }
+
+  async isMounted(target: string): Promise<boolean> {
+    return this.table.has(target);
+  }
+
+  async unmount(target: string): Promise<void> {
+    if (!this.table.delete(target)) throw new Error(`umount: ${target}: not mounted`);
+    this.log.push(`unmount ${target}`);
+  }
+
+  async usage(): Promise<{ sizeBytes: number; usedBytes: number; availableBytes: number }> {
+    return { sizeBytes: 64 * 1024 * 1024, usedBytes: 3 * 1024 * 1024, availableBytes: 61 * 1024 * 1024 };
+  }
+
+  /** As after a reboot: the kernel has forgotten every mount. */
+  forgetAll(): void {
+    this.table.clear();
+  }
+}
