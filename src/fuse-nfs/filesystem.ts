@@ -5,7 +5,8 @@ import { FsError } from './errno';
 import { Inode, InodeTable } from './nodes';
 import { hard, RetryPolicy } from './retry';
 import { modeOf, toAttr, toStatfs } from './stat';
-import { FileWriter } from './write-back';
+import { UNLINKED_DIR, UnlinkedFiles } from './unlinked';
+import { FileWriter, isGone } from './write-back';
 
 export interface FilesystemSettings {
   /** How long this process trusts attributes it fetched (the kernel is told the same). */
@@ -69,6 +70,7 @@ export class NfsFilesystem {
   /** Closed files whose data is on the server but not yet committed, and the timer that commits them. */
   private readonly toCommit = new Map<string, FileWriter>();
   private commitTimer: NodeJS.Timeout | undefined;
+  readonly unlinked: UnlinkedFiles;
 
   constructor(
     private readonly client: NfsClient,
@@ -76,6 +78,15 @@ export class NfsFilesystem {
     private readonly s: FilesystemSettings,
   ) {
     this.inodes = new InodeTable(root.handle, root.attrs, s.attrTtlMs);
+    this.unlinked = new UnlinkedFiles(client, root.handle);
+  }
+
+  /**
+   * The folder of open-but-unlinked files does not exist for applications: looking it up finds
+   * nothing, and it cannot be made, removed or renamed.
+   */
+  private reserved(parent: number, name: string, code: 'ENOENT' | 'EPERM'): void {
+    if (parent === 1 && name === UNLINKED_DIR) throw new FsError(code, `${UNLINKED_DIR} is reserved for files removed while open`);
   }
 
   /** One server call, retried through outages. */
@@ -119,7 +130,10 @@ export class NfsFilesystem {
   /** Kernel attributes: while a writer exists its end is authoritative for the size (WRITEs may still be on their way). */
   private attrOf(n: Inode, a: Fattr): Attr {
     const w = this.writers.get(n.key);
-    return toAttr(a, w ? w.end : 0);
+    const attr = toAttr(a, w ? w.end : 0);
+    // Its hidden name is no link an application made.
+    if (n.hidden) attr.nlink = Math.max(0, attr.nlink - 1);
+    return attr;
   }
 
   /** A reply naming a file: counts one lookup the kernel will FORGET. */
@@ -172,6 +186,7 @@ export class NfsFilesystem {
 
   /** CREATE, MKDIR and SYMLINK: the call, recognising a resent one the server already carried out, then the owner. */
   private async make(ctx: Context, parent: number, name: string, what: 'CREATE' | 'MKDIR' | 'SYMLINK', fn: (dir: Buffer, attrs: Sattr) => Promise<{ handle: Buffer; attrs?: Fattr; dirWcc: WccData }>, mode: number | undefined): Promise<Entry> {
+    this.reserved(parent, name, 'EPERM');
     const dir = this.inode(parent);
     const owner = await this.ownerFor(ctx, dir);
     const attrs: Sattr = {};
@@ -191,6 +206,7 @@ export class NfsFilesystem {
   }
 
   private addFile(inode: Inode): number {
+    inode.opens++;
     const fh = this.nextFh;
     this.nextFh = this.nextFh >= Number.MAX_SAFE_INTEGER ? 1 : this.nextFh + 1;
     this.files.set(fh, { inode, writer: undefined });
@@ -207,6 +223,7 @@ export class NfsFilesystem {
   // operations
 
   async lookup(_ctx: Context, parent: number, name: string): Promise<Entry> {
+    this.reserved(parent, name, 'ENOENT');
     const dir = this.inode(parent);
     const r = await this.call('LOOKUP', () => this.client.lookup(dir.handle, name));
     if (r.dirAttrs) this.inodes.setAttrs(dir, r.dirAttrs);
@@ -321,11 +338,49 @@ export class NfsFilesystem {
     if (!f) return;
     this.files.delete(fh);
     const w = f.writer;
+    if (w) w.refs--;
+    if (--f.inode.opens <= 0 && f.inode.hidden) return this.reap(f.inode);
     if (!w) return;
     // close(2) waited for the data to reach the server (FLUSH). Making it durable there waits a
     // moment and goes with other files' (a COMMIT is an fsync on the server, one per file of a
     // `tar -x` otherwise), as a local disk's writeback does; fsync(2) still commits at once.
-    if (--w.refs <= 0) this.commitLater(f.inode.key, w);
+    if (w.refs <= 0) this.commitLater(f.inode.key, w);
+  }
+
+  /** The last close of a file unlinked while open: its hidden name goes, and with it (usually) the file. */
+  private async reap(n: Inode): Promise<void> {
+    const hidden = n.hidden as string;
+    n.hidden = undefined;
+    const a = await this.call('GETATTR', () => this.client.getattr(n.handle)).catch(() => undefined);
+    // Linked again meanwhile (linkat of /proc/self/fd/N): the file lives on under its new name.
+    if (!a || a.nlink <= 1) this.discardWriter(n.key);
+    else {
+      const w = this.writers.get(n.key);
+      if (w && w.refs <= 0) this.commitLater(n.key, w);
+    }
+    try {
+      const folder = await this.unlinked.folder();
+      await this.call('REMOVE', async (repeat) => {
+        try {
+          return await this.client.remove(folder, hidden);
+        } catch (err) {
+          if (repeat && codeOf(err) === 'ENOENT') return undefined;
+          throw err;
+        }
+      });
+    } catch (err) {
+      this.s.log('warn', 'cannot remove a file unlinked while open; the next mount removes it', { name: hidden, error: String((err as Error)?.message ?? err) });
+    }
+    this.inodes.namespaceChanged();
+  }
+
+  /** Forgets the data queued for a file that no longer exists (nobody has it open). */
+  private discardWriter(key: string): void {
+    const w = this.writers.get(key);
+    if (!w || w.refs > 0) return;
+    w.discard();
+    this.writers.delete(key);
+    this.toCommit.delete(key);
   }
 
   private commitLater(key: string, w: FileWriter): void {
@@ -344,7 +399,8 @@ export class NfsFilesystem {
           try {
             await w.commit();
           } catch (err) {
-            this.s.log('error', 'cannot commit a closed file; its data stays queued for the next commit', { error: String((err as Error)?.message ?? err) });
+            // Removed before its data was committed: the data went with it, as on a local disk.
+            if (!isGone(err)) this.s.log('error', 'cannot commit a closed file; its data stays queued for the next commit', { error: String((err as Error)?.message ?? err) });
           } finally {
             if (w.refs <= 0 && !w.dirty && this.writers.get(key) === w) this.writers.delete(key);
           }
@@ -378,7 +434,7 @@ export class NfsFilesystem {
       { name: '..', ino: dirAttrs.fileid, mode: dirMode, offset: 2 },
     ];
     for (const e of found) {
-      if (e.name === '.' || e.name === '..') continue;
+      if (e.name === '.' || e.name === '..' || (dir.id === 1 && e.name === UNLINKED_DIR)) continue;
       const { handle, attrs } = e;
       list.push({
         name: e.name,
@@ -406,6 +462,7 @@ export class NfsFilesystem {
   }
 
   async link(_ctx: Context, nodeid: number, newParent: number, newName: string): Promise<Entry> {
+    this.reserved(newParent, newName, 'EPERM');
     const target = this.inode(nodeid);
     const dir = this.inode(newParent);
     const res = await this.call('LINK', async (repeat) => {
@@ -421,12 +478,61 @@ export class NfsFilesystem {
     return this.entryFor(target.handle, res.attrs);
   }
 
-  unlink(_ctx: Context, parent: number, name: string): Promise<void> {
-    return this.removeEntry(parent, name, 'REMOVE');
+  async unlink(_ctx: Context, parent: number, name: string): Promise<void> {
+    this.reserved(parent, name, 'ENOENT');
+    const dir = this.inode(parent);
+    const target = await this.peek(dir, name);
+    if (target && (await this.hideIfOpen(dir, name, target))) return;
+    await this.removeEntry(parent, name, 'REMOVE');
+    // Its last name is gone: data still queued for it could never be committed.
+    if (target && (target.attrs?.nlink ?? 1) <= 1) this.discardWriter(target.key);
   }
 
   rmdir(_ctx: Context, parent: number, name: string): Promise<void> {
+    this.reserved(parent, name, 'ENOENT');
     return this.removeEntry(parent, name, 'RMDIR');
+  }
+
+  /**
+   * The file a name stands for, when removing or replacing the name may concern an open file or
+   * one with data queued (otherwise no LOOKUP is spent).
+   */
+  private async peek(dir: Inode, name: string): Promise<{ key: string; attrs?: Fattr } | undefined> {
+    if (this.files.size === 0 && this.writers.size === 0) return undefined;
+    try {
+      const r = await this.call('LOOKUP', () => this.client.lookup(dir.handle, name));
+      return { key: r.handle.toString('hex'), attrs: r.attrs };
+    } catch (err) {
+      if (codeOf(err) === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Removing the last name of an open file: renames it into the hidden folder instead (the
+   * kernel's NFS client does the same), so its descriptors keep working until the last close.
+   * Returns false when the file is not open or keeps another name.
+   */
+  private async hideIfOpen(dir: Inode, name: string, target: { key: string; attrs?: Fattr }): Promise<boolean> {
+    const n = this.inodes.byHandle(target.key);
+    if (!n || n.opens <= 0 || n.hidden || (target.attrs?.nlink ?? 1) > 1) return false;
+    const folder = await this.unlinked.folder();
+    const hidden = this.unlinked.nameFor(target.attrs?.fileid ?? 0n);
+    const res = await this.call('RENAME', async (repeat) => {
+      try {
+        return await this.client.rename(dir.handle, name, folder, hidden);
+      } catch (err) {
+        if (repeat && codeOf(err) === 'ENOENT') {
+          await this.client.lookup(folder, hidden);
+          return undefined;
+        }
+        throw err;
+      }
+    });
+    n.hidden = hidden;
+    this.afterDirChange(dir, res?.fromDirWcc);
+    this.inodes.namespaceChanged();
+    return true;
   }
 
   private async removeEntry(parent: number, name: string, proc: 'REMOVE' | 'RMDIR'): Promise<void> {
@@ -445,6 +551,8 @@ export class NfsFilesystem {
 
   async rename(_ctx: Context, parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void> {
     if (flags & RENAME_EXCHANGE) throw new FsError('EINVAL', 'NFSv3 cannot exchange two names');
+    this.reserved(parent, name, 'ENOENT');
+    this.reserved(newParent, newName, 'EPERM');
     const src = this.inode(parent);
     const dst = this.inode(newParent);
     if (flags & RENAME_NOREPLACE) {
@@ -453,6 +561,15 @@ export class NfsFilesystem {
         (err) => (codeOf(err) === 'ENOENT' ? false : Promise.reject(err)),
       );
       if (exists) throw new FsError('EEXIST');
+    } else {
+      // Replacing an open file: it stays readable through its descriptors, as after an unlink.
+      const target = await this.peek(dst, newName);
+      if (target && this.inodes.byHandle(target.key)?.opens) {
+        const source = await this.peek(src, name);
+        // rename(2) between two names of one file does nothing.
+        if (source?.key === target.key) return;
+        await this.hideIfOpen(dst, newName, target);
+      }
     }
     const res = await this.call('RENAME', async (repeat) => {
       try {
