@@ -1,10 +1,10 @@
 import { constants } from 'node:fs';
 import { Attr, Context, DirEntry, Entry, FuseOps, Opened, RENAME_EXCHANGE, RENAME_NOREPLACE, SetattrChanges, Statfs } from '../fuse';
-import { Fattr, NfsClient, Sattr, WccData, readdirIterate } from '../nfs';
+import { Fattr, FileType, NfsClient, Sattr, WccData, readdirIterate } from '../nfs';
 import { FsError } from './errno';
 import { Inode, InodeTable } from './nodes';
 import { hard, RetryPolicy } from './retry';
-import { modeOf, toAttr, toStatfs } from './stat';
+import { decodeDev, modeOf, toAttr, toStatfs } from './stat';
 import { UNLINKED_DIR, UnlinkedFiles } from './unlinked';
 import { FileWriter, isGone } from './write-back';
 
@@ -39,6 +39,15 @@ const O_TRUNC = constants.O_TRUNC;
 /** The access-mode bits of open(2) flags (Node's constants do not name them). */
 const O_ACCMODE = 3;
 const S_ISGID = 0o2000;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+/** st_mode file types MKNOD makes. */
+const SPECIAL_TYPES: Record<number, FileType.CHR | FileType.BLK | FileType.SOCK | FileType.FIFO> = {
+  0o020000: FileType.CHR,
+  0o060000: FileType.BLK,
+  0o140000: FileType.SOCK,
+  0o010000: FileType.FIFO,
+};
 /** COMMITs of closed files sent at once. */
 const COMMITS_AT_ONCE = 8;
 /** Entries handed to the session per READDIR (it packs what fits in the kernel's buffer). */
@@ -184,8 +193,8 @@ export class NfsFilesystem {
     }
   }
 
-  /** CREATE, MKDIR and SYMLINK: the call, recognising a resent one the server already carried out, then the owner. */
-  private async make(ctx: Context, parent: number, name: string, what: 'CREATE' | 'MKDIR' | 'SYMLINK', fn: (dir: Buffer, attrs: Sattr) => Promise<{ handle: Buffer; attrs?: Fattr; dirWcc: WccData }>, mode: number | undefined): Promise<Entry> {
+  /** CREATE, MKDIR, SYMLINK and MKNOD: the call, recognising a resent one the server already carried out, then the owner. */
+  private async make(ctx: Context, parent: number, name: string, what: 'CREATE' | 'MKDIR' | 'SYMLINK' | 'MKNOD', fn: (dir: Buffer, attrs: Sattr) => Promise<{ handle: Buffer; attrs?: Fattr; dirWcc: WccData }>, mode: number | undefined): Promise<Entry> {
     this.reserved(parent, name, 'EPERM');
     const dir = this.inode(parent);
     const owner = await this.ownerFor(ctx, dir);
@@ -273,10 +282,25 @@ export class NfsFilesystem {
     return this.make(ctx, parent, name, 'MKDIR', (dir, attrs) => this.client.mkdir(dir, name, attrs), mode);
   }
 
-  async mknod(ctx: Context, parent: number, name: string, mode: number): Promise<Entry> {
-    // Regular files only: NFSv3 MKNOD (devices, FIFOs, sockets) is not in the client library.
-    if ((mode & 0o170000) !== 0o100000) throw new FsError('EPERM', 'only regular files can be made here');
-    return this.make(ctx, parent, name, 'CREATE', (dir, attrs) => this.client.create(dir, name, { mode: 'guarded', attrs }), mode);
+  /**
+   * A regular file (CREATE), or a special file (NFSv3 MKNOD): the server keeps only the node. A
+   * FIFO's or a socket's data passes between processes of this host in the kernel, as on a local
+   * disk; a device node opens the host's device of that number.
+   */
+  async mknod(ctx: Context, parent: number, name: string, mode: number, rdev: number): Promise<Entry> {
+    const format = mode & S_IFMT;
+    if (format === S_IFREG || format === 0) return this.make(ctx, parent, name, 'CREATE', (dir, attrs) => this.client.create(dir, name, { mode: 'guarded', attrs }), mode);
+    const type = SPECIAL_TYPES[format];
+    if (type === undefined) throw new FsError('EINVAL', `cannot make a file of type 0${format.toString(8)}`);
+    const dev = decodeDev(rdev);
+    return this.make(
+      ctx,
+      parent,
+      name,
+      'MKNOD',
+      (dir, attrs) => this.client.mknod(dir, name, type === FileType.CHR || type === FileType.BLK ? { type, attrs, rdev: dev } : { type, attrs }),
+      mode,
+    );
   }
 
   async create(ctx: Context, parent: number, name: string, mode: number, flags: number): Promise<{ entry: Entry; opened: Opened }> {
@@ -609,7 +633,7 @@ export class NfsFilesystem {
       setattr: (c, id, ch) => this.setattr(c, id, ch),
       readlink: (c, id) => this.readlink(c, id),
       symlink: (c, p, n, t) => this.symlink(c, p, n, t),
-      mknod: (c, p, n, m) => this.mknod(c, p, n, m),
+      mknod: (c, p, n, m, rdev) => this.mknod(c, p, n, m, rdev),
       mkdir: (c, p, n, m) => this.mkdir(c, p, n, m),
       unlink: (c, p, n) => this.unlink(c, p, n),
       rmdir: (c, p, n) => this.rmdir(c, p, n),
