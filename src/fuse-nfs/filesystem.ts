@@ -1,5 +1,5 @@
-import { constants } from 'node:fs';
-import { Attr, Context, DirEntry, Entry, FuseOps, Opened, RENAME_EXCHANGE, RENAME_NOREPLACE, SetattrChanges, Statfs } from '../fuse';
+import { constants, readFileSync } from 'node:fs';
+import { Attr, Context, DirEntry, Entry, FuseOps, Opened, RENAME_EXCHANGE, RENAME_NOREPLACE, SetattrChanges, Statfs, WriteFlags } from '../fuse';
 import { Fattr, FileType, NfsClient, Sattr, WccData, readdirIterate } from '../nfs';
 import { FsError } from './errno';
 import { Inode, InodeTable } from './nodes';
@@ -38,6 +38,7 @@ const O_EXCL = constants.O_EXCL;
 const O_TRUNC = constants.O_TRUNC;
 /** The access-mode bits of open(2) flags (Node's constants do not name them). */
 const O_ACCMODE = 3;
+const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
@@ -335,14 +336,31 @@ export class NfsFilesystem {
     return parts.length === 1 ? parts[0] : Buffer.concat(parts);
   }
 
-  async write(_ctx: Context, _nodeid: number, fh: number, offset: number, data: Buffer, giveBack?: () => void): Promise<number> {
+  async write(ctx: Context, _nodeid: number, fh: number, offset: number, data: Buffer, giveBack?: () => void, flags?: WriteFlags): Promise<number> {
     const f = this.file(fh);
+    if (flags?.killPriv) await this.dropSetId(ctx, f.inode);
     if (!f.writer) {
       f.writer = this.writerFor(f.inode);
       f.writer.refs++;
     }
     this.inodes.stale(f.inode);
     return f.writer.write(offset, data, true, giveBack);
+  }
+
+  /**
+   * A write by a process that may not keep set-ID bits: clears them as a local disk does (the
+   * server cannot: every call reaches it as netvol's identity). Set-user-ID always goes;
+   * set-group-ID when the group may execute, or when the writer is not in the file's group.
+   */
+  private async dropSetId(ctx: Context, n: Inode): Promise<void> {
+    // The mode the last answer carried (WRITE replies keep it current): no GETATTR per write.
+    const a = n.attrs ?? (await this.fattr(n));
+    let mode = a.mode & 0o7777;
+    if (mode & S_ISUID) mode &= ~S_ISUID;
+    if (mode & S_ISGID && (mode & 0o010 || !inGroup(ctx, a.gid))) mode &= ~S_ISGID;
+    if (mode === (a.mode & 0o7777)) return;
+    const wcc = await this.call('SETATTR', () => this.client.setattr(n.handle, { mode }));
+    this.inodes.setAttrs(n, wcc.after ?? { ...a, mode });
   }
 
   async flush(_ctx: Context, _nodeid: number, fh: number): Promise<void> {
@@ -642,7 +660,7 @@ export class NfsFilesystem {
       open: (c, id, f) => this.open(c, id, f),
       create: (c, p, n, m, f) => this.create(c, p, n, m, f),
       read: (c, id, fh, o, s) => this.read(c, id, fh, o, s),
-      write: (c, id, fh, o, d, giveBack) => this.write(c, id, fh, o, d, giveBack),
+      write: (c, id, fh, o, d, giveBack, flags) => this.write(c, id, fh, o, d, giveBack, flags),
       flush: (c, id, fh) => this.flush(c, id, fh),
       fsync: (c, id, fh) => this.fsync(c, id, fh),
       release: (c, id, fh) => this.release(c, id, fh),
@@ -651,6 +669,18 @@ export class NfsFilesystem {
       releasedir: (c, id, fh) => this.releasedir(c, id, fh),
       statfs: () => this.statfs(),
     };
+  }
+}
+
+/** Whether the calling process has group `gid` (its own or a supplementary one, from /proc). */
+function inGroup(ctx: Context, gid: number): boolean {
+  if (ctx.gid === gid) return true;
+  try {
+    const line = readFileSync(`/proc/${ctx.pid}/status`, 'utf8').match(/^Groups:(.*)$/m)?.[1] ?? '';
+    return line.trim().split(/\s+/).filter(Boolean).map(Number).includes(gid);
+  } catch {
+    // The caller is gone: clearing is the safe answer.
+    return false;
   }
 }
 

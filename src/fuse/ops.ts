@@ -37,6 +37,17 @@ export interface SetattrChanges {
   fh?: number;
 }
 
+/** What the kernel says about a WRITE besides its data. */
+export interface WriteFlags {
+  /**
+   * The writer may not keep set-ID bits (it lacks CAP_FSETID): clear set-user-ID, and set-group-ID
+   * when the group may execute or the writer is not in the file's group, as a local disk does.
+   * The kernel asks this of the filesystem for writes that bypass its page cache (direct I/O);
+   * for the others it sends a SETATTR of the mode itself.
+   */
+  killPriv: boolean;
+}
+
 /** One directory entry as readdir returns it; `offset` is the cookie that resumes after it. */
 export interface DirEntry {
   name: string;
@@ -79,7 +90,7 @@ export interface FuseOps {
    * `giveBack`, when given, lends the memory: call it once nothing will read `data` again, and the
    * session reads a later request into it (not calling it is safe: the memory is then freed).
    */
-  write?(ctx: Context, nodeid: number, fh: number, offset: number, data: Buffer, giveBack?: () => void): Promise<number>;
+  write?(ctx: Context, nodeid: number, fh: number, offset: number, data: Buffer, giveBack?: () => void, flags?: WriteFlags): Promise<number>;
   flush?(ctx: Context, nodeid: number, fh: number): Promise<void>;
   fsync?(ctx: Context, nodeid: number, fh: number, datasync: boolean): Promise<void>;
   release?(ctx: Context, nodeid: number, fh: number): Promise<void>;

@@ -91,6 +91,8 @@ export const Fattr = {
   CTIME: 1 << 10,
 } as const;
 
+/** WRITE `write_flags`: the writer lacks CAP_FSETID, so set-user-ID and set-group-ID bits must go (as the kernel clears them on a local disk). */
+export const WRITE_KILL_PRIV = 1 << 2;
 export const FOPEN_DIRECT_IO = 1 << 0;
 export const FOPEN_KEEP_CACHE = 1 << 1;
 export const FSYNC_FDATASYNC = 1 << 0;

@@ -26,6 +26,7 @@ import {
   readName,
   Timespec,
   WRITE_IN_SIZE,
+  WRITE_KILL_PRIV,
   writeEntryOut,
   writeOutHeader,
 } from './protocol';
@@ -398,7 +399,8 @@ export class FuseSession extends EventEmitter {
         const handOver = view.length >= HAND_OVER_BYTES;
         const data = handOver ? view : Buffer.from(view);
         const giveBack = handOver ? () => this.reuse(b) : undefined;
-        this.answer(u, 'WRITE', ops.write?.(ctx, node, fh, offset, data, giveBack), (count) => {
+        const flags = { killPriv: (b.readUInt32LE(B + 20) & WRITE_KILL_PRIV) !== 0 };
+        this.answer(u, 'WRITE', ops.write?.(ctx, node, fh, offset, data, giveBack, flags), (count) => {
           const o = Buffer.alloc(8);
           o.writeUInt32LE(count, 0);
           return o;
