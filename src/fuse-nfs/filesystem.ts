@@ -249,10 +249,17 @@ export class NfsFilesystem {
     return this.attrOf(n, await this.fattr(n));
   }
 
-  async setattr(_ctx: Context, nodeid: number, c: SetattrChanges): Promise<Attr> {
+  async setattr(ctx: Context, nodeid: number, c: SetattrChanges): Promise<Attr> {
     const n = this.inode(nodeid);
     const attrs: Sattr = {};
     if (c.mode !== undefined) attrs.mode = c.mode & 0o7777;
+    if (c.killSuidgid) {
+      // A chown comes with the flag whoever makes it: root keeps a set-group-ID without group execute.
+      const a = n.attrs ?? (await this.fattr(n));
+      const from = attrs.mode ?? a.mode & 0o7777;
+      const to = withoutSetId(from, a.gid, ctx, c.size === undefined && ctx.uid === 0);
+      if (to !== from) attrs.mode = to;
+    }
     if (c.uid !== undefined) attrs.uid = c.uid;
     if (c.gid !== undefined) attrs.gid = c.gid;
     if (c.atime !== undefined) attrs.atime = c.atime === 'now' ? 'server' : c.atime;
@@ -355,9 +362,7 @@ export class NfsFilesystem {
   private async dropSetId(ctx: Context, n: Inode): Promise<void> {
     // The mode the last answer carried (WRITE replies keep it current): no GETATTR per write.
     const a = n.attrs ?? (await this.fattr(n));
-    let mode = a.mode & 0o7777;
-    if (mode & S_ISUID) mode &= ~S_ISUID;
-    if (mode & S_ISGID && (mode & 0o010 || !inGroup(ctx, a.gid))) mode &= ~S_ISGID;
+    const mode = withoutSetId(a.mode & 0o7777, a.gid, ctx, false);
     if (mode === (a.mode & 0o7777)) return;
     const wcc = await this.call('SETATTR', () => this.client.setattr(n.handle, { mode }));
     this.inodes.setAttrs(n, wcc.after ?? { ...a, mode });
@@ -670,6 +675,17 @@ export class NfsFilesystem {
       statfs: () => this.statfs(),
     };
   }
+}
+
+/**
+ * `mode` after a change that clears set-ID bits, as the kernel rules on a local disk:
+ * set-user-ID always goes; set-group-ID when the group may execute, or when the caller is neither
+ * in the file's group `gid` nor `privileged`.
+ */
+function withoutSetId(mode: number, gid: number, ctx: Context, privileged: boolean): number {
+  let m = mode & ~S_ISUID;
+  if (m & S_ISGID && (m & 0o010 || (!privileged && !inGroup(ctx, gid)))) m &= ~S_ISGID;
+  return m;
 }
 
 /** Whether the calling process has group `gid` (its own or a supplementary one, from /proc). */

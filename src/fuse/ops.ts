@@ -35,6 +35,11 @@ export interface SetattrChanges {
   mtime?: Timespec | 'now';
   /** The open file the change came through (ftruncate, futimens), when the kernel says. */
   fh?: number;
+  /**
+   * Clear set-ID bits as well: a truncate by a process without CAP_FSETID, or a chown of a file
+   * that is not a folder (the kernel leaves this to the filesystem, see WriteFlags.killPriv).
+   */
+  killSuidgid?: boolean;
 }
 
 /** What the kernel says about a WRITE besides its data. */
@@ -42,8 +47,8 @@ export interface WriteFlags {
   /**
    * The writer may not keep set-ID bits (it lacks CAP_FSETID): clear set-user-ID, and set-group-ID
    * when the group may execute or the writer is not in the file's group, as a local disk does.
-   * The kernel asks this of the filesystem for writes that bypass its page cache (direct I/O);
-   * for the others it sends a SETATTR of the mode itself.
+   * The session negotiates HANDLE_KILLPRIV_V2, so the kernel asks this on every write path
+   * (page cache and direct I/O) instead of sending a SETATTR of the mode itself.
    */
   killPriv: boolean;
 }

@@ -69,7 +69,8 @@ const DEFAULT_FLAGS =
   Init.READDIRPLUS_AUTO |
   Init.PARALLEL_DIROPS |
   Init.ASYNC_DIO |
-  Init.AUTO_INVAL_DATA;
+  Init.AUTO_INVAL_DATA |
+  Init.HANDLE_KILLPRIV_V2;
 
 const PAGE = 4096;
 /** Answers at least this long are written from libuv's pool instead of the event loop. */
@@ -322,6 +323,7 @@ export class FuseSession extends EventEmitter {
         if (valid & Fattr.MODE) changes.mode = b.readUInt32LE(B + 68);
         if (valid & Fattr.UID) changes.uid = b.readUInt32LE(B + 76);
         if (valid & Fattr.GID) changes.gid = b.readUInt32LE(B + 80);
+        if (valid & Fattr.KILL_SUIDGID) changes.killSuidgid = true;
         this.answer(u, 'SETATTR', ops.setattr?.(ctx, node, changes), (a) => this.attrOut(a));
         return false;
       }
