@@ -1,6 +1,6 @@
 import { constants, readFileSync } from 'node:fs';
-import { Attr, Context, DirEntry, Entry, FuseOps, Opened, RENAME_EXCHANGE, RENAME_NOREPLACE, SetattrChanges, Statfs, WriteFlags } from '../fuse';
-import { Fattr, FileType, NfsClient, Sattr, WccData, readdirIterate } from '../nfs';
+import { Attr, Context, DirEntry, Entry, FuseOps, Opened, RENAME_EXCHANGE, RENAME_NOREPLACE, SetattrChanges, Statfs, Timespec, WriteFlags } from '../fuse';
+import { Fattr, FileType, NfsClient, NfsTime, Sattr, WccData, readdirIterate } from '../nfs';
 import { FsError } from './errno';
 import { Inode, InodeTable } from './nodes';
 import { hard, RetryPolicy } from './retry';
@@ -262,8 +262,14 @@ export class NfsFilesystem {
     }
     if (c.uid !== undefined) attrs.uid = c.uid;
     if (c.gid !== undefined) attrs.gid = c.gid;
-    if (c.atime !== undefined) attrs.atime = c.atime === 'now' ? 'server' : c.atime;
-    if (c.mtime !== undefined) attrs.mtime = c.mtime === 'now' ? 'server' : c.mtime;
+    if (c.atime !== undefined || c.mtime !== undefined) {
+      // A symlink's own times: some servers answer OK and keep them (nfs-ganesha's VFS backend).
+      // Sent as explicit times they can be checked below; the server's clock cannot be.
+      const link = (n.attrs ?? (await this.fattr(n))).type === FileType.LNK;
+      const when = (t: Timespec | 'now'): NfsTime | 'server' => (t !== 'now' ? t : link ? nowTime() : 'server');
+      if (c.atime !== undefined) attrs.atime = when(c.atime);
+      if (c.mtime !== undefined) attrs.mtime = when(c.mtime);
+    }
     const w = c.size !== undefined ? this.writers.get(n.key) : undefined;
     if (c.size !== undefined) {
       // Data on its way must land before the size changes, or it would land after a truncate.
@@ -274,7 +280,12 @@ export class NfsFilesystem {
     if (w && c.size !== undefined) w.end = c.size;
     this.inodes.stale(n);
     if (wcc.after) this.inodes.setAttrs(n, wcc.after);
-    return this.attrOf(n, wcc.after ?? (await this.fattr(n)));
+    const after = wcc.after ?? (await this.fattr(n));
+    const delta = this.client.fsInfo?.timeDelta;
+    if (!applied(attrs.atime, after.atime, delta) || !applied(attrs.mtime, after.mtime, delta)) {
+      throw new FsError('EOPNOTSUPP', 'the NFS server answered OK to setting these times but kept the old ones');
+    }
+    return this.attrOf(n, after);
   }
 
   async readlink(_ctx: Context, nodeid: number): Promise<string> {
@@ -675,6 +686,22 @@ export class NfsFilesystem {
       statfs: () => this.statfs(),
     };
   }
+}
+
+/**
+ * Whether an explicit time sent in a SETATTR is what the server now reports, to the server's
+ * resolution (FSINFO time_delta; a second when it does not say).
+ */
+function applied(sent: NfsTime | 'server' | undefined, now: NfsTime, delta: NfsTime | undefined): boolean {
+  if (sent === undefined || sent === 'server') return true;
+  const ns = (t: NfsTime) => BigInt(t.seconds) * 1_000_000_000n + BigInt(t.nseconds);
+  const step = delta && ns(delta) > 0n ? ns(delta) : 1_000_000_000n;
+  return ns(sent) / step === ns(now) / step;
+}
+
+function nowTime(): NfsTime {
+  const ms = Date.now();
+  return { seconds: Math.floor(ms / 1000), nseconds: (ms % 1000) * 1_000_000 };
 }
 
 /**
