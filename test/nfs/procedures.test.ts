@@ -263,6 +263,17 @@ describe('NFS3 procedures against ganesha', () => {
     expect(Math.abs(a.atime.seconds - Date.now() / 1000)).toBeLessThan(60);
   });
 
+  test('SETATTR of a time NFSv3 cannot carry fails with EOVERFLOW naming the range, and the last second it can carry is set', async () => {
+    const d = await freshDir();
+    const f = await fx.client.create(d.fh, 'f');
+    for (const seconds of [2 ** 32, -1, 2 ** 40]) {
+      await expect(fx.client.setattr(f.handle, { mtime: { seconds, nseconds: 0 } })).rejects.toMatchObject({ code: 'EOVERFLOW', message: expect.stringMatching(/1970 to 2106/) });
+    }
+    await fx.client.setattr(f.handle, { mtime: { seconds: 2 ** 32 - 1, nseconds: 0 } });
+    expect((await fx.client.getattr(f.handle)).mtime.seconds).toBe(2 ** 32 - 1);
+    expect(fs.statSync(path.join(d.local, 'f')).mtimeMs).toBe((2 ** 32 - 1) * 1000);
+  });
+
   test('SETATTR with a stale ctime guard fails with ENOTSYNC', async () => {
     const d = await freshDir();
     const f = await fx.client.create(d.fh, 'f');
