@@ -626,7 +626,8 @@ export class NfsFilesystem {
         const source = await this.peek(src, name);
         // rename(2) between two names of one file does nothing.
         if (source?.key === target.key) return;
-        await this.hideIfOpen(dst, newName, target);
+        // Only a rename that will replace the file may hide it (a folder cannot replace a file).
+        if (source && source.attrs?.type !== FileType.DIR) await this.hideIfOpen(dst, newName, target);
       }
     }
     const res = await this.call('RENAME', async (repeat) => {

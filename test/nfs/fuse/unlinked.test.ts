@@ -95,6 +95,20 @@ test('a file replaced by rename stays readable through a descriptor opened befor
   expect(fs.readFileSync(onServer('config'), 'utf8')).toBe('new');
 });
 
+test('a rename that cannot replace an open file leaves it in place', () => {
+  fs.writeFileSync(at('kept'), 'still here');
+  fs.mkdirSync(at('adir'));
+  const fd = fs.openSync(at('kept'), 'r');
+  try {
+    expect(() => fs.renameSync(at('adir'), at('kept'))).toThrow(expect.objectContaining({ code: 'ENOTDIR' }));
+    expect(() => fs.renameSync(at('missing'), at('kept'))).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    expect(fs.readFileSync(at('kept'), 'utf8')).toBe('still here');
+    expect(keptOnServer()).toHaveLength(0);
+  } finally {
+    fs.closeSync(fd);
+  }
+});
+
 test('the hidden folder cannot be seen, made or removed through the mount', () => {
   const fd = fs.openSync(at('held'), 'w');
   fs.unlinkSync(at('held'));
