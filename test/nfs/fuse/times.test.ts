@@ -16,7 +16,10 @@ let local: string;
 let tool: string;
 let python: string;
 
-/** utimensat(2) with UTIME_NOW / UTIME_OMIT per field, which Node cannot call: prints OK or the errno name. */
+/**
+ * utimensat(2) with UTIME_NOW / UTIME_OMIT per field, which Node cannot call. Arguments come in
+ * fours (path, atime, mtime, nofollow|follow); prints one line per call: OK or the errno name.
+ */
 const UTIMENSAT = `
 import ctypes, errno, sys
 libc = ctypes.CDLL(None, use_errno=True)
@@ -27,12 +30,15 @@ def spec(x):
     if x == 'omit': return T(0, (1 << 30) - 2)
     s, ns = x.split('.')
     return T(int(s), int(ns))
-times = (T * 2)(spec(sys.argv[2]), spec(sys.argv[3]))
-flags = 0x100 if sys.argv[4:] == ['nofollow'] else 0
-if libc.utimensat(-100, sys.argv[1].encode(), times, flags) != 0:
-    print(errno.errorcode[ctypes.get_errno()])
-else:
-    print('OK')
+args = sys.argv[1:]
+for i in range(0, len(args), 4):
+    path, atime, mtime, follow = args[i:i + 4]
+    times = (T * 2)(spec(atime), spec(mtime))
+    flags = 0x100 if follow == 'nofollow' else 0
+    if libc.utimensat(-100, path.encode(), times, flags) != 0:
+        print(errno.errorcode[ctypes.get_errno()])
+    else:
+        print('OK')
 `;
 
 beforeAll(async () => {
@@ -51,20 +57,33 @@ afterAll(async () => {
   if (local) fs.rmSync(local, { recursive: true, force: true });
 });
 
+type Call = { file: string; atime: string; mtime: string; nofollow?: boolean };
+
+/** Several utimensat calls in one process (one interpreter start instead of one per call). */
+async function utimensatAll(calls: Call[]): Promise<string[]> {
+  const { stdout } = await sh(python, [tool, ...calls.flatMap((c) => [c.file, c.atime, c.mtime, c.nofollow ? 'nofollow' : 'follow'])]);
+  return stdout.trim().split('\n');
+}
+
 async function utimensat(file: string, atime: string, mtime: string, nofollow = false): Promise<string> {
-  const { stdout } = await sh(python, [tool, file, atime, mtime, ...(nofollow ? ['nofollow'] : [])]);
-  return stdout.trim();
+  return (await utimensatAll([{ file, atime, mtime, nofollow }]))[0];
 }
 
 type Kind = 'file' | 'folder' | 'fifo' | 'symlink';
 let made = 0;
+async function makeAll(dir: string, kind: Kind, count: number): Promise<string[]> {
+  const paths = Array.from({ length: count }, () => path.join(dir, `${kind}${made++}`));
+  if (kind === 'fifo') await sh('mkfifo', paths);
+  for (const p of paths) {
+    if (kind === 'file') fs.writeFileSync(p, 'x');
+    else if (kind === 'folder') fs.mkdirSync(p);
+    else if (kind === 'symlink') fs.symlinkSync('somewhere', p);
+  }
+  return paths;
+}
+
 async function make(dir: string, kind: Kind): Promise<string> {
-  const p = path.join(dir, `${kind}${made++}`);
-  if (kind === 'file') fs.writeFileSync(p, 'x');
-  else if (kind === 'folder') fs.mkdirSync(p);
-  else if (kind === 'fifo') await sh('mkfifo', [p]);
-  else fs.symlinkSync('somewhere', p);
-  return p;
+  return (await makeAll(dir, kind, 1))[0];
 }
 
 const ns = (t: bigint) => t;
@@ -80,23 +99,30 @@ function judge(value: bigint, requested: string, before: bigint, callStart: bigi
   return `other ${value}`;
 }
 
-/** One utimensat on a fresh node of `kind` in `dir`, described so the two sides can be compared. */
-async function utimeCase(dir: string, kind: Kind, atime: string, mtime: string): Promise<string> {
-  const p = await make(dir, kind);
+/**
+ * Every mix in `combos`, each on a fresh node of `kind` in `dir` whose times were first set to
+ * BASE, described so the two sides can be compared ("<atime>/<mtime>: what happened").
+ */
+async function utimeCases(dir: string, kind: Kind, combos: string[][]): Promise<string[]> {
+  const paths = await makeAll(dir, kind, combos.length);
   const nofollow = kind === 'symlink';
-  const setBase = await utimensat(p, BASE, BASE, nofollow);
-  const before = fs.lstatSync(p, { bigint: true });
+  const setBase = await utimensatAll(paths.map((file) => ({ file, atime: BASE, mtime: BASE, nofollow })));
+  const before = paths.map((p) => fs.lstatSync(p, { bigint: true }));
   await sleep(20);
+  const value = (spec: string, field: 'atime' | 'mtime') => (spec === 'explicit' ? EXPLICIT[field] : spec);
   const start = BigInt(Date.now()) * 1_000_000n;
-  const result = await utimensat(p, atime === 'explicit' ? EXPLICIT.atime : atime, mtime === 'explicit' ? EXPLICIT.mtime : mtime, nofollow);
+  const results = await utimensatAll(combos.map(([a, b], i) => ({ file: paths[i], atime: value(a, 'atime'), mtime: value(b, 'mtime'), nofollow })));
   const end = BigInt(Date.now()) * 1_000_000n;
-  if (result !== 'OK') return `${setBase} then ${result}`;
-  const after = fs.lstatSync(p, { bigint: true });
-  return [
-    `atime ${judge(after.atimeNs, atime === 'explicit' ? EXPLICIT.atime : atime, ns(before.atimeNs), start, end)}`,
-    `mtime ${judge(after.mtimeNs, mtime === 'explicit' ? EXPLICIT.mtime : mtime, ns(before.mtimeNs), start, end)}`,
-    `ctime ${after.ctimeNs > before.ctimeNs ? 'changed' : 'same'}`,
-  ].join(', ');
+  return combos.map(([a, b], i) => {
+    const label = `${a}/${b}`;
+    if (results[i] !== 'OK') return `${label}: ${setBase[i]} then ${results[i]}`;
+    const after = fs.lstatSync(paths[i], { bigint: true });
+    return `${label}: ${[
+      `atime ${judge(after.atimeNs, value(a, 'atime'), ns(before[i].atimeNs), start, end)}`,
+      `mtime ${judge(after.mtimeNs, value(b, 'mtime'), ns(before[i].mtimeNs), start, end)}`,
+      `ctime ${after.ctimeNs > before[i].ctimeNs ? 'changed' : 'same'}`,
+    ].join(', ')}`;
+  });
 }
 
 const SPECS = ['explicit', 'now', 'omit'];
@@ -104,23 +130,16 @@ const COMBOS = SPECS.flatMap((a) => SPECS.map((b) => [a, b])).filter(([a, b]) =>
 
 for (const kind of ['file', 'folder', 'fifo'] as const) {
   test(`every mix of explicit, UTIME_NOW and UTIME_OMIT on a ${kind} ends as on a local disk`, async () => {
-    const want: string[] = [];
-    const got: string[] = [];
-    for (const [a, b] of COMBOS) {
-      want.push(`${a}/${b}: ${await utimeCase(local, kind, a, b)}`);
-      got.push(`${a}/${b}: ${await utimeCase(m.mountpoint, kind, a, b)}`);
-    }
+    const want = await utimeCases(local, kind, COMBOS);
+    const got = await utimeCases(m.mountpoint, kind, COMBOS);
     expect(got).toEqual(want);
   });
 }
 
 test('times of a symlink itself are applied, or refused as unsupported, never answered 0 and ignored', async () => {
-  const results: string[] = [];
-  for (const [a, b] of COMBOS) {
-    const want = await utimeCase(local, 'symlink', a, b);
-    const got = await utimeCase(m.mountpoint, 'symlink', a, b);
-    results.push(`${a}/${b}: ${got === want ? 'as on a local disk' : got}`);
-  }
+  const want = await utimeCases(local, 'symlink', COMBOS);
+  const got = await utimeCases(m.mountpoint, 'symlink', COMBOS);
+  const results = got.map((g, i) => (g === want[i] ? `${COMBOS[i].join('/')}: as on a local disk` : g));
   // EOPNOTSUPP is ENOTSUP on Linux (Python names it so).
   expect(results.filter((r) => !/: (as on a local disk|.*(EOPNOTSUPP|ENOTSUP))$/.test(r))).toEqual([]);
 });
