@@ -1,11 +1,12 @@
-import { constants } from 'node:fs';
-import { Attr, Context, DirEntry, Entry, FuseOps, Opened, RENAME_EXCHANGE, RENAME_NOREPLACE, SetattrChanges, Statfs } from '../fuse';
-import { Fattr, NfsClient, Sattr, WccData, readdirIterate } from '../nfs';
+import { constants, readFileSync } from 'node:fs';
+import { Attr, Context, DirEntry, Entry, FuseOps, Opened, RENAME_EXCHANGE, RENAME_NOREPLACE, SetattrChanges, Statfs, Timespec, WriteFlags } from '../fuse';
+import { Fattr, FileType, NfsClient, NfsTime, Sattr, WccData, readdirIterate } from '../nfs';
 import { FsError } from './errno';
 import { Inode, InodeTable } from './nodes';
 import { hard, RetryPolicy } from './retry';
-import { modeOf, toAttr, toStatfs } from './stat';
-import { FileWriter } from './write-back';
+import { decodeDev, modeOf, toAttr, toStatfs } from './stat';
+import { UNLINKED_DIR, UnlinkedFiles } from './unlinked';
+import { FileWriter, isGone } from './write-back';
 
 export interface FilesystemSettings {
   /** How long this process trusts attributes it fetched (the kernel is told the same). */
@@ -37,7 +38,17 @@ const O_EXCL = constants.O_EXCL;
 const O_TRUNC = constants.O_TRUNC;
 /** The access-mode bits of open(2) flags (Node's constants do not name them). */
 const O_ACCMODE = 3;
+const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+/** st_mode file types MKNOD makes. */
+const SPECIAL_TYPES: Record<number, FileType.CHR | FileType.BLK | FileType.SOCK | FileType.FIFO> = {
+  0o020000: FileType.CHR,
+  0o060000: FileType.BLK,
+  0o140000: FileType.SOCK,
+  0o010000: FileType.FIFO,
+};
 /** COMMITs of closed files sent at once. */
 const COMMITS_AT_ONCE = 8;
 /** Entries handed to the session per READDIR (it packs what fits in the kernel's buffer). */
@@ -69,6 +80,7 @@ export class NfsFilesystem {
   /** Closed files whose data is on the server but not yet committed, and the timer that commits them. */
   private readonly toCommit = new Map<string, FileWriter>();
   private commitTimer: NodeJS.Timeout | undefined;
+  readonly unlinked: UnlinkedFiles;
 
   constructor(
     private readonly client: NfsClient,
@@ -76,6 +88,15 @@ export class NfsFilesystem {
     private readonly s: FilesystemSettings,
   ) {
     this.inodes = new InodeTable(root.handle, root.attrs, s.attrTtlMs);
+    this.unlinked = new UnlinkedFiles(client, root.handle);
+  }
+
+  /**
+   * The folder of open-but-unlinked files does not exist for applications: looking it up finds
+   * nothing, and it cannot be made, removed or renamed.
+   */
+  private reserved(parent: number, name: string, code: 'ENOENT' | 'EPERM'): void {
+    if (parent === 1 && name === UNLINKED_DIR) throw new FsError(code, `${UNLINKED_DIR} is reserved for files removed while open`);
   }
 
   /** One server call, retried through outages. */
@@ -119,7 +140,10 @@ export class NfsFilesystem {
   /** Kernel attributes: while a writer exists its end is authoritative for the size (WRITEs may still be on their way). */
   private attrOf(n: Inode, a: Fattr): Attr {
     const w = this.writers.get(n.key);
-    return toAttr(a, w ? w.end : 0);
+    const attr = toAttr(a, w ? w.end : 0);
+    // Its hidden name is no link an application made.
+    if (n.hidden) attr.nlink = Math.max(0, attr.nlink - 1);
+    return attr;
   }
 
   /** A reply naming a file: counts one lookup the kernel will FORGET. */
@@ -170,8 +194,9 @@ export class NfsFilesystem {
     }
   }
 
-  /** CREATE, MKDIR and SYMLINK: the call, recognising a resent one the server already carried out, then the owner. */
-  private async make(ctx: Context, parent: number, name: string, what: 'CREATE' | 'MKDIR' | 'SYMLINK', fn: (dir: Buffer, attrs: Sattr) => Promise<{ handle: Buffer; attrs?: Fattr; dirWcc: WccData }>, mode: number | undefined): Promise<Entry> {
+  /** CREATE, MKDIR, SYMLINK and MKNOD: the call, recognising a resent one the server already carried out, then the owner. */
+  private async make(ctx: Context, parent: number, name: string, what: 'CREATE' | 'MKDIR' | 'SYMLINK' | 'MKNOD', fn: (dir: Buffer, attrs: Sattr) => Promise<{ handle: Buffer; attrs?: Fattr; dirWcc: WccData }>, mode: number | undefined): Promise<Entry> {
+    this.reserved(parent, name, 'EPERM');
     const dir = this.inode(parent);
     const owner = await this.ownerFor(ctx, dir);
     const attrs: Sattr = {};
@@ -191,6 +216,7 @@ export class NfsFilesystem {
   }
 
   private addFile(inode: Inode): number {
+    inode.opens++;
     const fh = this.nextFh;
     this.nextFh = this.nextFh >= Number.MAX_SAFE_INTEGER ? 1 : this.nextFh + 1;
     this.files.set(fh, { inode, writer: undefined });
@@ -207,6 +233,7 @@ export class NfsFilesystem {
   // operations
 
   async lookup(_ctx: Context, parent: number, name: string): Promise<Entry> {
+    this.reserved(parent, name, 'ENOENT');
     const dir = this.inode(parent);
     const r = await this.call('LOOKUP', () => this.client.lookup(dir.handle, name));
     if (r.dirAttrs) this.inodes.setAttrs(dir, r.dirAttrs);
@@ -222,14 +249,27 @@ export class NfsFilesystem {
     return this.attrOf(n, await this.fattr(n));
   }
 
-  async setattr(_ctx: Context, nodeid: number, c: SetattrChanges): Promise<Attr> {
+  async setattr(ctx: Context, nodeid: number, c: SetattrChanges): Promise<Attr> {
     const n = this.inode(nodeid);
     const attrs: Sattr = {};
     if (c.mode !== undefined) attrs.mode = c.mode & 0o7777;
+    if (c.killSuidgid) {
+      // A chown comes with the flag whoever makes it: root keeps a set-group-ID without group execute.
+      const a = n.attrs ?? (await this.fattr(n));
+      const from = attrs.mode ?? a.mode & 0o7777;
+      const to = withoutSetId(from, a.gid, ctx, c.size === undefined && ctx.uid === 0);
+      if (to !== from) attrs.mode = to;
+    }
     if (c.uid !== undefined) attrs.uid = c.uid;
     if (c.gid !== undefined) attrs.gid = c.gid;
-    if (c.atime !== undefined) attrs.atime = c.atime === 'now' ? 'server' : c.atime;
-    if (c.mtime !== undefined) attrs.mtime = c.mtime === 'now' ? 'server' : c.mtime;
+    if (c.atime !== undefined || c.mtime !== undefined) {
+      // A symlink's own times: some servers answer OK and keep them (nfs-ganesha's VFS backend).
+      // Sent as explicit times they can be checked below; the server's clock cannot be.
+      const link = (n.attrs ?? (await this.fattr(n))).type === FileType.LNK;
+      const when = (t: Timespec | 'now'): NfsTime | 'server' => (t !== 'now' ? t : link ? nowTime() : 'server');
+      if (c.atime !== undefined) attrs.atime = when(c.atime);
+      if (c.mtime !== undefined) attrs.mtime = when(c.mtime);
+    }
     const w = c.size !== undefined ? this.writers.get(n.key) : undefined;
     if (c.size !== undefined) {
       // Data on its way must land before the size changes, or it would land after a truncate.
@@ -240,7 +280,12 @@ export class NfsFilesystem {
     if (w && c.size !== undefined) w.end = c.size;
     this.inodes.stale(n);
     if (wcc.after) this.inodes.setAttrs(n, wcc.after);
-    return this.attrOf(n, wcc.after ?? (await this.fattr(n)));
+    const after = wcc.after ?? (await this.fattr(n));
+    const delta = this.client.fsInfo?.timeDelta;
+    if (!applied(attrs.atime, after.atime, delta) || !applied(attrs.mtime, after.mtime, delta)) {
+      throw new FsError('EOPNOTSUPP', 'the NFS server answered OK to setting these times but kept the old ones');
+    }
+    return this.attrOf(n, after);
   }
 
   async readlink(_ctx: Context, nodeid: number): Promise<string> {
@@ -256,10 +301,25 @@ export class NfsFilesystem {
     return this.make(ctx, parent, name, 'MKDIR', (dir, attrs) => this.client.mkdir(dir, name, attrs), mode);
   }
 
-  async mknod(ctx: Context, parent: number, name: string, mode: number): Promise<Entry> {
-    // Regular files only: NFSv3 MKNOD (devices, FIFOs, sockets) is not in the client library.
-    if ((mode & 0o170000) !== 0o100000) throw new FsError('EPERM', 'only regular files can be made here');
-    return this.make(ctx, parent, name, 'CREATE', (dir, attrs) => this.client.create(dir, name, { mode: 'guarded', attrs }), mode);
+  /**
+   * A regular file (CREATE), or a special file (NFSv3 MKNOD): the server keeps only the node. A
+   * FIFO's or a socket's data passes between processes of this host in the kernel, as on a local
+   * disk; a device node opens the host's device of that number.
+   */
+  async mknod(ctx: Context, parent: number, name: string, mode: number, rdev: number): Promise<Entry> {
+    const format = mode & S_IFMT;
+    if (format === S_IFREG || format === 0) return this.make(ctx, parent, name, 'CREATE', (dir, attrs) => this.client.create(dir, name, { mode: 'guarded', attrs }), mode);
+    const type = SPECIAL_TYPES[format];
+    if (type === undefined) throw new FsError('EINVAL', `cannot make a file of type 0${format.toString(8)}`);
+    const dev = decodeDev(rdev);
+    return this.make(
+      ctx,
+      parent,
+      name,
+      'MKNOD',
+      (dir, attrs) => this.client.mknod(dir, name, type === FileType.CHR || type === FileType.BLK ? { type, attrs, rdev: dev } : { type, attrs }),
+      mode,
+    );
   }
 
   async create(ctx: Context, parent: number, name: string, mode: number, flags: number): Promise<{ entry: Entry; opened: Opened }> {
@@ -294,14 +354,29 @@ export class NfsFilesystem {
     return parts.length === 1 ? parts[0] : Buffer.concat(parts);
   }
 
-  async write(_ctx: Context, _nodeid: number, fh: number, offset: number, data: Buffer, giveBack?: () => void): Promise<number> {
+  async write(ctx: Context, _nodeid: number, fh: number, offset: number, data: Buffer, giveBack?: () => void, flags?: WriteFlags): Promise<number> {
     const f = this.file(fh);
+    if (flags?.killPriv) await this.dropSetId(ctx, f.inode);
     if (!f.writer) {
       f.writer = this.writerFor(f.inode);
       f.writer.refs++;
     }
     this.inodes.stale(f.inode);
     return f.writer.write(offset, data, true, giveBack);
+  }
+
+  /**
+   * A write by a process that may not keep set-ID bits: clears them as a local disk does (the
+   * server cannot: every call reaches it as netvol's identity). Set-user-ID always goes;
+   * set-group-ID when the group may execute, or when the writer is not in the file's group.
+   */
+  private async dropSetId(ctx: Context, n: Inode): Promise<void> {
+    // The mode the last answer carried (WRITE replies keep it current): no GETATTR per write.
+    const a = n.attrs ?? (await this.fattr(n));
+    const mode = withoutSetId(a.mode & 0o7777, a.gid, ctx, false);
+    if (mode === (a.mode & 0o7777)) return;
+    const wcc = await this.call('SETATTR', () => this.client.setattr(n.handle, { mode }));
+    this.inodes.setAttrs(n, wcc.after ?? { ...a, mode });
   }
 
   async flush(_ctx: Context, _nodeid: number, fh: number): Promise<void> {
@@ -321,11 +396,49 @@ export class NfsFilesystem {
     if (!f) return;
     this.files.delete(fh);
     const w = f.writer;
+    if (w) w.refs--;
+    if (--f.inode.opens <= 0 && f.inode.hidden) return this.reap(f.inode);
     if (!w) return;
     // close(2) waited for the data to reach the server (FLUSH). Making it durable there waits a
     // moment and goes with other files' (a COMMIT is an fsync on the server, one per file of a
     // `tar -x` otherwise), as a local disk's writeback does; fsync(2) still commits at once.
-    if (--w.refs <= 0) this.commitLater(f.inode.key, w);
+    if (w.refs <= 0) this.commitLater(f.inode.key, w);
+  }
+
+  /** The last close of a file unlinked while open: its hidden name goes, and with it (usually) the file. */
+  private async reap(n: Inode): Promise<void> {
+    const hidden = n.hidden as string;
+    n.hidden = undefined;
+    const a = await this.call('GETATTR', () => this.client.getattr(n.handle)).catch(() => undefined);
+    // Linked again meanwhile (linkat of /proc/self/fd/N): the file lives on under its new name.
+    if (!a || a.nlink <= 1) this.discardWriter(n.key);
+    else {
+      const w = this.writers.get(n.key);
+      if (w && w.refs <= 0) this.commitLater(n.key, w);
+    }
+    try {
+      const folder = await this.unlinked.folder();
+      await this.call('REMOVE', async (repeat) => {
+        try {
+          return await this.client.remove(folder, hidden);
+        } catch (err) {
+          if (repeat && codeOf(err) === 'ENOENT') return undefined;
+          throw err;
+        }
+      });
+    } catch (err) {
+      this.s.log('warn', 'cannot remove a file unlinked while open; the next mount removes it', { name: hidden, error: String((err as Error)?.message ?? err) });
+    }
+    this.inodes.namespaceChanged();
+  }
+
+  /** Forgets the data queued for a file that no longer exists (nobody has it open). */
+  private discardWriter(key: string): void {
+    const w = this.writers.get(key);
+    if (!w || w.refs > 0) return;
+    w.discard();
+    this.writers.delete(key);
+    this.toCommit.delete(key);
   }
 
   private commitLater(key: string, w: FileWriter): void {
@@ -344,7 +457,8 @@ export class NfsFilesystem {
           try {
             await w.commit();
           } catch (err) {
-            this.s.log('error', 'cannot commit a closed file; its data stays queued for the next commit', { error: String((err as Error)?.message ?? err) });
+            // Removed before its data was committed: the data went with it, as on a local disk.
+            if (!isGone(err)) this.s.log('error', 'cannot commit a closed file; its data stays queued for the next commit', { error: String((err as Error)?.message ?? err) });
           } finally {
             if (w.refs <= 0 && !w.dirty && this.writers.get(key) === w) this.writers.delete(key);
           }
@@ -378,7 +492,7 @@ export class NfsFilesystem {
       { name: '..', ino: dirAttrs.fileid, mode: dirMode, offset: 2 },
     ];
     for (const e of found) {
-      if (e.name === '.' || e.name === '..') continue;
+      if (e.name === '.' || e.name === '..' || (dir.id === 1 && e.name === UNLINKED_DIR)) continue;
       const { handle, attrs } = e;
       list.push({
         name: e.name,
@@ -406,6 +520,7 @@ export class NfsFilesystem {
   }
 
   async link(_ctx: Context, nodeid: number, newParent: number, newName: string): Promise<Entry> {
+    this.reserved(newParent, newName, 'EPERM');
     const target = this.inode(nodeid);
     const dir = this.inode(newParent);
     const res = await this.call('LINK', async (repeat) => {
@@ -421,12 +536,61 @@ export class NfsFilesystem {
     return this.entryFor(target.handle, res.attrs);
   }
 
-  unlink(_ctx: Context, parent: number, name: string): Promise<void> {
-    return this.removeEntry(parent, name, 'REMOVE');
+  async unlink(_ctx: Context, parent: number, name: string): Promise<void> {
+    this.reserved(parent, name, 'ENOENT');
+    const dir = this.inode(parent);
+    const target = await this.peek(dir, name);
+    if (target && (await this.hideIfOpen(dir, name, target))) return;
+    await this.removeEntry(parent, name, 'REMOVE');
+    // Its last name is gone: data still queued for it could never be committed.
+    if (target && (target.attrs?.nlink ?? 1) <= 1) this.discardWriter(target.key);
   }
 
   rmdir(_ctx: Context, parent: number, name: string): Promise<void> {
+    this.reserved(parent, name, 'ENOENT');
     return this.removeEntry(parent, name, 'RMDIR');
+  }
+
+  /**
+   * The file a name stands for, when removing or replacing the name may concern an open file or
+   * one with data queued (otherwise no LOOKUP is spent).
+   */
+  private async peek(dir: Inode, name: string): Promise<{ key: string; attrs?: Fattr } | undefined> {
+    if (this.files.size === 0 && this.writers.size === 0) return undefined;
+    try {
+      const r = await this.call('LOOKUP', () => this.client.lookup(dir.handle, name));
+      return { key: r.handle.toString('hex'), attrs: r.attrs };
+    } catch (err) {
+      if (codeOf(err) === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Removing the last name of an open file: renames it into the hidden folder instead (the
+   * kernel's NFS client does the same), so its descriptors keep working until the last close.
+   * Returns false when the file is not open or keeps another name.
+   */
+  private async hideIfOpen(dir: Inode, name: string, target: { key: string; attrs?: Fattr }): Promise<boolean> {
+    const n = this.inodes.byHandle(target.key);
+    if (!n || n.opens <= 0 || n.hidden || (target.attrs?.nlink ?? 1) > 1) return false;
+    const folder = await this.unlinked.folder();
+    const hidden = this.unlinked.nameFor(target.attrs?.fileid ?? 0n);
+    const res = await this.call('RENAME', async (repeat) => {
+      try {
+        return await this.client.rename(dir.handle, name, folder, hidden);
+      } catch (err) {
+        if (repeat && codeOf(err) === 'ENOENT') {
+          await this.client.lookup(folder, hidden);
+          return undefined;
+        }
+        throw err;
+      }
+    });
+    n.hidden = hidden;
+    this.afterDirChange(dir, res?.fromDirWcc);
+    this.inodes.namespaceChanged();
+    return true;
   }
 
   private async removeEntry(parent: number, name: string, proc: 'REMOVE' | 'RMDIR'): Promise<void> {
@@ -445,6 +609,8 @@ export class NfsFilesystem {
 
   async rename(_ctx: Context, parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void> {
     if (flags & RENAME_EXCHANGE) throw new FsError('EINVAL', 'NFSv3 cannot exchange two names');
+    this.reserved(parent, name, 'ENOENT');
+    this.reserved(newParent, newName, 'EPERM');
     const src = this.inode(parent);
     const dst = this.inode(newParent);
     if (flags & RENAME_NOREPLACE) {
@@ -453,6 +619,16 @@ export class NfsFilesystem {
         (err) => (codeOf(err) === 'ENOENT' ? false : Promise.reject(err)),
       );
       if (exists) throw new FsError('EEXIST');
+    } else {
+      // Replacing an open file: it stays readable through its descriptors, as after an unlink.
+      const target = await this.peek(dst, newName);
+      if (target && this.inodes.byHandle(target.key)?.opens) {
+        const source = await this.peek(src, name);
+        // rename(2) between two names of one file does nothing.
+        if (source?.key === target.key) return;
+        // Only a rename that will replace the file may hide it (a folder cannot replace a file).
+        if (source && source.attrs?.type !== FileType.DIR) await this.hideIfOpen(dst, newName, target);
+      }
     }
     const res = await this.call('RENAME', async (repeat) => {
       try {
@@ -492,7 +668,7 @@ export class NfsFilesystem {
       setattr: (c, id, ch) => this.setattr(c, id, ch),
       readlink: (c, id) => this.readlink(c, id),
       symlink: (c, p, n, t) => this.symlink(c, p, n, t),
-      mknod: (c, p, n, m) => this.mknod(c, p, n, m),
+      mknod: (c, p, n, m, rdev) => this.mknod(c, p, n, m, rdev),
       mkdir: (c, p, n, m) => this.mkdir(c, p, n, m),
       unlink: (c, p, n) => this.unlink(c, p, n),
       rmdir: (c, p, n) => this.rmdir(c, p, n),
@@ -501,7 +677,7 @@ export class NfsFilesystem {
       open: (c, id, f) => this.open(c, id, f),
       create: (c, p, n, m, f) => this.create(c, p, n, m, f),
       read: (c, id, fh, o, s) => this.read(c, id, fh, o, s),
-      write: (c, id, fh, o, d, giveBack) => this.write(c, id, fh, o, d, giveBack),
+      write: (c, id, fh, o, d, giveBack, flags) => this.write(c, id, fh, o, d, giveBack, flags),
       flush: (c, id, fh) => this.flush(c, id, fh),
       fsync: (c, id, fh) => this.fsync(c, id, fh),
       release: (c, id, fh) => this.release(c, id, fh),
@@ -510,6 +686,45 @@ export class NfsFilesystem {
       releasedir: (c, id, fh) => this.releasedir(c, id, fh),
       statfs: () => this.statfs(),
     };
+  }
+}
+
+/**
+ * Whether an explicit time sent in a SETATTR is what the server now reports, to the server's
+ * resolution (FSINFO time_delta; a second when it does not say).
+ */
+function applied(sent: NfsTime | 'server' | undefined, now: NfsTime, delta: NfsTime | undefined): boolean {
+  if (sent === undefined || sent === 'server') return true;
+  const ns = (t: NfsTime) => BigInt(t.seconds) * 1_000_000_000n + BigInt(t.nseconds);
+  const step = delta && ns(delta) > 0n ? ns(delta) : 1_000_000_000n;
+  return ns(sent) / step === ns(now) / step;
+}
+
+function nowTime(): NfsTime {
+  const ms = Date.now();
+  return { seconds: Math.floor(ms / 1000), nseconds: (ms % 1000) * 1_000_000 };
+}
+
+/**
+ * `mode` after a change that clears set-ID bits, as the kernel rules on a local disk:
+ * set-user-ID always goes; set-group-ID when the group may execute, or when the caller is neither
+ * in the file's group `gid` nor `privileged`.
+ */
+function withoutSetId(mode: number, gid: number, ctx: Context, privileged: boolean): number {
+  let m = mode & ~S_ISUID;
+  if (m & S_ISGID && (m & 0o010 || (!privileged && !inGroup(ctx, gid)))) m &= ~S_ISGID;
+  return m;
+}
+
+/** Whether the calling process has group `gid` (its own or a supplementary one, from /proc). */
+function inGroup(ctx: Context, gid: number): boolean {
+  if (ctx.gid === gid) return true;
+  try {
+    const line = readFileSync(`/proc/${ctx.pid}/status`, 'utf8').match(/^Groups:(.*)$/m)?.[1] ?? '';
+    return line.trim().split(/\s+/).filter(Boolean).map(Number).includes(gid);
+  } catch {
+    // The caller is gone: clearing is the safe answer.
+    return false;
   }
 }
 

@@ -120,6 +120,14 @@ async function main(): Promise<void> {
     log: (level, msg, fields) => log(level, msg, fields),
   });
 
+  // Files a crashed server of this host kept open after their unlink: nobody can open them now.
+  try {
+    const removed = await fs.unlinked.cleanUp();
+    if (removed.length > 0) log('info', 'removed files left open at unlink by a server that no longer runs', { folders: removed });
+  } catch (err) {
+    log('warn', 'cannot remove files left open at unlink by an earlier server', { error: (err as Error)?.message });
+  }
+
   let fd: number;
   try {
     fd = await mountFuse(mountpoint, {

@@ -12,6 +12,10 @@ export interface Inode {
   /** When `attrs` came from the server, and the namespace epoch they belong to. */
   attrsAt: number;
   attrsEpoch: number;
+  /** Open file descriptors of this file (FUSE OPEN/CREATE not yet RELEASEd). */
+  opens: number;
+  /** Its name in the folder of open-but-unlinked files, once the last name an application saw was removed. */
+  hidden?: string;
 }
 
 /**
@@ -34,7 +38,7 @@ export class InodeTable {
     rootAttrs: Fattr | undefined,
     private readonly attrTtlMs: number,
   ) {
-    const root: Inode = { id: 1, handle: rootHandle, key: rootHandle.toString('hex'), lookups: 1, attrsAt: 0, attrsEpoch: 0 };
+    const root: Inode = { id: 1, handle: rootHandle, key: rootHandle.toString('hex'), lookups: 1, attrsAt: 0, attrsEpoch: 0, opens: 0 };
     this.byId.set(1, root);
     this.byKey.set(root.key, root);
     this.setAttrs(root, rootAttrs);
@@ -48,12 +52,17 @@ export class InodeTable {
     return this.byId.get(id);
   }
 
+  /** The inode the kernel holds for a handle, if any (no lookup is counted). */
+  byHandle(key: string): Inode | undefined {
+    return this.byKey.get(key);
+  }
+
   /** The inode for a handle the server returned, counting one more lookup by the kernel. */
   remember(handle: Buffer, attrs: Fattr | undefined): Inode {
     const key = handle.toString('hex');
     let n = this.byKey.get(key);
     if (!n) {
-      n = { id: this.nextId++, handle, key, lookups: 0, attrsAt: 0, attrsEpoch: 0 };
+      n = { id: this.nextId++, handle, key, lookups: 0, attrsAt: 0, attrsEpoch: 0, opens: 0 };
       this.byId.set(n.id, n);
       this.byKey.set(key, n);
     }

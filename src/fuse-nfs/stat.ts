@@ -19,6 +19,18 @@ export function modeOf(a: Fattr): number {
   return (TYPE_BITS[a.type] ?? 0) | (a.mode & 0o7777);
 }
 
+/**
+ * A device number as FUSE carries it (the kernel's new_encode_dev: 12-bit major, 20-bit minor,
+ * the minor's low byte at the bottom).
+ */
+export function encodeDev(d: { major: number; minor: number }): number {
+  return ((d.minor & 0xff) | ((d.major & 0xfff) << 8) | ((d.minor & 0xfff00) << 12)) >>> 0;
+}
+
+export function decodeDev(rdev: number): { major: number; minor: number } {
+  return { major: (rdev >>> 8) & 0xfff, minor: (rdev & 0xff) | ((rdev >>> 12) & 0xfff00) };
+}
+
 /** NFS attributes as the kernel's inode attributes. `minSize` accounts for writes not yet on the server. */
 export function toAttr(a: Fattr, minSize = 0): Attr {
   const size = Math.max(a.size, minSize);
@@ -33,7 +45,7 @@ export function toAttr(a: Fattr, minSize = 0): Attr {
     nlink: a.nlink,
     uid: a.uid,
     gid: a.gid,
-    rdev: ((a.rdev.major & 0xfff) << 8) | (a.rdev.minor & 0xff),
+    rdev: encodeDev(a.rdev),
     blksize: BLKSIZE,
   };
 }

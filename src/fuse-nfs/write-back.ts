@@ -54,6 +54,12 @@ function confirmed(batch: Sent[]): void {
   for (const w of batch) w.lease?.drop();
 }
 
+/** The server no longer has the file (removed, here or by another client): nothing sent to it can land. */
+export function isGone(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return code === 'ESTALE' || code === 'EBADHANDLE';
+}
+
 /** Resolves after the callbacks already queued (the answers to the kernel) have run. */
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -101,6 +107,8 @@ export class FileWriter {
   end = 0;
   /** Open file descriptors using this writer. */
   refs = 0;
+  /** The server said the file is gone: its data was dropped, and later writes are refused. */
+  gone: unknown;
 
   constructor(
     private readonly client: NfsClient,
@@ -130,6 +138,7 @@ export class FileWriter {
    */
   async write(offset: number, data: Buffer, owned = false, giveBack?: () => void): Promise<number> {
     this.takeError();
+    if (this.gone) throw this.gone;
     const lease = owned && giveBack ? new Lease(giveBack) : undefined;
     const len = data.length;
     const g = this.gather;
@@ -177,6 +186,7 @@ export class FileWriter {
       const res = await this.s.call('COMMIT', () => this.client.commit(this.handle, 0, 0));
       if (toResend(batch, res.verifier).length === 0) return confirmed(batch);
     } catch (err) {
+      if (isGone(err)) return this.drop(batch, err);
       this.error ??= err;
     }
     // The whole batch goes back in front: the full commit resends it with what followed, in order.
@@ -215,7 +225,7 @@ export class FileWriter {
           if (res.wcc.after) this.s.onAttrs?.(res.wcc.after);
           const durable = res.committed === StableHow.FILE_SYNC;
           // Durable data is kept only behind unstable data that may have to be sent again.
-          if (!durable || this.sent.length > 0 || this.background) {
+          if (!this.gone && (!durable || this.sent.length > 0 || this.background)) {
             lease?.hold();
             this.sent.push({ offset: offset + pos, data: chunk.subarray(0, res.count), verifier: res.verifier, durable, lease });
             this.sentBytes += res.count;
@@ -225,6 +235,7 @@ export class FileWriter {
       } catch (err) {
         this.error ??= err;
         lease?.poison();
+        if (isGone(err)) this.drop([], err);
       } finally {
         this.inFlight.delete(entry);
         lease?.drop();
@@ -276,11 +287,34 @@ export class FileWriter {
       }
       confirmed(batch);
     } catch (err) {
+      // The file is gone: no later commit can succeed, so nothing is kept for one.
+      if (isGone(err)) {
+        this.drop(batch, err);
+        throw err;
+      }
       // Keep the data: a later commit sends it again. A resend that failed may still be queued.
       for (const w of batch) w.lease?.poison();
       this.putBack(batch);
       throw err;
     }
+  }
+
+  /** The file was removed: keeps nothing more for it, and refuses later writes. */
+  discard(): void {
+    this.drop([], Object.assign(new Error('the file was removed'), { code: 'ESTALE' }));
+  }
+
+  /**
+   * Forgets every byte kept for the server (`batch` and what was acknowledged since), and refuses
+   * later writes with `why`: the file no longer exists there, so nothing can be committed again.
+   * WRITEs still in flight end on their own (with the same error).
+   */
+  private drop(batch: Sent[], why: unknown): void {
+    this.gone ??= why;
+    this.gather = undefined;
+    // Their WRITEs were answered: no socket still holds the buffers, which may be reused.
+    confirmed(batch);
+    confirmed(this.takeSent());
   }
 
   /** The acknowledged WRITEs a COMMIT is about to cover. */

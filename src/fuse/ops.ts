@@ -35,6 +35,22 @@ export interface SetattrChanges {
   mtime?: Timespec | 'now';
   /** The open file the change came through (ftruncate, futimens), when the kernel says. */
   fh?: number;
+  /**
+   * Clear set-ID bits as well: a truncate by a process without CAP_FSETID, or a chown of a file
+   * that is not a folder (the kernel leaves this to the filesystem, see WriteFlags.killPriv).
+   */
+  killSuidgid?: boolean;
+}
+
+/** What the kernel says about a WRITE besides its data. */
+export interface WriteFlags {
+  /**
+   * The writer may not keep set-ID bits (it lacks CAP_FSETID): clear set-user-ID, and set-group-ID
+   * when the group may execute or the writer is not in the file's group, as a local disk does.
+   * The session negotiates HANDLE_KILLPRIV_V2, so the kernel asks this on every write path
+   * (page cache and direct I/O) instead of sending a SETATTR of the mode itself.
+   */
+  killPriv: boolean;
 }
 
 /** One directory entry as readdir returns it; `offset` is the cookie that resumes after it. */
@@ -79,7 +95,7 @@ export interface FuseOps {
    * `giveBack`, when given, lends the memory: call it once nothing will read `data` again, and the
    * session reads a later request into it (not calling it is safe: the memory is then freed).
    */
-  write?(ctx: Context, nodeid: number, fh: number, offset: number, data: Buffer, giveBack?: () => void): Promise<number>;
+  write?(ctx: Context, nodeid: number, fh: number, offset: number, data: Buffer, giveBack?: () => void, flags?: WriteFlags): Promise<number>;
   flush?(ctx: Context, nodeid: number, fh: number): Promise<void>;
   fsync?(ctx: Context, nodeid: number, fh: number, datasync: boolean): Promise<void>;
   release?(ctx: Context, nodeid: number, fh: number): Promise<void>;

@@ -1,11 +1,16 @@
 /**
- * The FUSE kernel protocol (linux/fuse.h, protocol 7.31 as this library speaks it): opcodes, flags,
+ * The FUSE kernel protocol (linux/fuse.h, protocol 7.33 as this library speaks it): opcodes, flags,
  * and the little-endian structures read from and written to /dev/fuse. Nothing here does I/O.
  */
 
 export const KERNEL_MAJOR = 7;
 /** The minor version this library implements; the kernel speaks the lower of its own and this. */
-export const KERNEL_MINOR = 31;
+/**
+ * 7.33 for HANDLE_KILLPRIV_V2 (the kernel tells the filesystem which writes, truncates and chowns
+ * must clear set-ID bits); 7.32's additions (submounts, fuse_attr.flags) are unused, so requests
+ * and answers have the 7.31 layout otherwise.
+ */
+export const KERNEL_MINOR = 33;
 export const ROOT_ID = 1;
 
 export enum Op {
@@ -75,6 +80,7 @@ export const Init = {
   ABORT_ERROR: 1 << 21,
   MAX_PAGES: 1 << 22,
   CACHE_SYMLINKS: 1 << 23,
+  HANDLE_KILLPRIV_V2: 1 << 28,
 } as const;
 
 /** SETATTR `valid` bits. */
@@ -89,8 +95,12 @@ export const Fattr = {
   ATIME_NOW: 1 << 7,
   MTIME_NOW: 1 << 8,
   CTIME: 1 << 10,
+  /** Clear set-ID bits: a truncate by a writer without CAP_FSETID, or any chown (HANDLE_KILLPRIV_V2). */
+  KILL_SUIDGID: 1 << 11,
 } as const;
 
+/** WRITE `write_flags`: the writer lacks CAP_FSETID, so set-ID bits must go (FUSE_WRITE_KILL_SUIDGID; direct I/O, and every write with HANDLE_KILLPRIV_V2). */
+export const WRITE_KILL_PRIV = 1 << 2;
 export const FOPEN_DIRECT_IO = 1 << 0;
 export const FOPEN_KEEP_CACHE = 1 << 1;
 export const FSYNC_FDATASYNC = 1 << 0;

@@ -26,6 +26,7 @@ import {
   readName,
   Timespec,
   WRITE_IN_SIZE,
+  WRITE_KILL_PRIV,
   writeEntryOut,
   writeOutHeader,
 } from './protocol';
@@ -68,7 +69,8 @@ const DEFAULT_FLAGS =
   Init.READDIRPLUS_AUTO |
   Init.PARALLEL_DIROPS |
   Init.ASYNC_DIO |
-  Init.AUTO_INVAL_DATA;
+  Init.AUTO_INVAL_DATA |
+  Init.HANDLE_KILLPRIV_V2;
 
 const PAGE = 4096;
 /** Answers at least this long are written from libuv's pool instead of the event loop. */
@@ -321,6 +323,7 @@ export class FuseSession extends EventEmitter {
         if (valid & Fattr.MODE) changes.mode = b.readUInt32LE(B + 68);
         if (valid & Fattr.UID) changes.uid = b.readUInt32LE(B + 76);
         if (valid & Fattr.GID) changes.gid = b.readUInt32LE(B + 80);
+        if (valid & Fattr.KILL_SUIDGID) changes.killSuidgid = true;
         this.answer(u, 'SETATTR', ops.setattr?.(ctx, node, changes), (a) => this.attrOut(a));
         return false;
       }
@@ -398,7 +401,8 @@ export class FuseSession extends EventEmitter {
         const handOver = view.length >= HAND_OVER_BYTES;
         const data = handOver ? view : Buffer.from(view);
         const giveBack = handOver ? () => this.reuse(b) : undefined;
-        this.answer(u, 'WRITE', ops.write?.(ctx, node, fh, offset, data, giveBack), (count) => {
+        const flags = { killPriv: (b.readUInt32LE(B + 20) & WRITE_KILL_PRIV) !== 0 };
+        this.answer(u, 'WRITE', ops.write?.(ctx, node, fh, offset, data, giveBack, flags), (count) => {
           const o = Buffer.alloc(8);
           o.writeUInt32LE(count, 0);
           return o;

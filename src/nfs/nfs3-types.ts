@@ -86,6 +86,15 @@ export type CreateHow =
   /** verifier: 8 bytes that identify this create attempt, so a resend succeeds. */
   | { mode: 'exclusive'; verifier: Buffer };
 
+/**
+ * What MKNOD makes: a device with its major and minor numbers, or a socket or FIFO. (Regular
+ * files, folders and symlinks have procedures of their own; a server answers other types with
+ * NFS3ERR_BADTYPE.)
+ */
+export type MknodWhat =
+  | { type: FileType.CHR | FileType.BLK; rdev: { major: number; minor: number }; attrs?: Sattr }
+  | { type: FileType.SOCK | FileType.FIFO; attrs?: Sattr };
+
 export interface LookupResult {
   handle: Buffer;
   attrs?: Fattr;

@@ -2,6 +2,7 @@
 
 import { XdrReader, XdrWriter } from './xdr';
 import { Fattr, FileType, NfsTime, Sattr, WccAttr, WccData } from './nfs3-types';
+import { NfsClientError } from './errors';
 
 export const NFS3_FHSIZE = 64;
 export const NFS3_COOKIEVERFSIZE = 8;
@@ -11,7 +12,16 @@ export function readTime(r: XdrReader): NfsTime {
   return { seconds: r.uint32(), nseconds: r.uint32() };
 }
 
+/** The last second an nfstime3 can name (2106-02-07T06:28:15Z); nothing before 1970 either. */
+export const NFS3_MAX_SECONDS = 0xffff_ffff;
+
 export function writeTime(w: XdrWriter, t: NfsTime): void {
+  if (!Number.isInteger(t.seconds) || t.seconds < 0 || t.seconds > NFS3_MAX_SECONDS) {
+    throw new NfsClientError('EOVERFLOW', `cannot send the time ${t.seconds} s: NFSv3 times are whole seconds from 1970 to 2106 (0 to 2^32-1)`);
+  }
+  if (!Number.isInteger(t.nseconds) || t.nseconds < 0 || t.nseconds > 999_999_999) {
+    throw new NfsClientError('EINVAL', `cannot send ${t.nseconds} nanoseconds: they must be 0 to 999999999`);
+  }
   w.uint32(t.seconds).uint32(t.nseconds);
 }
 

@@ -10,9 +10,11 @@ import {
   CreateHow,
   CreateResult,
   Fattr,
+  FileType,
   FsInfo,
   FsStat,
   LookupResult,
+  MknodWhat,
   NFS_PROGRAM,
   NFS_VERSION,
   NfsTime,
@@ -52,6 +54,7 @@ enum Proc {
   CREATE = 8,
   MKDIR = 9,
   SYMLINK = 10,
+  MKNOD = 11,
   REMOVE = 12,
   RMDIR = 13,
   RENAME = 14,
@@ -334,7 +337,30 @@ export class Nfs3 {
     return this.finishCreate(r, dir, name);
   }
 
-  /** CREATE/MKDIR/SYMLINK results; looks the name up if the server sent no handle. */
+  /**
+   * Makes a special file: a character or block device (with its major and minor numbers), a
+   * Unix socket or a FIFO. Not resent after a lost connection (a resend of one that ran would
+   * fail with EEXIST), like MKDIR.
+   */
+  async mknod(dir: Buffer, name: string, what: MknodWhat): Promise<CreateResult> {
+    const r = await this.proc(
+      Proc.MKNOD,
+      (w) => {
+        writeDirOp(w, dir, name);
+        w.uint32(what.type);
+        if (what.type === FileType.CHR || what.type === FileType.BLK) {
+          writeSattr(w, what.attrs);
+          w.uint32(what.rdev.major).uint32(what.rdev.minor);
+        } else if (what.type === FileType.SOCK || what.type === FileType.FIFO) {
+          writeSattr(w, what.attrs);
+        }
+      },
+      false,
+    );
+    return this.finishCreate(r, dir, name);
+  }
+
+  /** CREATE/MKDIR/SYMLINK/MKNOD results; looks the name up if the server sent no handle. */
   private async finishCreate(r: XdrReader, dir: Buffer, name: string): Promise<CreateResult> {
     const handle = readPostOpFh(r);
     const attrs = readPostOpAttr(r);

@@ -139,6 +139,35 @@ describe('NFS3 procedures against ganesha', () => {
     expect(fs.readlinkSync(path.join(d.local, 'link'))).toBe('../some/where');
   });
 
+  test('MKNOD makes a FIFO, a socket, and character and block devices that keep their major and minor numbers', async () => {
+    const d = await freshDir();
+    const fifo = await fx.client.mknod(d.fh, 'fifo', { type: FileType.FIFO, attrs: { mode: 0o640 } });
+    expect(fifo.attrs?.type).toBe(FileType.FIFO);
+    expect(fs.statSync(path.join(d.local, 'fifo')).isFIFO()).toBe(true);
+    expect(fs.statSync(path.join(d.local, 'fifo')).mode & 0o7777).toBe(0o640);
+    const sock = await fx.client.mknod(d.fh, 'sock', { type: FileType.SOCK, attrs: { mode: 0o755 } });
+    expect((await fx.client.getattr(sock.handle)).type).toBe(FileType.SOCK);
+    expect(fs.statSync(path.join(d.local, 'sock')).isSocket()).toBe(true);
+    const chr = await fx.client.mknod(d.fh, 'null', { type: FileType.CHR, rdev: { major: 1, minor: 3 }, attrs: { mode: 0o666 } });
+    expect(chr.attrs).toMatchObject({ type: FileType.CHR, rdev: { major: 1, minor: 3 }, mode: 0o666 });
+    const blk = await fx.client.mknod(d.fh, 'blk', { type: FileType.BLK, rdev: { major: 7, minor: 300 } });
+    expect((await fx.client.getattr(blk.handle)).rdev).toEqual({ major: 7, minor: 300 });
+    const st = fs.statSync(path.join(d.local, 'blk'));
+    expect(st.isBlockDevice()).toBe(true);
+    // Linux's dev_t: major in bits 8-19, minor in bits 0-7 and 20-31.
+    expect([(st.rdev >> 8) & 0xfff, (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00)]).toEqual([7, 300]);
+    expect(fs.statSync(path.join(d.local, 'null')).isCharacterDevice()).toBe(true);
+  });
+
+  test('MKNOD of an existing name fails with EEXIST, and of a regular file or folder with EBADTYPE', async () => {
+    const d = await freshDir();
+    await fx.client.mknod(d.fh, 'p', { type: FileType.FIFO });
+    await expect(fx.client.mknod(d.fh, 'p', { type: FileType.SOCK })).rejects.toMatchObject({ code: 'EEXIST', procedure: 'NFS3.MKNOD' });
+    for (const type of [FileType.REG, FileType.DIR]) {
+      await expect(fx.client.mknod(d.fh, `t${type}`, { type } as never)).rejects.toMatchObject({ code: 'EBADTYPE' });
+    }
+  });
+
   test('READLINK of a regular file fails with EINVAL', async () => {
     const d = await freshDir();
     const f = await fx.client.create(d.fh, 'f');
@@ -232,6 +261,17 @@ describe('NFS3 procedures against ganesha', () => {
     const a = await fx.client.getattr(f.handle);
     expect(a.mtime.seconds).toBe(1_000_000_000);
     expect(Math.abs(a.atime.seconds - Date.now() / 1000)).toBeLessThan(60);
+  });
+
+  test('SETATTR of a time NFSv3 cannot carry fails with EOVERFLOW naming the range, and the last second it can carry is set', async () => {
+    const d = await freshDir();
+    const f = await fx.client.create(d.fh, 'f');
+    for (const seconds of [2 ** 32, -1, 2 ** 40]) {
+      await expect(fx.client.setattr(f.handle, { mtime: { seconds, nseconds: 0 } })).rejects.toMatchObject({ code: 'EOVERFLOW', message: expect.stringMatching(/1970 to 2106/) });
+    }
+    await fx.client.setattr(f.handle, { mtime: { seconds: 2 ** 32 - 1, nseconds: 0 } });
+    expect((await fx.client.getattr(f.handle)).mtime.seconds).toBe(2 ** 32 - 1);
+    expect(fs.statSync(path.join(d.local, 'f')).mtimeMs).toBe((2 ** 32 - 1) * 1000);
   });
 
   test('SETATTR with a stale ctime guard fails with ENOTSYNC', async () => {

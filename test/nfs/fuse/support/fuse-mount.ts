@@ -29,8 +29,11 @@ export function isMounted(mountpoint: string): boolean {
   return text.split('\n').some((l) => l.split(' ')[4] === mountpoint);
 }
 
-/** Mounts folder `folder` (created on the server's disk if missing) of the ganesha export. */
-export async function mountFolder(g: GaneshaServer, folder: string, extraArgs: string[] = []): Promise<FuseMount> {
+/**
+ * Mounts folder `folder` (created on the server's disk if missing) of the ganesha export, with the
+ * environment the nfs backend gives the server, plus `env`.
+ */
+export async function mountFolder(g: GaneshaServer, folder: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<FuseMount> {
   const serverDir = path.join(g.exportDir, folder);
   fs.mkdirSync(serverDir, { recursive: true });
   const mountpoint = fs.mkdtempSync(path.join(os.tmpdir(), 'nvfuse-'));
@@ -44,7 +47,7 @@ export async function mountFolder(g: GaneshaServer, folder: string, extraArgs: s
     '--mountpoint', mountpoint,
     ...extraArgs,
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: userspaceEnv() });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...userspaceEnv(), ...env } });
   const output: string[] = [];
   child.stdout?.setEncoding('utf8').on('data', (d: string) => output.push(...d.split('\n').filter(Boolean)));
   child.stderr?.setEncoding('utf8').on('data', (d: string) => output.push(...d.split('\n').filter(Boolean)));
