@@ -62,6 +62,15 @@ export function openFlagCases(): Case[] {
     ['O_TMPFILE in a folder', 'owner', [o('owner', 'sub', ['O_RDWR', 'O_TMPFILE'], { mode: 0o600 })]],
   ];
   for (const [what, user, s] of steps) c.add(what, user, 'reg', setup.splice(0), s);
+  // A write shows in stat() at once (size, mtime, ctime), while the descriptor is open and after close.
+  for (const flags of [['O_WRONLY'], ['O_RDWR'], ['O_WRONLY', 'O_APPEND'], ['O_RDWR', 'O_APPEND']]) {
+    const p = c.fresh();
+    c.add(`stat after a write through ${flags.join('|')}`, 'owner', 'reg', make(p, 'reg', { owner: 'owner', content: CONTENT }), [
+      { user: 'owner', op: 'open', args: { path: p, flags, fd: 'w' } },
+      { user: 'owner', op: 'write', args: { fd: 'w', data: '12345678901234567890' }, observe: [p] },
+      { user: 'owner', op: 'close', args: { fd: 'w' }, observe: [p] },
+    ]);
+  }
   return c.list;
 }
 

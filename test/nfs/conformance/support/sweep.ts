@@ -141,12 +141,12 @@ const NOW_SLACK_NS = 20_000_000;
 const SETTLE_MS = 200;
 
 /**
- * A time as a class both trees can agree on: "same" as before the step (same file, same time),
- * "now", then in a step that sets times on purpose (utimensat) the exact value, elsewhere "old"
- * (the fixtures' time) or "earlier"/"later" than the step.
+ * A time as a class both trees can agree on: "old" (the fixtures' time), "same" as before the
+ * step (same file, same time), "now", then in a step that sets times on purpose (utimensat) the exact value, elsewhere
+ * "earlier" or "later" than the step.
  */
 function timeClass(after: number, before: number | undefined, t: [number, number], exact: boolean): string {
-  if (before !== undefined && after === before) return 'same';
+  if (before !== undefined && after === before) return after === OLD_TIME[0] * 1e9 ? 'old' : 'same';
   if (after >= t[0] - NOW_SLACK_NS && after <= t[1] + NOW_SLACK_NS) return 'now';
   if (exact) {
     const s = Math.floor(after / 1e9);
