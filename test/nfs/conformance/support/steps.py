@@ -2,7 +2,8 @@
 """Runs one list of file-system steps in each of several folders and prints what every step did.
 
 Input (JSON on stdin): {"trees": [folder, ...], "users": {name: {uid, gid, groups}}, "steps": [...]}.
-Output (JSON on stdout): one list of results per tree, one result per step.
+Output (JSON on stdout): one list of results per tree, one result per step. Times are strings of
+nanoseconds (JSON numbers would round them).
 
 Started as root. Each step runs with the effective uid, gid and groups of its user (the real uid
 stays 0, so the process can switch back); everything observed around a step is read as root. Paths
@@ -98,7 +99,7 @@ def summary(path):
     kind = KINDS.get(stat.S_IFMT(st.st_mode), 'other')
     out = {'type': kind, 'mode': '%04o' % stat.S_IMODE(st.st_mode), 'uid': st.st_uid, 'gid': st.st_gid,
            'nlink': st.st_nlink, 'ino': st.st_ino,
-           'atime': st.st_atime_ns, 'mtime': st.st_mtime_ns, 'ctime': st.st_ctime_ns}
+           'atime': str(st.st_atime_ns), 'mtime': str(st.st_mtime_ns), 'ctime': str(st.st_ctime_ns)}
     if kind in ('reg', 'symlink'):
         out['size'] = st.st_size
     if kind in ('chr', 'blk'):
@@ -117,7 +118,7 @@ def summary(path):
 def times_of(path):
     try:
         st = os.lstat(b(path))
-        return [st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        return [str(st.st_atime_ns), str(st.st_mtime_ns), str(st.st_ctime_ns), st.st_ino]
     except OSError:
         return None
 
@@ -274,12 +275,12 @@ def run_tree(root, users, steps):
                 if value is not None:
                     res['v'] = value
             except OSError as e:
-                res = {'r': errno.errorcode.get(e.errno, str(e.errno))}
+                res = {'r': errno.errorcode.get(e.errno) or 'OSError: %s' % e}
             except Exception as e:  # a bug in a step, reported in place
                 res = {'r': 'EXCEPTION %s: %s' % (type(e).__name__, e)}
             t1 = time.time_ns()
             back_to_root()
-            res['t'] = [t0, t1]
+            res['t'] = [str(t0), str(t1)]
             if observe:
                 res['before'] = before
                 res['obs'] = {p: summary(p) for p in observe}

@@ -112,8 +112,10 @@ export function settle(p: string): Step {
 interface RawResult {
   r: string;
   v?: unknown;
-  t: [number, number];
-  before?: Record<string, [number, number, number, number] | null>;
+  /** Nanoseconds (as text) just before and just after the step. */
+  t: [string, string];
+  /** atime, mtime, ctime (ns as text) and inode of each observed path before the step. */
+  before?: Record<string, [string, string, string, number] | null>;
   obs?: Record<string, string | Record<string, unknown>>;
 }
 
@@ -136,7 +138,8 @@ export type Outcome = Map<string, string>;
 export const FIELD = '\t';
 
 /** Times this close before a step count as "now" (file times may come from a coarse clock, a tick behind). */
-const NOW_SLACK_NS = 20_000_000;
+const NOW_SLACK_NS = 20_000_000n;
+const OLD_NS = BigInt(OLD_TIME[0]) * 1_000_000_000n;
 /** Between the setup and the steps of a group, so that no fixture's ctime looks like "now". */
 const SETTLE_MS = 200;
 
@@ -145,15 +148,17 @@ const SETTLE_MS = 200;
  * step (same file, same time), "now", then in a step that sets times on purpose (utimensat) the exact value, elsewhere
  * "earlier" or "later" than the step.
  */
-function timeClass(after: number, before: number | undefined, t: [number, number], exact: boolean): string {
-  if (before !== undefined && after === before) return after === OLD_TIME[0] * 1e9 ? 'old' : 'same';
-  if (after >= t[0] - NOW_SLACK_NS && after <= t[1] + NOW_SLACK_NS) return 'now';
+function timeClass(afterText: string, beforeText: string | undefined, t: [string, string], exact: boolean): string {
+  const after = BigInt(afterText);
+  if (beforeText !== undefined && afterText === beforeText) return after === OLD_NS ? 'old' : 'same';
+  if (after >= BigInt(t[0]) - NOW_SLACK_NS && after <= BigInt(t[1]) + NOW_SLACK_NS) return 'now';
   if (exact) {
-    const s = Math.floor(after / 1e9);
-    return `${s}.${String(after - s * 1e9).padStart(9, '0')}`;
+    const ns = after % 1_000_000_000n;
+    const fraction = ns < 0n ? ns + 1_000_000_000n : ns;
+    return `${(after - fraction) / 1_000_000_000n}.${String(fraction).padStart(9, '0')}`;
   }
-  if (after === OLD_TIME[0] * 1e9) return 'old';
-  return after < t[0] ? 'earlier' : 'later';
+  if (after === OLD_NS) return 'old';
+  return after < BigInt(t[0]) ? 'earlier' : 'later';
 }
 
 /** Turns raw results into outcomes; inode numbers become i0, i1… in order of first sight within a case. */
@@ -178,7 +183,7 @@ function outcome(step: Step, res: RawResult, inodes: Map<number, string>): Outco
       } else if (k === 'atime' || k === 'mtime' || k === 'ctime') {
         if (k === 'atime' && !step.atime) continue;
         const idx = k === 'atime' ? 0 : k === 'mtime' ? 1 : 2;
-        o.set(`${name}${FIELD}${k}`, timeClass(v as number, before?.[idx], res.t, step.atime === true));
+        o.set(`${name}${FIELD}${k}`, timeClass(v as string, before?.[idx] as string | undefined, res.t, step.atime === true));
       } else {
         o.set(`${name}${FIELD}${k}`, typeof v === 'string' ? v : JSON.stringify(v));
       }
