@@ -238,6 +238,9 @@ export async function runGroup(local: string, mount: string, cases: Case[], limi
   owners.push({ c: cases[0], setup: true });
   for (const c of cases) for (const s of c.steps) (steps.push(s), owners.push({ c, setup: false }));
   const [onLocal, onMount] = await runSteps([local, mount], steps);
+  // A step the runner could not even express is a bug in the sweep, not an answer of the disk.
+  const broken = steps.flatMap((s, i) => (onLocal[i].r.startsWith('EXCEPTION') ? [`${stepLabel(s)}: ${onLocal[i].r}`] : []));
+  if (broken.length) throw new Error(`steps.py could not run ${broken.length} step(s):\n${broken.slice(0, 10).join('\n')}`);
   const inodes = new Map<Case, [Map<number, string>, Map<number, string>]>();
   const result: GroupResult = { cases: cases.length, steps: steps.length, mismatches: [], limited: [] };
   steps.forEach((s, i) => {
