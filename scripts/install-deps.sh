@@ -23,6 +23,7 @@ declare -A NEED=(
   [/usr/sbin/losetup]=mount
   [/bin/ip]=iproute2
   [/usr/bin/nsenter]=util-linux
+  [/usr/bin/python3]=python3
 )
 
 missing=()
