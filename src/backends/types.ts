@@ -1,6 +1,12 @@
 import type { Logger } from '../log';
 
-/** Optional abilities, declared once by each backend type (after rclone's fs.Features). */
+/**
+ * What a backend type can do, declared once in its registry entry (after rclone's fs.Features):
+ * one flag per decision, read by the driver instead of asking which type a backend is. Optional
+ * operations that only some types will have (a server-side copy for clone, growing a file in
+ * place for resize) are to be optional methods of Backend, as fence() and statusFields() are:
+ * present only where they exist. No backend type has those two yet.
+ */
 export interface BackendCapabilities {
   /** Data travels over a network: attachments can die with the network and need health checks. */
   networked: boolean;
@@ -10,6 +16,10 @@ export interface BackendCapabilities {
    * volumes one writer at a time.
    */
   sharedAcrossHosts: boolean;
+  /** Volumes may use the image layout: `data.img`, loop-mounted (for a size quota) on the host using it. */
+  imageVolumes: boolean;
+  /** Renaming a file over an existing one replaces it atomically: metadata writes are never seen half done. */
+  atomicRename: boolean;
 }
 
 export interface BackendUsage {
@@ -109,6 +119,8 @@ export interface Backend {
 export interface BackendType<Options> {
   type: string;
   description: string;
+  /** What every backend of this type can do; its instances carry the same object. */
+  capabilities: Readonly<BackendCapabilities>;
   /** zod schema of the backend's config block (without `type`), strict: unknown keys are refused. */
   optionsSchema: import('zod').ZodType<Options>;
   /** Secret fields of the options, registered with the redactor at load. */

@@ -21,7 +21,7 @@ import { DATA_DIR, isTempName, probeName, tempName, trashName, TRASH_PREFIX } fr
  */
 export class NfsBackend implements Backend {
   readonly type = 'nfs';
-  readonly capabilities = { networked: true, sharedAcrossHosts: true };
+  readonly capabilities = { networked: true, sharedAcrossHosts: true, imageVolumes: true, atomicRename: true };
   readonly name: string;
   private readonly folder: string;
   private readonly conn: ControlConnection;

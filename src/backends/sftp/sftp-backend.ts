@@ -29,7 +29,7 @@ function call<T = void>(f: (cb: (err: Error | null | undefined, value?: T) => vo
  */
 export class SftpBackend implements Backend {
   readonly type = 'sftp';
-  readonly capabilities = { networked: true, sharedAcrossHosts: true };
+  readonly capabilities = { networked: true, sharedAcrossHosts: true, imageVolumes: true, atomicRename: true };
   readonly name: string;
   private readonly root: string;
   private readonly conn: ControlConnection;

@@ -188,6 +188,19 @@ export function backendContract(s: Subject): void {
       expect(fs.existsSync(onRoot('old-name.archive-1', 'data'))).toBe(true);
     });
 
+    test('renameFolder() refuses to replace an existing folder, empty or not, and changes nothing', async () => {
+      await b.backend.makeFolder('keep-a', true);
+      await b.backend.makeFolder('keep-b', false);
+      await b.backend.writeFile('keep-a', 'volume.json', Buffer.from('a'));
+      for (const target of ['keep-b', 'v1']) {
+        const err = await rejection(b.backend.renameFolder('keep-a', target));
+        expect(err.code).toBe('OPTIONS_CONFLICT');
+        expect(err.message).toBe(`backend ${s.name}: cannot rename volume keep-a to ${target}: ${target} already exists`);
+      }
+      expect(fs.readFileSync(onRoot('keep-a', 'volume.json'), 'utf8')).toBe('a');
+      expect(fs.readdirSync(onRoot('keep-b'))).toEqual([]);
+    });
+
     test('removeFolder() removes a folder with nested content at once, finishes deleting it, and succeeds when it is already gone', async () => {
       await b.backend.makeFolder('doomed', true);
       for (let i = 0; i < 50; i++) fs.writeFileSync(onRoot('doomed', 'data', `f${i}`), `${i}`);
@@ -200,6 +213,17 @@ export function backendContract(s: Subject): void {
       const trash = () => fs.readdirSync(onRoot()).filter((n) => n.startsWith('.netvol-trash-'));
       await waitUntil(() => trash().length === 0, 20_000);
       expect(trash()).toEqual([]);
+    });
+
+    test('open() finishes deleting folders that removals cut short left in the trash', async () => {
+      fs.mkdirSync(onRoot('.netvol-trash-left-over-0a0b0c0d', 'data', 'deep'), { recursive: true });
+      fs.writeFileSync(onRoot('.netvol-trash-left-over-0a0b0c0d', 'data', 'deep', 'f'), 'x');
+      const again = make();
+      await again.backend.open();
+      const trash = () => fs.readdirSync(onRoot()).filter((n) => n.startsWith('.netvol-trash-'));
+      await waitUntil(() => trash().length === 0, 20_000);
+      expect(trash()).toEqual([]);
+      await again.backend.close();
     });
 
     test('a root folder re-created on the server behind the backend is found again', async () => {
