@@ -75,6 +75,11 @@ export async function rejection(p: Promise<unknown>): Promise<NetvolError> {
   throw new Error('expected the call to fail, but it succeeded');
 }
 
-export function mountTableLines(): number {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').length;
+/** Mount points at or below any of `dirs` (other processes on this machine mount elsewhere meanwhile). */
+export function mountsUnder(...dirs: string[]): string[] {
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((mp) => mp && dirs.some((d) => mp === d || mp.startsWith(`${d}/`)));
 }
