@@ -26,6 +26,11 @@ export class LocalTree implements Tree {
   }
 
   private fail(err: unknown, op: Op): NetvolError {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      const why = code === 'EDQUOT' ? 'the disk quota of this user is used up' : 'the disk is full';
+      return new NetvolError('NO_SPACE', `backend ${this.backend}: ${op.what}: ${why} (${this.root})`, { volume: op.volume, cause: err });
+    }
     return fromErrno(err, `backend ${this.backend}: ${op.what}`, op.volume);
   }
 

@@ -41,6 +41,8 @@ export interface Subject {
   onServer(...parts: string[]): string;
   /** usage() counts sizes ('apparent': the server reports no blocks) or allocated blocks. */
   usageCounts: 'apparent' | 'allocated';
+  /** How far the free space a backend reports may be from statvfs on this host (servers report it a little late). */
+  freeSlackBytes: number;
   /**
    * Removes the folder `folder` below the base and creates it again holding an empty folder `inside`,
    * the way another client of the server would (handles the backend holds go stale).

@@ -35,6 +35,7 @@ export function localSubject(): Subject {
     },
     make: (o = {}) => makeAt(path.join(base, o.folder ?? 'volumes'), o),
     onServer: (...parts) => path.join(base, ...parts),
+    freeSlackBytes: 64 * 1024 * 1024,
     usageCounts: 'allocated',
     async recreate(folder, inside) {
       fs.rmSync(path.join(base, folder), { recursive: true, force: true });

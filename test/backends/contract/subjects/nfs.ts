@@ -21,6 +21,7 @@ export function nfsSubject(): Subject {
     },
     make: (o = {}) => makeBackend(g, { path: o.folder ?? 'volumes' }, { timeoutMs: o.timeoutMs }),
     onServer: (...parts) => path.join(g.exportDir, ...parts),
+    freeSlackBytes: 256 * 1024 * 1024,
     usageCounts: 'allocated',
     // Through another NFS client, so the server itself drops the old handles.
     async recreate(folder, inside) {

@@ -38,6 +38,7 @@ export function sftpSubject(): Subject {
     },
     make: (o = {}) => makeBackend(sshd, { path: path.join(sshd.root, o.folder ?? 'volumes') }, { timeoutMs: o.timeoutMs }),
     onServer: (...parts) => path.join(sshd.root, ...parts),
+    freeSlackBytes: 64 * 1024 * 1024,
     usageCounts: 'apparent',
     async recreate(folder, inside) {
       fs.rmSync(path.join(sshd.root, folder), { recursive: true, force: true });
