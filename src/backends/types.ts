@@ -65,7 +65,7 @@ export interface Backend {
   open(): Promise<void>;
   close(): Promise<void>;
 
-  /** Names of the folders directly under the backend root (volumes and archives alike). */
+  /** Names of the folders directly under the backend root (volumes and archives alike); names starting with a dot are never listed. */
   listFolders(): Promise<string[]>;
   /** Creates `<root>/<name>/` (and `data/` when `withDataDir`). Returns false, changing nothing, if the folder already existed. */
   makeFolder(name: string, withDataDir: boolean): Promise<boolean>;
@@ -82,9 +82,9 @@ export interface Backend {
   createFile(name: string, file: string, data: Buffer): Promise<boolean>;
   /** Names of the regular files directly in `<root>/<name>/` (no folders, no temporary files); [] if the folder does not exist. */
   listFiles(name: string): Promise<string[]>;
-  /** Removes `<root>/<name>/` and everything in it; succeeds if it is already gone. */
+  /** Removes `<root>/<name>/` and everything in it: gone from the root at once, its contents deleted in the background; succeeds if it is already gone. */
   removeFolder(name: string): Promise<void>;
-  /** Renames `<root>/<from>/` to `<root>/<to>/` (used to archive a volume). */
+  /** Renames `<root>/<from>/` to `<root>/<to>/` (used to archive a volume); refuses (OPTIONS_CONFLICT) when `<to>` exists. */
   renameFolder(from: string, to: string): Promise<void>;
   /** Applies owner and mode to `<root>/<name>/data/`. */
   setDataAttributes(name: string, attrs: RootAttributes): Promise<void>;
