@@ -33,11 +33,11 @@ async function waitUntil(done: () => boolean, ms: number): Promise<void> {
 }
 
 /** A case that needs a networked server: skipped, with the reason in its title, for a backend that has none. */
-function serverTest(s: Subject, title: string, fn: (server: NonNullable<Subject['server']>) => Promise<void>): void {
+function serverTest(s: Subject, title: string, fn: (server: NonNullable<Subject['server']>) => Promise<void>, why = 'has no server to lose'): void {
   if (s.server) {
     const server = s.server;
     test(title, () => fn(server));
-  } else test.skip(`${title} (skipped: a ${s.type} backend has no server to lose)`, () => undefined);
+  } else test.skip(`${title} (skipped: a ${s.type} backend ${why})`, () => undefined);
 }
 
 export function backendContract(s: Subject): void {
@@ -241,6 +241,14 @@ export function backendContract(s: Subject): void {
       expect(await other.backend.listFolders()).toEqual(['b']);
       if (s.recreatedRootLog) expect(other.logs.join('\n')).toMatch(s.recreatedRootLog);
     });
+
+    serverTest(s, 'attach() of a volume whose folder is missing fails with NOT_FOUND naming the folder, and health() says detached', async () => {
+      const err = await rejection(b.backend.attach('never-created'));
+      expect(err.code).toBe('NOT_FOUND');
+      expect(err.message).toMatch(new RegExp(`^backend ${s.name}: cannot attach volume never-created: its folder \\S*volumes/never-created is missing`));
+      expect(await b.backend.health('never-created')).toBe('detached');
+      expect(fs.existsSync(path.join(b.workDir, 'never-created'))).toBe(false);
+    }, "attaches nothing: a volume's folder is its data path");
 
     serverTest(s, 'a call after the server restarted reconnects and succeeds', async (server) => {
       await server.restart();
