@@ -11,7 +11,8 @@ import { createHash, randomBytes } from 'node:crypto';
  *   .netvol-hosts/<hostId>.json   one heartbeat file per host: what it has attached, and how
  *   .netvol-trash-<volume>-<hex>/ a removed volume's folder, being deleted in the background
  *   .netvol-probe-<hex>           written and removed at open to prove the root is writable
- *   <file>.<12 hex>.tmp           an atomic write in flight (renamed over <file> when complete)
+ *   <file>.<12 hex>.tmp           an atomic write in flight (renamed over <file> when complete;
+ *                                 <file>.<pid>.tmp from local backends of earlier versions)
  *
  * Names starting with a dot are never volumes (volume names start with a letter or digit).
  */
@@ -47,15 +48,16 @@ export function probeName(): string {
 }
 
 /**
- * writeFile() of a networked backend writes `<file>.<12 hex>.tmp` next to the target, then renames
- * it over the target: listFiles() must not show such a file, left behind or in flight.
+ * writeFile() writes `<file>.<12 hex>.tmp` next to the target, then renames it over the target:
+ * listFiles() must not show such a file, left behind or in flight.
  */
 export function tempName(file: string): string {
   return `${file}.${randomBytes(6).toString('hex')}.tmp`;
 }
 
+/** A temporary name of writeFile(), or `<file>.<pid>.tmp`, which earlier versions of the local backend wrote. */
 export function isTempName(name: string): boolean {
-  return /\.[0-9a-f]{12}\.tmp$/.test(name);
+  return /\.([0-9a-f]{12}|\d+)\.tmp$/.test(name);
 }
 
 /**

@@ -1,6 +1,12 @@
 import type { Logger } from '../log';
 
-/** Optional abilities, declared once by each backend type (after rclone's fs.Features). */
+/**
+ * What a backend type can do, declared once in its registry entry (after rclone's fs.Features):
+ * one flag per decision, read by the driver instead of asking which type a backend is. Optional
+ * operations that only some types will have (a server-side copy for clone, growing a file in
+ * place for resize) are to be optional methods of Backend, as fence() and statusFields() are:
+ * present only where they exist. No backend type has those two yet.
+ */
 export interface BackendCapabilities {
   /** Data travels over a network: attachments can die with the network and need health checks. */
   networked: boolean;
@@ -10,8 +16,10 @@ export interface BackendCapabilities {
    * volumes one writer at a time.
    */
   sharedAcrossHosts: boolean;
-  /** Volumes with a size (a filesystem image loop-mounted on this host) can live here; undefined means yes. */
-  imageVolumes?: boolean;
+  /** Volumes may use the image layout: `data.img`, loop-mounted (for a size quota) on the host using it. */
+  imageVolumes: boolean;
+  /** Renaming a file over an existing one replaces it atomically: metadata writes are never seen half done. */
+  atomicRename: boolean;
 }
 
 export interface BackendUsage {
@@ -57,7 +65,7 @@ export interface Backend {
   open(): Promise<void>;
   close(): Promise<void>;
 
-  /** Names of the folders directly under the backend root (volumes and archives alike). */
+  /** Names of the folders directly under the backend root (volumes and archives alike); names starting with a dot are never listed. */
   listFolders(): Promise<string[]>;
   /** Creates `<root>/<name>/` (and `data/` when `withDataDir`). Returns false, changing nothing, if the folder already existed. */
   makeFolder(name: string, withDataDir: boolean): Promise<boolean>;
@@ -74,9 +82,9 @@ export interface Backend {
   createFile(name: string, file: string, data: Buffer): Promise<boolean>;
   /** Names of the regular files directly in `<root>/<name>/` (no folders, no temporary files); [] if the folder does not exist. */
   listFiles(name: string): Promise<string[]>;
-  /** Removes `<root>/<name>/` and everything in it; succeeds if it is already gone. */
+  /** Removes `<root>/<name>/` and everything in it: gone from the root at once, its contents deleted in the background; succeeds if it is already gone. */
   removeFolder(name: string): Promise<void>;
-  /** Renames `<root>/<from>/` to `<root>/<to>/` (used to archive a volume). */
+  /** Renames `<root>/<from>/` to `<root>/<to>/` (used to archive a volume); refuses (OPTIONS_CONFLICT) when `<to>` exists. */
   renameFolder(from: string, to: string): Promise<void>;
   /** Applies owner and mode to `<root>/<name>/data/`. */
   setDataAttributes(name: string, attrs: RootAttributes): Promise<void>;
@@ -111,6 +119,8 @@ export interface Backend {
 export interface BackendType<Options> {
   type: string;
   description: string;
+  /** What every backend of this type can do; its instances carry the same object. */
+  capabilities: Readonly<BackendCapabilities>;
   /** zod schema of the backend's config block (without `type`), strict: unknown keys are refused. */
   optionsSchema: import('zod').ZodType<Options>;
   /** Secret fields of the options, registered with the redactor at load. */

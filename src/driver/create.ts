@@ -13,7 +13,7 @@ const CREATE_WAIT_MS = 45_000;
 
 /** Options the backend cannot honour are refused at Create, before anything is touched, naming the backend. */
 export function refuseUnsupported(name: string, spec: VolumeSpec, backend: Backend): void {
-  if (spec.layout === 'image' && backend.capabilities.imageVolumes === false) {
+  if (spec.layout === 'image' && !backend.capabilities.imageVolumes) {
     throw new NetvolError(
       'INVALID_OPTION',
       `volume ${name}: backend ${backend.name} (${backend.type}) cannot hold image volumes, so the size option is not available on it: create the volume without size, or on a backend that has image volumes`,

@@ -109,3 +109,34 @@ export function nfsStatusCode(status: number): string {
 export function isNfsError(err: unknown, code?: string): err is NfsClientError {
   return err instanceof NfsClientError && (code === undefined || err.code === code);
 }
+
+/** Transport failures: no connection could be made, it broke, or a call got no answer in time. */
+const TRANSPORT_CODES: ReadonlySet<string> = new Set(['ETIMEDOUT', 'ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+
+/** Beyond those: the server's name does not resolve, the client was closed, or nothing serves NFS/MOUNT there. */
+const UNREACHABLE_CODES: ReadonlySet<string> = new Set([...TRANSPORT_CODES, 'ENOTFOUND', 'EAI_AGAIN', 'ECLOSED', 'EPROGUNAVAIL', 'EPROGMISMATCH']);
+
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * The server could not be reached or did not answer, so nothing is known about the request
+ * itself: whoever holds a connection should drop it and report the server unavailable.
+ */
+export function isUnreachableError(err: unknown): boolean {
+  const code = codeOf(err);
+  return code !== undefined && UNREACHABLE_CODES.has(code);
+}
+
+/**
+ * The same call may simply be sent again once the server answers: a transport failure of the RPC
+ * layer, or the server's "busy, try again later" (NFS3ERR_JUKEBOX). Narrower than
+ * isUnreachableError: a closed client or a missing service is not worth resending to.
+ */
+export function isTransportError(err: unknown): boolean {
+  const code = codeOf(err);
+  if (code === 'EJUKEBOX') return true;
+  return err instanceof RpcError && code !== undefined && TRANSPORT_CODES.has(code);
+}

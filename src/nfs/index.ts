@@ -8,6 +8,8 @@ export type { ReaddirPlusOptions, RenameResult } from './nfs3';
 export * from './nfs3-types';
 export { NfsClientError, NfsError, RpcError, WriteVerifierError, NFS3_STATUS, nfsStatusCode, isNfsError } from './errors';
 export type { StatusEntry } from './errors';
+export { isUnreachableError, isTransportError } from './errors';
+export type { NfsTarget } from './target';
 export { RpcClient } from './rpc-client';
 export type { RpcClientOptions, CallOptions, ArgsEncoder } from './rpc-client';
 export { authSys, authNone, AUTH_NONE, AUTH_SYS } from './rpc-message';

@@ -21,9 +21,9 @@ describe("create() and the backend's capabilities", () => {
     expect((await r.driver.get('plain')).status).toMatchObject({ backend: 'local', layout: 'directory' });
   });
 
-  it('makes image volumes on a backend that does not say (the capability defaults to yes)', async () => {
+  it('makes image volumes on a backend that declares them', async () => {
     const r = await rig('default');
-    expect(r.backend.capabilities.imageVolumes).toBeUndefined();
+    expect(r.backend.capabilities.imageVolumes).toBe(true);
     await r.driver.create('sized', { size: '64M' });
     expect((await r.driver.get('sized')).status).toMatchObject({ layout: 'image', sizeBytes: 64 * 1024 * 1024 });
   });

@@ -1,17 +1,13 @@
 import { ErrorCode, NetvolError } from '../../errors';
 import type { Logger } from '../../log';
-import { MOUNT_PROGRAM, MOUNT_VERSION, NfsClient, NfsClientError, RpcClient, RpcError, exportList, lookupPort, mkdirp } from '../../nfs';
+import { MOUNT_PROGRAM, MOUNT_VERSION, NfsClient, NfsClientError, NfsTarget, RpcClient, RpcError, exportList, isUnreachableError, lookupPort, mkdirp } from '../../nfs';
+import { withDeadline } from '../deadline';
 
 export interface ControlSettings {
   backend: string;
-  server: string;
-  exportPath: string;
+  target: NfsTarget;
   /** Folder inside the export holding the volumes ("" for the export root). */
   folder: string;
-  port?: number;
-  mountPort?: number;
-  uid: number;
-  gid: number;
   timeoutMs: number;
   logger: Logger;
 }
@@ -21,9 +17,6 @@ export interface Session {
   client: NfsClient;
   root: Buffer;
 }
-
-/** Library codes that mean the server could not be reached or did not answer. */
-const UNREACHABLE = new Set(['ETIMEDOUT', 'ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECLOSED', 'EPIPE', 'EPROGUNAVAIL', 'EPROGMISMATCH']);
 
 /**
  * One NFS client per backend for every control operation: connected (portmapper → MOUNT → NFS) on
@@ -38,44 +31,35 @@ export class ControlConnection {
   constructor(private readonly s: ControlSettings) {}
 
   private get where(): string {
-    return `${this.s.server}:${this.s.exportPath}`;
+    return `${this.s.target.host}:${this.s.target.exportPath}`;
   }
 
   /** Runs `fn` with the session; a stale handle makes it reconnect and try once more. */
   async use<T>(what: string, fn: (s: Session) => Promise<T>, volume?: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const limit = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(
-          new NetvolError('BACKEND_UNAVAILABLE', `backend ${this.s.backend}: ${what}: the NFS server ${this.s.server} did not answer within ${Math.round(this.s.timeoutMs / 1000)} s`, {
-            volume,
-          }),
-        );
-      }, this.s.timeoutMs);
-    });
-    const attempt = async (): Promise<T> => {
-      for (let tries = 0; ; tries++) {
-        const session = await this.connect(what);
-        try {
-          return await fn(session);
-        } catch (err) {
-          const code = (err as { code?: unknown })?.code;
-          if ((code === 'ESTALE' || code === 'EBADHANDLE') && tries === 0) {
-            this.s.logger.info('stale NFS file handle; resolving the volumes folder again', { backend: this.s.backend });
-            this.drop(session);
-            continue;
-          }
-          if (err instanceof RpcError && UNREACHABLE.has(String(code))) this.drop(session);
-          throw err;
-        }
-      }
-    };
+    const expire = () =>
+      new NetvolError('BACKEND_UNAVAILABLE', `backend ${this.s.backend}: ${what}: the NFS server ${this.s.target.host} did not answer within ${Math.round(this.s.timeoutMs / 1000)} s`, { volume });
     try {
-      return await Promise.race([attempt(), limit]);
+      return await withDeadline(this.s.timeoutMs, expire, () => this.attempt(what, fn));
     } catch (err) {
       throw this.error(err, what, volume);
-    } finally {
-      clearTimeout(timer);
+    }
+  }
+
+  private async attempt<T>(what: string, fn: (s: Session) => Promise<T>): Promise<T> {
+    for (let tries = 0; ; tries++) {
+      const session = await this.connect(what);
+      try {
+        return await fn(session);
+      } catch (err) {
+        const code = (err as { code?: unknown })?.code;
+        if ((code === 'ESTALE' || code === 'EBADHANDLE') && tries === 0) {
+          this.s.logger.info('stale NFS file handle; resolving the volumes folder again', { backend: this.s.backend });
+          this.drop(session);
+          continue;
+        }
+        if (err instanceof RpcError && isUnreachableError(err)) this.drop(session);
+        throw err;
+      }
     }
   }
 
@@ -100,12 +84,7 @@ export class ControlConnection {
 
   private async open(): Promise<Session> {
     const client = await NfsClient.connect({
-      host: this.s.server,
-      exportPath: this.s.exportPath,
-      port: this.s.port,
-      mountPort: this.s.mountPort,
-      uid: this.s.uid,
-      gid: this.s.gid,
+      ...this.s.target,
       timeoutMs: Math.max(1000, this.s.timeoutMs - 250),
       connectTimeoutMs: Math.min(5000, this.s.timeoutMs),
     }).catch(async (err) => {
@@ -127,8 +106,8 @@ export class ControlConnection {
     let rpc: RpcClient | undefined;
     try {
       const timeoutMs = Math.min(3000, this.s.timeoutMs);
-      const port = this.s.mountPort ?? (await lookupPort({ host: this.s.server, timeoutMs }, MOUNT_PROGRAM, MOUNT_VERSION));
-      rpc = await RpcClient.connect({ host: this.s.server, port, timeoutMs, connectTimeoutMs: timeoutMs });
+      const port = this.s.target.mountPort ?? (await lookupPort({ host: this.s.target.host, timeoutMs }, MOUNT_PROGRAM, MOUNT_VERSION));
+      rpc = await RpcClient.connect({ host: this.s.target.host, port, timeoutMs, connectTimeoutMs: timeoutMs });
       return (await exportList(rpc)).map((e) => e.path);
     } catch {
       return undefined;
@@ -159,18 +138,18 @@ export class ControlConnection {
     if (proc === 'MOUNT3.MNT') {
       const exported = (err as { exported?: string[] }).exported;
       const list = exported ? (exported.length > 0 ? exported.join(', ') : 'nothing') : undefined;
-      if (code === 'ENOENT' || code === 'ENOTDIR' || (exported && !exported.includes(this.s.exportPath))) {
-        return new NetvolError('NOT_FOUND', `${prefix}: the server does not export ${this.s.exportPath}${list ? ` (it exports ${list})` : ''}: check export in the backend config`, { cause: err });
+      if (code === 'ENOENT' || code === 'ENOTDIR' || (exported && !exported.includes(this.s.target.exportPath))) {
+        return new NetvolError('NOT_FOUND', `${prefix}: the server does not export ${this.s.target.exportPath}${list ? ` (it exports ${list})` : ''}: check export in the backend config`, { cause: err });
       }
       if (code === 'EACCES' || code === 'EPERM') {
-        return new NetvolError('PERMISSION', `${prefix}: the server exports ${this.s.exportPath} but refuses to let this host mount it (check the export's client list and security flavour; AUTH_SYS is used)`, { cause: err });
+        return new NetvolError('PERMISSION', `${prefix}: the server exports ${this.s.target.exportPath} but refuses to let this host mount it (check the export's client list and security flavour; AUTH_SYS is used)`, { cause: err });
       }
     }
-    if (code === 'EAUTH') return new NetvolError('BACKEND_AUTH', `${prefix}: the server refused the AUTH_SYS credentials uid ${this.s.uid} gid ${this.s.gid} (${e.message})`, { cause: err });
+    if (code === 'EAUTH') return new NetvolError('BACKEND_AUTH', `${prefix}: the server refused the AUTH_SYS credentials uid ${this.s.target.uid} gid ${this.s.target.gid} (${e.message})`, { cause: err });
     if (code === 'EPROGUNAVAIL' && proc.startsWith('PMAP')) return new NetvolError('BACKEND_UNAVAILABLE', `${prefix}: ${e.message} (is the NFS server running? set port and mountPort if it has no portmapper)`, { cause: err });
-    if (UNREACHABLE.has(code)) {
+    if (isUnreachableError(err)) {
       const why = code === 'ECONNREFUSED' ? 'connection refused' : code === 'ETIMEDOUT' ? 'no answer' : code;
-      const which = this.s.port === undefined || this.s.mountPort === undefined ? ' (its portmapper, MOUNT or NFS service)' : '';
+      const which = this.s.target.port === undefined || this.s.target.mountPort === undefined ? ' (its portmapper, MOUNT or NFS service)' : '';
       return new NetvolError('BACKEND_UNAVAILABLE', `${prefix}: cannot reach the NFS server${which}: ${why}`, { cause: err });
     }
     if (this.s.folder !== '' && (code === 'ENOTDIR' || code === 'EACCES' || code === 'EPERM' || code === 'EROFS')) {
@@ -196,7 +175,7 @@ export class ControlConnection {
       case 'EACCES':
       case 'EPERM':
         nv = 'PERMISSION';
-        why = `permission denied on the server for uid ${this.s.uid} (the export needs no_root_squash, or set uid/gid to the owner of the volumes folder)`;
+        why = `permission denied on the server for uid ${this.s.target.uid} (the export needs no_root_squash, or set uid/gid to the owner of the volumes folder)`;
         break;
       case 'EROFS':
         nv = 'PERMISSION';
@@ -214,12 +193,12 @@ export class ControlConnection {
         break;
       case 'EAUTH':
         nv = 'BACKEND_AUTH';
-        why = `the server refused the AUTH_SYS credentials uid ${this.s.uid} gid ${this.s.gid}`;
+        why = `the server refused the AUTH_SYS credentials uid ${this.s.target.uid} gid ${this.s.target.gid}`;
         break;
       default:
-        if (UNREACHABLE.has(code)) {
+        if (isUnreachableError(err)) {
           nv = 'BACKEND_UNAVAILABLE';
-          why = `the NFS server ${this.s.server} did not answer (${code})`;
+          why = `the NFS server ${this.s.target.host} did not answer (${code})`;
         }
     }
     return new NetvolError(nv, `${prefix}: ${why}`, { volume, cause: err });

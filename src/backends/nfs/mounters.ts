@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ErrorCode, isNetvolError, NetvolError } from '../../errors';
+import { ErrorCode, NetvolError } from '../../errors';
+import type { NfsTarget } from '../../nfs';
 import { findMount, isAlive, run, waitForExit } from '../../system';
+import { logSince, pidsByArgv } from '../folder/data-path';
 import type { NfsOptions } from './options';
 
 export type Mounter = 'kernel' | 'userspace';
@@ -49,20 +51,15 @@ export function fuseMainPath(): string {
   return path.resolve(__dirname, '..', '..', '..', 'dist', 'fuse-nfs', 'main.js');
 }
 
-export interface UserspaceTarget {
+/** What the FUSE server of one volume needs: the export, and the backend and timeout for its errors. */
+export interface UserspaceTarget extends NfsTarget {
   backend: string;
-  server: string;
-  exportPath: string;
-  port?: number;
-  mountPort?: number;
-  uid: number;
-  gid: number;
   timeoutMs: number;
 }
 
 /** argv of the FUSE server for one volume (after `node`). The mountpoint is how it is found again later. */
 export function userspaceArgs(t: UserspaceTarget, folderPath: string, mountpoint: string, main = fuseMainPath()): string[] {
-  const args = [main, '--server', t.server, '--export', t.exportPath, '--path', folderPath, '--mountpoint', mountpoint, '--uid', String(t.uid), '--gid', String(t.gid)];
+  const args = [main, '--server', t.host, '--export', t.exportPath, '--path', folderPath, '--mountpoint', mountpoint, '--uid', String(t.uid), '--gid', String(t.gid)];
   if (t.port !== undefined) args.push('--port', String(t.port));
   if (t.mountPort !== undefined) args.push('--mount-port', String(t.mountPort));
   return args;
@@ -85,19 +82,11 @@ export function userspaceEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.Proc
 }
 
 /** Pids of FUSE servers (ours) whose argv names `mountpoint`. */
-export async function userspacePids(mountpoint: string): Promise<number[]> {
-  const out: number[] = [];
-  for (const entry of await fs.readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = (await fs.readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0');
-      const i = argv.indexOf('--mountpoint');
-      if (i > 0 && argv[i + 1] === mountpoint && argv.some((a) => a.endsWith(path.join('fuse-nfs', 'main.js')))) out.push(Number(entry));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
+export function userspacePids(mountpoint: string): Promise<number[]> {
+  return pidsByArgv((argv) => {
+    const i = argv.indexOf('--mountpoint');
+    return i > 0 && argv[i + 1] === mountpoint && argv.some((a) => a.endsWith(path.join('fuse-nfs', 'main.js')));
+  });
 }
 
 /**
@@ -128,13 +117,8 @@ export async function startUserspace(t: UserspaceTarget, folderPath: string, mou
       /* gone */
     }
   }
-  const output = await readFrom(logFile, start);
+  const output = await logSince(logFile, start);
   throw startError(t, volume, output, exit);
-}
-
-async function readFrom(file: string, offset: number): Promise<string> {
-  const text = await fs.readFile(file, 'utf8').catch(() => '');
-  return text.slice(offset);
 }
 
 function startError(t: UserspaceTarget, volume: string, output: string, exit: { code: number | null; error?: Error } | undefined): NetvolError {
@@ -147,7 +131,7 @@ function startError(t: UserspaceTarget, volume: string, output: string, exit: { 
       /* not ours */
     }
   }
-  const prefix = `backend ${t.backend}: cannot attach volume ${volume} from ${t.server}:${t.exportPath}`;
+  const prefix = `backend ${t.backend}: cannot attach volume ${volume} from ${t.host}:${t.exportPath}`;
   if (!exit) return new NetvolError('BACKEND_UNAVAILABLE', `${prefix}: the userspace NFS mount did not come up within ${Math.round(t.timeoutMs / 1000)} s`, { volume });
   if (exit.error) return new NetvolError('COMMAND_FAILED', `${prefix}: cannot start the userspace NFS server (${exit.error.message})`, { volume });
   let code: ErrorCode = 'COMMAND_FAILED';
@@ -167,14 +151,4 @@ export async function stopUserspace(mountpoint: string, lazy: boolean, timeoutMs
   if (await findMount(mountpoint)) await run('umount', lazy ? ['-l', mountpoint] : [mountpoint], { timeoutMs });
   await waitForExit(pids, Math.min(timeoutMs, 10_000), 'SIGTERM');
   await waitForExit(pids.filter(isAlive), 2000, 'SIGKILL');
-}
-
-/** statfs of the mount from a child process (never hangs netvol): answered, failed (ENOTCONN…), or no answer in time. */
-export async function probe(mountpoint: string, timeoutMs: number): Promise<'ok' | 'error' | 'timeout'> {
-  try {
-    await run('stat', ['-f', '-c', '%b', mountpoint], { timeoutMs });
-    return 'ok';
-  } catch (err) {
-    return isNetvolError(err, 'TIMEOUT') ? 'timeout' : 'error';
-  }
 }

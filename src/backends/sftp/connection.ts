@@ -2,6 +2,7 @@ import type { SFTPWrapper } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import { ErrorCode, NetvolError, redactString } from '../../errors';
 import type { Logger } from '../../log';
+import { withDeadline } from '../deadline';
 import { fingerprint as fingerprintOf } from './host-key';
 
 /** Numeric status codes of SFTP v3 replies (ssh2 puts them in `err.code`). */
@@ -10,6 +11,11 @@ export const SFTP_STATUS = { EOF: 1, NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAIL
 export function sftpStatus(err: unknown): number | undefined {
   const code = (err as { code?: unknown })?.code;
   return typeof code === 'number' ? code : undefined;
+}
+
+/** One SFTP request, as a promise of its callback's answer. */
+export function request<T = void>(f: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => f((err, value) => (err ? reject(err) : resolve(value as T))));
 }
 
 /** What a connection needs; built once by the backend from its options. */
@@ -57,28 +63,17 @@ export class ControlConnection {
    * connection had died is retried once on a fresh connection.
    */
   async use<T>(what: string, fn: (sftp: SFTPWrapper) => Promise<T>): Promise<T> {
-    const call = { cancelled: false };
-    let timer: NodeJS.Timeout | undefined;
-    const limit = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        call.cancelled = true;
+    return withDeadline(
+      this.s.timeoutMs,
+      () => {
         this.drop();
-        reject(
-          new NetvolError(
-            'BACKEND_UNAVAILABLE',
-            `backend ${this.s.backend}: ${what}: the SSH server at ${this.where} did not answer within ${Math.round(this.s.timeoutMs / 1000)} s`,
-          ),
-        );
-      }, this.s.timeoutMs);
-    });
-    try {
-      return await Promise.race([this.attempt(what, fn, call), limit]);
-    } finally {
-      clearTimeout(timer);
-    }
+        return new NetvolError('BACKEND_UNAVAILABLE', `backend ${this.s.backend}: ${what}: the SSH server at ${this.where} did not answer within ${Math.round(this.s.timeoutMs / 1000)} s`);
+      },
+      (expired) => this.attempt(what, fn, expired),
+    );
   }
 
-  private async attempt<T>(what: string, fn: (sftp: SFTPWrapper) => Promise<T>, call: { cancelled: boolean }): Promise<T> {
+  private async attempt<T>(what: string, fn: (sftp: SFTPWrapper) => Promise<T>, expired: () => boolean): Promise<T> {
     for (let tries = 0; ; tries++) {
       const reused = this.wrapper !== undefined;
       const generation = this.generation;
@@ -89,7 +84,7 @@ export class ControlConnection {
         if (sftpStatus(err) !== undefined || err instanceof NetvolError) throw err;
         // Not an SFTP status: the connection broke under the call.
         if (generation === this.generation) this.drop();
-        if (reused && tries === 0 && !call.cancelled) {
+        if (reused && tries === 0 && !expired()) {
           this.s.logger.info('sftp control connection was lost; reconnecting', { backend: this.s.backend, error: redactString(String((err as Error)?.message)) });
           continue;
         }
@@ -202,5 +197,4 @@ export class ControlConnection {
     await Promise.race([client.end().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
     (client as unknown as { client?: { destroy?: () => void } }).client?.destroy?.();
   }
-
 }

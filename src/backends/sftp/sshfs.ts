@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ErrorCode, isNetvolError, NetvolError, redactString } from '../../errors';
+import { ErrorCode, NetvolError, redactString } from '../../errors';
 import { cutOffFuseMount, findMount, run, unixPeersOf, waitForExit } from '../../system';
+import { logSince, pidsByArgv } from '../folder/data-path';
 
 /** How sshfs reaches the server: everything but the remote folder and the mountpoint. */
 export interface SshfsTarget {
@@ -70,18 +71,8 @@ function hostForSsh(host: string): string {
 }
 
 /** Pids of sshfs processes whose argv names `mountpoint`. */
-export async function sshfsPids(mountpoint: string): Promise<number[]> {
-  const out: number[] = [];
-  for (const entry of await fs.readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = (await fs.readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0');
-      if (path.basename(argv[0]) === 'sshfs' && argv.includes(mountpoint)) out.push(Number(entry));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
+export function sshfsPids(mountpoint: string): Promise<number[]> {
+  return pidsByArgv((argv) => path.basename(argv[0]) === 'sshfs' && argv.includes(mountpoint));
 }
 
 /** Pids of processes whose parent is one of `parents` (from PPid in /proc/<pid>/status). */
@@ -125,23 +116,6 @@ export async function fenceSshfs(mountpoint: string, timeoutMs: number): Promise
   return cutOffFuseMount(mountpoint, await sshfsHelperPids(mountpoint), Math.min(timeoutMs, 5000));
 }
 
-export type ProbeResult = 'ok' | 'disconnected' | 'hung' | 'failed';
-
-/**
- * Asks the filesystem for its size (statfs goes to the server, never to a cache): 'disconnected'
- * when the FUSE connection is gone (ENOTCONN: sshfs died), 'hung' when no answer came in time,
- * 'failed' for any other error (the server is unreachable right now; a reconnecting sshfs heals).
- */
-export async function probe(mountpoint: string, timeoutMs: number): Promise<ProbeResult> {
-  try {
-    await run('stat', ['-f', '-c', '%b', mountpoint], { timeoutMs });
-    return 'ok';
-  } catch (err) {
-    if (isNetvolError(err, 'TIMEOUT')) return 'hung';
-    return /not connected/i.test((err as Error).message) ? 'disconnected' : 'failed';
-  }
-}
-
 /**
  * Starts sshfs in its own session; it connects, mounts, then daemonizes (its first process exits 0),
  * so the mount outlives netvol. Output of sshfs and ssh goes to `logFile`. Rejects with a
@@ -176,17 +150,8 @@ export async function startSshfs(t: SshfsTarget, remote: string, mountpoint: str
   });
   child.unref();
   if (result.code === 0 && (await findMount(mountpoint))?.fsType === SSHFS_FS_TYPE) return;
-  const output = await readFrom(logFile, start);
+  const output = await logSince(logFile, start);
   throw sshfsError(t, volume, output, result);
-}
-
-async function readFrom(file: string, offset: number): Promise<string> {
-  try {
-    const text = await fs.readFile(file, 'utf8');
-    return text.slice(offset);
-  } catch {
-    return '';
-  }
 }
 
 function sshfsError(t: SshfsTarget, volume: string, output: string, r: { code: number | null; error?: Error; timedOut?: boolean }): NetvolError {

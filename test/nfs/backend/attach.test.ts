@@ -179,7 +179,7 @@ describe('the userspace mounter', () => {
     fs.mkdirSync(mp, { recursive: true });
     const log = path.join(b.workDir, 'ghost.log');
     const err = await rejection(
-      startUserspace({ backend: 'nas', server: g.host, exportPath: g.exportPath, port: o.port as number, mountPort: o.mountPort as number, uid: 0, gid: 0, timeoutMs: 8000 }, 'volumes/ghost', mp, log, 'ghost'),
+      startUserspace({ backend: 'nas', host: g.host, exportPath: g.exportPath, port: o.port as number, mountPort: o.mountPort as number, uid: 0, gid: 0, timeoutMs: 8000 }, 'volumes/ghost', mp, log, 'ghost'),
     );
     expect(err.code).toBe('NOT_FOUND');
     expect(err.message).toMatch(/cannot open folder volumes\/ghost/);

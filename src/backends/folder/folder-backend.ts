@@ -1,0 +1,247 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { isNetvolError, NetvolError, redactString } from '../../errors';
+import { findMount } from '../../system';
+import { BackgroundTasks } from '../background';
+import { DATA_DIR, isHiddenName, isTempName, probeName, tempName, trashName, TRASH_PREFIX } from '../layout';
+import type { AttachmentHealth, Backend, BackendCapabilities, BackendContext, BackendUsage, RootAttributes } from '../types';
+import { helperLogFile, type DataPath } from './data-path';
+import type { Tree } from './tree';
+
+export interface FolderBackendParts {
+  type: string;
+  capabilities: BackendCapabilities;
+  tree: Tree;
+  /** How volumes are made reachable on this host; none when the tree is on this host's own disk (Tree.hostPath). */
+  dataPath?: DataPath;
+}
+
+/**
+ * The Backend contract for every backend that keeps volumes as folders, written once over two
+ * adapters: a Tree for control operations and a DataPath for attachments. What is decided here,
+ * for every backend type alike:
+ * - open proves the root writable with a probe file, and sweeps the trash left by removals cut short;
+ * - a removed folder is renamed to a trash name at once and deleted in the background;
+ * - names starting with a dot are never volumes (listFolders hides them);
+ * - writeFile writes a temporary name and renames it over the target; listFiles never shows temporary names;
+ * - makeFolder and renameFolder never replace an existing folder;
+ * - attach reuses a healthy attachment left by an earlier netvol process, and replaces a dead one.
+ */
+export class FolderBackend implements Backend {
+  readonly name: string;
+  readonly type: string;
+  readonly capabilities: BackendCapabilities;
+  /** Present only when the data path can fence (see Backend.fence). */
+  readonly fence?: (name: string) => Promise<void>;
+  readonly statusFields?: (name: string) => Promise<Record<string, string | number | boolean>>;
+  private readonly tree: Tree;
+  private readonly dataPath: DataPath | undefined;
+  private readonly log: BackendContext['logger'];
+  private readonly background = new BackgroundTasks();
+
+  constructor(
+    parts: FolderBackendParts,
+    private readonly ctx: BackendContext,
+  ) {
+    this.name = ctx.name;
+    this.type = parts.type;
+    this.capabilities = parts.capabilities;
+    this.tree = parts.tree;
+    this.dataPath = parts.dataPath;
+    this.log = ctx.logger;
+    const dataPath = parts.dataPath;
+    if (dataPath) this.fence = (name) => this.fenceVolume(dataPath, name);
+    if (dataPath?.statusFields) {
+      const fields = dataPath.statusFields.bind(dataPath);
+      this.statusFields = () => fields();
+    }
+    if (!dataPath && !parts.tree.hostPath) throw new Error(`backend type ${parts.type}: a tree without a host path needs a data path`);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // lifecycle
+
+  async open(): Promise<void> {
+    await this.dataPath?.open?.();
+    if (this.dataPath) await fs.mkdir(path.join(this.ctx.workDir, '.logs'), { recursive: true, mode: 0o700 });
+    await this.tree.open();
+    // Writable? Create and remove a probe file (root, here or on the server, passes mode bits, so modes alone do not tell).
+    const op = { what: `cannot use folder ${this.tree.describe('')}` };
+    const probe = probeName();
+    await this.tree.create(op, probe, Buffer.alloc(0), 0o600);
+    await this.tree.remove(op, probe);
+    this.background.track(this.sweepTrash());
+  }
+
+  async close(): Promise<void> {
+    await this.background.drain();
+    await this.tree.close();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // folders and files
+
+  /** Volume and archive folders; dot-folders (trash, the driver's `.netvol-hosts`) are not volumes. */
+  async listFolders(): Promise<string[]> {
+    const entries = await this.tree.list({ what: `cannot list ${this.tree.describe('')}` }, '');
+    return (entries ?? []).filter((e) => e.kind === 'folder' && !isHiddenName(e.name)).map((e) => e.name);
+  }
+
+  async makeFolder(name: string, withDataDir: boolean): Promise<boolean> {
+    if (!(await this.tree.mkdir({ what: `cannot create the folder of volume ${name}`, volume: name }, name, 0o700))) return false;
+    if (withDataDir) await this.tree.mkdir({ what: `cannot create the data folder of volume ${name}`, volume: name }, join(name, DATA_DIR), 0o755);
+    return true;
+  }
+
+  async readFile(name: string, file: string): Promise<Buffer | undefined> {
+    return this.tree.read({ what: `cannot read ${file} of volume ${name}`, volume: name }, join(name, file));
+  }
+
+  /** A temporary file, written and made durable, then renamed over the target: readers see the old or the new bytes, never half. */
+  async writeFile(name: string, file: string, data: Buffer): Promise<void> {
+    const op = { what: `cannot write ${file} of volume ${name}`, volume: name };
+    const temp = join(name, tempName(file));
+    if (!(await this.tree.create(op, temp, data, 0o600))) {
+      throw new NetvolError('INTERNAL', `backend ${this.name}: ${op.what}: its temporary file ${temp} already exists`, { volume: name });
+    }
+    try {
+      await this.tree.rename(op, temp, join(name, file));
+    } catch (err) {
+      await this.tree.remove(op, temp).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async removeFile(name: string, file: string): Promise<void> {
+    await this.tree.remove({ what: `cannot remove ${file} of volume ${name}`, volume: name }, join(name, file));
+  }
+
+  async createFile(name: string, file: string, data: Buffer): Promise<boolean> {
+    return this.tree.create({ what: `cannot create ${file} of volume ${name}`, volume: name }, join(name, file), data, 0o600);
+  }
+
+  async listFiles(name: string): Promise<string[]> {
+    const entries = await this.tree.list({ what: `cannot list the files of volume ${name}`, volume: name }, name);
+    return (entries ?? []).filter((e) => e.kind === 'file' && !isTempName(e.name)).map((e) => e.name);
+  }
+
+  /**
+   * Renames the folder out of the way at once (a trash name no volume can have), then deletes it
+   * in the background: a big volume never makes Remove exceed the timeout, and a deletion cut short
+   * is finished at the next open.
+   */
+  async removeFolder(name: string): Promise<void> {
+    const trash = trashName(name);
+    try {
+      await this.tree.rename({ what: `cannot remove volume ${name}`, volume: name }, name, trash);
+    } catch (err) {
+      if (isNetvolError(err, 'NOT_FOUND')) return;
+      throw err;
+    }
+    this.background.track(this.deleteTrash(trash, name));
+  }
+
+  private async deleteTrash(trash: string, volume?: string): Promise<void> {
+    await this.tree.removeTree({ what: 'cannot finish deleting a removed volume', volume }, trash).catch((err: Error) => {
+      this.log.warn('cannot finish deleting a removed volume; will retry at next start', { volume, backend: this.name, error: err.message });
+    });
+  }
+
+  private async sweepTrash(): Promise<void> {
+    try {
+      const entries = (await this.tree.list({ what: 'cannot look for unfinished removals' }, '')) ?? [];
+      for (const e of entries) if (e.name.startsWith(TRASH_PREFIX)) await this.deleteTrash(e.name);
+    } catch (err) {
+      this.log.warn('cannot finish removing folders of removed volumes; will retry at next start', { backend: this.name, error: (err as Error).message });
+    }
+  }
+
+  /** Renames a folder (to archive a volume); refuses to replace an existing one, whatever the server's rename would do. */
+  async renameFolder(from: string, to: string): Promise<void> {
+    const op = { what: `cannot rename volume ${from} to ${to}`, volume: from };
+    if ((await this.tree.kind(op, to)) !== undefined) throw new NetvolError('OPTIONS_CONFLICT', `backend ${this.name}: ${op.what}: ${to} already exists`, { volume: from });
+    await this.tree.rename(op, from, to);
+  }
+
+  async setDataAttributes(name: string, attrs: RootAttributes): Promise<void> {
+    await this.tree.setAttributes({ what: `cannot set owner or mode of volume ${name}`, volume: name }, join(name, DATA_DIR), attrs);
+  }
+
+  async usage(name: string): Promise<BackendUsage> {
+    const op = { what: `cannot measure volume ${name}`, volume: name };
+    const [usedBytes, availableBytes] = await Promise.all([this.tree.usedBytes(op, name), this.tree.freeBytes(op)]);
+    return { usedBytes, availableBytes };
+  }
+
+  async freeBytes(): Promise<number> {
+    return this.tree.freeBytes({ what: `cannot measure free space under ${this.tree.describe('')}` });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // attachments
+
+  private mountpoint(name: string): string {
+    return path.join(this.ctx.workDir, name);
+  }
+
+  async attach(name: string): Promise<string> {
+    if (!this.dataPath) return (this.tree.hostPath as (p: string) => string)(name);
+    const dataPath = this.dataPath;
+    const mp = this.mountpoint(name);
+    const existing = await findMount(mp);
+    if (existing) {
+      if ((await dataPath.check(name, mp, existing)) === 'attached') {
+        this.log.info('found the volume still attached; reusing it', { volume: name, backend: this.name, mountpoint: mp });
+        return mp;
+      }
+      this.log.warn('the attachment is dead; mounting it again', { volume: name, backend: this.name });
+    }
+    await dataPath.clear(mp, existing).catch(() => undefined);
+    // The folder must exist: a clear NOT_FOUND now rather than a failed mount (and, for sshfs, a
+    // control connection that has just verified the host key).
+    const op = { what: `cannot attach volume ${name}`, volume: name };
+    if ((await this.tree.kind(op, name)) !== 'folder') {
+      throw new NetvolError('NOT_FOUND', `backend ${this.name}: ${op.what}: its folder ${this.tree.describe(name)} is missing`, { volume: name });
+    }
+    const directoryLayout = (await this.tree.kind(op, join(name, DATA_DIR))) === 'folder';
+    await fs.mkdir(mp, { recursive: true, mode: 0o700 });
+    const facts = await dataPath.start({ volume: name, folder: name, mountpoint: mp, directoryLayout, logFile: helperLogFile(this.ctx.workDir, name) });
+    this.log.info(`${dataPath.label} attached`, { volume: name, backend: this.name, mountpoint: mp, ...facts });
+    return mp;
+  }
+
+  async detach(name: string): Promise<void> {
+    if (!this.dataPath) return;
+    const mp = this.mountpoint(name);
+    try {
+      await this.dataPath.stop(name, mp, await findMount(mp));
+    } catch (err) {
+      throw new NetvolError('COMMAND_FAILED', `backend ${this.name}: cannot detach volume ${name}: ${redactString((err as Error).message)} (is a process still using ${mp}?)`, { volume: name, cause: err });
+    }
+    await fs.rmdir(mp).catch(() => undefined);
+  }
+
+  /** Cuts this host's data path of the volume off the server at once (see Backend.fence); succeeds if nothing is attached. */
+  private async fenceVolume(dataPath: DataPath, name: string): Promise<void> {
+    const mp = this.mountpoint(name);
+    let fenced: boolean;
+    try {
+      fenced = await dataPath.fence(mp);
+    } catch (err) {
+      throw new NetvolError('COMMAND_FAILED', `backend ${this.name}: cannot fence volume ${name}: ${redactString((err as Error).message)}`, { volume: name, cause: err });
+    }
+    await fs.rmdir(mp).catch(() => undefined);
+    if (fenced) this.log.warn('fenced: the data path was cut off the server; processes using the volume get I/O errors', { volume: name, backend: this.name });
+  }
+
+  async health(name: string): Promise<AttachmentHealth> {
+    if (!this.dataPath) return 'attached';
+    const mp = this.mountpoint(name);
+    const entry = await findMount(mp);
+    return entry ? this.dataPath.check(name, mp, entry) : 'detached';
+  }
+}
+
+function join(...parts: string[]): string {
+  return parts.filter((p) => p !== '').join('/');
+}

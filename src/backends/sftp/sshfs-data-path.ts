@@ -1,0 +1,51 @@
+import { posix } from 'node:path';
+import type { Logger } from '../../log';
+import type { MountEntry } from '../../system';
+import { checkMount, type DataPath, type StartRequest } from '../folder/data-path';
+import type { SftpAccess } from './access';
+import { fenceSshfs, SSHFS_FS_TYPE, sshfsPids, startSshfs, stopSshfs } from './sshfs';
+
+/** One sshfs process per attached volume, started in its own session so that it outlives netvol, and found again after a restart. */
+export class SshfsDataPath implements DataPath {
+  readonly label = 'sshfs';
+
+  constructor(
+    private readonly backend: string,
+    private readonly access: SftpAccess,
+    private readonly timeoutMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  async check(volume: string, mountpoint: string, entry: MountEntry): Promise<'attached' | 'dead'> {
+    if (entry.fsType !== SSHFS_FS_TYPE) return 'dead';
+    if ((await sshfsPids(mountpoint)).length === 0) return 'dead';
+    const result = await checkMount(mountpoint, Math.min(this.timeoutMs, 5000));
+    if (result === 'ok') return 'attached';
+    if (result === 'failed') {
+      // sshfs lives and reconnects by itself once the server answers; replacing it now would cut
+      // off the containers that use it, so it stays.
+      this.log.warn('the server of an attached volume does not answer right now; sshfs will reconnect', { volume, backend: this.backend });
+      return 'attached';
+    }
+    this.log.warn('sshfs attachment is dead', { volume, backend: this.backend, why: result === 'hung' ? 'no answer in time' : 'transport endpoint is not connected' });
+    return 'dead';
+  }
+
+  async clear(mountpoint: string, entry: MountEntry | undefined): Promise<void> {
+    if (entry) await stopSshfs(mountpoint, true, this.timeoutMs);
+  }
+
+  /** Image volumes get no `reconnect` (see sshfsArgs). */
+  async start(req: StartRequest): Promise<Record<string, unknown>> {
+    await startSshfs(await this.access.sshfsTarget(), posix.join(this.access.options.path, req.folder), req.mountpoint, req.directoryLayout, req.logFile, req.volume);
+    return { reconnect: req.directoryLayout };
+  }
+
+  async stop(_volume: string, mountpoint: string, entry: MountEntry | undefined): Promise<void> {
+    if (entry) await stopSshfs(mountpoint, false, this.timeoutMs);
+  }
+
+  fence(mountpoint: string): Promise<boolean> {
+    return fenceSshfs(mountpoint, this.timeoutMs);
+  }
+}
