@@ -59,7 +59,7 @@ export async function makeHosts(tag: string, ids: string[], leaseSeconds = 5): P
     });
     const host: Host = { id, backend, records, cutOff: false, mountpoint: (name) => path.join(config.mountRoot, name) } as Host;
     // Declare the local folder shared, and let the test cut this host's heartbeat off.
-    Object.defineProperty(backend, 'capabilities', { value: { networked: false, sharedAcrossHosts: true } });
+    Object.defineProperty(backend, 'capabilities', { value: { ...backend.capabilities, networked: false, sharedAcrossHosts: true } });
     const writeFile = backend.writeFile.bind(backend);
     backend.writeFile = async (name, file, data) => {
       if (host.cutOff && name.startsWith('.netvol-hosts')) {
