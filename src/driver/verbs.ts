@@ -16,6 +16,7 @@ import { parseVolumeOptions } from './options';
 import type { Handover } from './presence';
 import { Recovery } from './recovery';
 import { Removal } from './removal';
+import { SpaceCheck } from './space';
 import { UsageMeter } from './usage';
 import type { VolumeDriverApi, VolumeView } from './view';
 
@@ -56,7 +57,7 @@ export class VolumeDriver implements VolumeDriverApi {
     const stack = (this.stack = new AttachStack({ mountRoot: config.mountRoot, timeoutMs: config.timeoutMs, pool, ledger, catalog, removal, mounts, log }));
     this.usage = new UsageMeter(pool, mounts, (name) => stack.mountpoint(name));
     this.describer = new Describer({ hostId: config.hostId, pool, stack, usage: this.usage, log });
-    this.creation = new Creation({ hostId: config.hostId, pool, ledger, mounts, log });
+    this.creation = new Creation({ hostId: config.hostId, pool, ledger, mounts, space: new SpaceCheck(pool), log });
     this.recovery = new Recovery({ pool, ledger, locks: this.locks, stack, removal, mounts, log });
   }
 
