@@ -12,7 +12,7 @@ import { HostState, Ledger, mountCount, VolumeRecord } from './ledger';
 import { VolumeLocks } from './locks';
 import { Mounts, realMounts } from './mounts';
 import { validateVolumeName } from './names';
-import { parseVolumeOptions } from './options';
+import { parseVolumeOptions, refuseBelowMinimum } from './options';
 import type { Handover } from './presence';
 import { Recovery } from './recovery';
 import { Removal } from './removal';
@@ -80,6 +80,7 @@ export class VolumeDriver implements VolumeDriverApi {
       if (existing) throw this.catalog.unavailable(existing);
       const onBackend = await this.pool.bounded(readMeta(backend, name), `looking up volume ${name}`, name);
       if (onBackend?.retained) return this.creation.adoptRetained(backend, onBackend, spec);
+      refuseBelowMinimum(name, spec, opts);
       await this.creation.makeNew(backend, name, spec);
     });
   }
