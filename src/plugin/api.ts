@@ -60,7 +60,6 @@ const SECRET_VALUE = /("?[\w-]*(?:pass|secret|token|credential|private_?key)[\w-
 /** The start of a body for the log: one line, no control characters, secrets masked, at most 80 characters. */
 function excerpt(body: string): string {
   const head = redactString(body.slice(0, 400)).replace(SECRET_VALUE, '$1"[redacted]"');
-  // eslint-disable-next-line no-control-regex
   const clean = head.replace(/[\u0000-\u001f\u007f]/g, '·');
   return clean.length > 80 ? `${clean.slice(0, 79)}…` : clean;
 }
