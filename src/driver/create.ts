@@ -6,7 +6,8 @@ import type { BackendPool } from './backends';
 import { readMeta, VolumeMeta, writeMeta } from './catalog';
 import type { Ledger } from './ledger';
 import type { Mounts } from './mounts';
-import { formatSize, specDifferences, VolumeSpec } from './options';
+import { specDifferences, VolumeSpec } from './options';
+import type { SpaceCheck } from './space';
 
 /** How long a Create waits for another host that is creating the same volume at the same moment. */
 const CREATE_WAIT_MS = 45_000;
@@ -42,6 +43,7 @@ export class Creation {
       pool: BackendPool;
       ledger: Ledger;
       mounts: Mounts;
+      space: SpaceCheck;
       log: Logger;
     },
   ) {}
@@ -66,20 +68,15 @@ export class Creation {
    * Makes a new volume. The folder's mkdir on the backend is the atomic step: of several hosts
    * creating one name at once, one makes it, and the others wait for its volume.json and succeed
    * if the options agree. A half-made volume is removed again; the ledger marks it pending until
-   * then, so a crash in between is undone at the next start.
+   * then, so a crash in between is undone at the next start. An image volume's size must fit the
+   * backend's free space beside what other image volumes were promised (space.ts).
    */
   async makeNew(backend: Backend, name: string, spec: VolumeSpec): Promise<void> {
+    await this.o.space.reserve(backend, name, spec.layout === 'image' ? spec.sizeBytes : undefined, () => this.make(backend, name, spec));
+  }
+
+  private async make(backend: Backend, name: string, spec: VolumeSpec): Promise<void> {
     const { pool, ledger, log } = this.o;
-    if (spec.layout === 'image' && !pool.settings(backend.name).allowOvercommit) {
-      const free = await pool.bounded(backend.freeBytes(), `checking free space on backend ${backend.name}`, name);
-      if ((spec.sizeBytes ?? 0) > free) {
-        throw new NetvolError(
-          'NO_SPACE',
-          `volume ${name}: backend ${backend.name} has ${formatSize(free)} free, less than the requested size ${formatSize(spec.sizeBytes ?? 0)}: choose a smaller size, free space, or set allowOvercommit: true on the backend`,
-          { volume: name },
-        );
-      }
-    }
     const meta: VolumeMeta = { version: 1, name, createdAt: new Date().toISOString(), createdBy: this.o.hostId, spec };
     ledger.set(name, { backend: backend.name, layout: spec.layout, fs: spec.fs, mounts: {}, attached: false, pending: 'create' });
     await ledger.save();

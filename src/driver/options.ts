@@ -76,10 +76,19 @@ function mib(n: number): string {
   return n % (1024 * MiB) === 0 ? `${n / (1024 * MiB)}G` : `${Math.ceil(n / MiB)}M`;
 }
 
-/** Refuses an image smaller than its filesystem's minimum, saying which sizes and filesystems would do. */
-function checkMinimum(volume: string, sizeText: string, sizeBytes: number, fs: 'ext4' | 'xfs'): void {
+/**
+ * Refuses a new image volume smaller than its filesystem's minimum, saying which sizes and
+ * filesystems would do. Only new volumes: one made smaller by an older mkfs stays usable, and a
+ * re-sent Create of it with the same options succeeds. `opts` are Docker's, for the size as written.
+ */
+export function refuseBelowMinimum(volume: string, spec: VolumeSpec, opts: unknown): void {
+  if (spec.layout !== 'image' || spec.sizeBytes === undefined) return;
+  const fs = spec.fs ?? 'ext4';
   const min = FS_MIN_SIZE[fs];
+  const sizeBytes = spec.sizeBytes;
   if (sizeBytes >= min) return;
+  const written = (opts as Record<string, unknown> | null | undefined)?.size;
+  const sizeText = typeof written === 'string' ? written.trim() : mib(sizeBytes);
   const why = fs === 'xfs' ? ' (mkfs.xfs makes none smaller)' : '';
   const others = (Object.keys(FS_MIN_SIZE) as Array<'ext4' | 'xfs'>).filter((f) => f !== fs && sizeBytes >= FS_MIN_SIZE[f]);
   const alternative = others.map((f) => `, or fs=${f} (minimum ${mib(FS_MIN_SIZE[f])})`).join('');
@@ -92,7 +101,8 @@ function checkMinimum(volume: string, sizeText: string, sizeBytes: number, fs: '
 
 /**
  * Parses Docker's `Opts` (null when a container creates a volume implicitly) against the allow-list.
- * Errors name the volume and the option, and list what is accepted.
+ * Errors name the volume and the option, and list what is accepted. The filesystem's minimum size
+ * is checked apart (refuseBelowMinimum), for new volumes only.
  */
 export function parseVolumeOptions(volume: string, opts: unknown, defaultBackend: string): VolumeSpec {
   if (opts !== null && opts !== undefined && (typeof opts !== 'object' || Array.isArray(opts))) {
@@ -124,7 +134,6 @@ export function parseVolumeOptions(volume: string, opts: unknown, defaultBackend
   }
   const sizeBytes = parsed.size as number | undefined;
   const fs = sizeBytes === undefined ? undefined : ((parsed.fs as 'ext4' | 'xfs' | undefined) ?? 'ext4');
-  if (sizeBytes !== undefined && fs !== undefined) checkMinimum(volume, String(raw.size).trim(), sizeBytes, fs);
   return {
     backend: (parsed.backend as string | undefined) ?? defaultBackend,
     layout: sizeBytes === undefined ? 'directory' : 'image',

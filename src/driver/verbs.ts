@@ -12,10 +12,11 @@ import { HostState, Ledger, mountCount, VolumeRecord } from './ledger';
 import { VolumeLocks } from './locks';
 import { Mounts, realMounts } from './mounts';
 import { validateVolumeName } from './names';
-import { parseVolumeOptions } from './options';
+import { parseVolumeOptions, refuseBelowMinimum } from './options';
 import type { Handover } from './presence';
 import { Recovery } from './recovery';
 import { Removal } from './removal';
+import { SpaceCheck } from './space';
 import { UsageMeter } from './usage';
 import type { VolumeDriverApi, VolumeView } from './view';
 
@@ -56,7 +57,7 @@ export class VolumeDriver implements VolumeDriverApi {
     const stack = (this.stack = new AttachStack({ mountRoot: config.mountRoot, timeoutMs: config.timeoutMs, pool, ledger, catalog, removal, mounts, log }));
     this.usage = new UsageMeter(pool, mounts, (name) => stack.mountpoint(name));
     this.describer = new Describer({ hostId: config.hostId, pool, stack, usage: this.usage, log });
-    this.creation = new Creation({ hostId: config.hostId, pool, ledger, mounts, log });
+    this.creation = new Creation({ hostId: config.hostId, pool, ledger, mounts, space: new SpaceCheck(pool), log });
     this.recovery = new Recovery({ pool, ledger, locks: this.locks, stack, removal, mounts, log });
   }
 
@@ -79,6 +80,7 @@ export class VolumeDriver implements VolumeDriverApi {
       if (existing) throw this.catalog.unavailable(existing);
       const onBackend = await this.pool.bounded(readMeta(backend, name), `looking up volume ${name}`, name);
       if (onBackend?.retained) return this.creation.adoptRetained(backend, onBackend, spec);
+      refuseBelowMinimum(name, spec, opts);
       await this.creation.makeNew(backend, name, spec);
     });
   }

@@ -16,6 +16,32 @@ export function errText(err: unknown): string {
   return redactString(`internal error in netvol: ${detail.split('\n')[0]} (see the netvol log)`);
 }
 
+/** Routes dockerd calls to probe every driver for a name before it creates a volume: "not found" there is routine. */
+const PROBES = new Set(['VolumeDriver.Get', 'VolumeDriver.Path']);
+
+/**
+ * The level of a failed request's log line, by what the failure means (see the README's logging
+ * section): debug for dockerd's routine probe of an unknown name; info when netvol works and
+ * refused the caller's request (bad input, a conflict, an unknown volume); warn when a backend
+ * cannot serve now and may recover (unreachable, timed out, full); error when an operator must
+ * act (credentials or permissions refused, a helper program failed, anything unexpected).
+ */
+export function failureLevel(op: string, err: unknown): 'debug' | 'info' | 'warn' | 'error' {
+  if (!isNetvolError(err)) return 'error';
+  switch (err.category) {
+    case 'notFound':
+      return PROBES.has(op) ? 'debug' : 'info';
+    case 'invalid':
+    case 'conflict':
+      return 'info';
+    case 'unavailable':
+      return 'warn';
+    case 'permission':
+    case 'system':
+      return 'error';
+  }
+}
+
 type Handler = (body: Record<string, unknown>) => Promise<Record<string, unknown>>;
 
 const BODY_LIMIT = '1mb';
@@ -34,7 +60,6 @@ const SECRET_VALUE = /("?[\w-]*(?:pass|secret|token|credential|private_?key)[\w-
 /** The start of a body for the log: one line, no control characters, secrets masked, at most 80 characters. */
 function excerpt(body: string): string {
   const head = redactString(body.slice(0, 400)).replace(SECRET_VALUE, '$1"[redacted]"');
-  // eslint-disable-next-line no-control-regex
   const clean = head.replace(/[\u0000-\u001f\u007f]/g, '·');
   return clean.length > 80 ? `${clean.slice(0, 79)}…` : clean;
 }
@@ -62,8 +87,7 @@ export function createApp(driver: VolumeDriverApi, log: Logger): express.Express
         // dockerd 20.10 prefixes "VolumeDriver.<Call>: " only to errors that come with a non-200 status.
         status = 500;
         answer = { Err: errText(err) };
-        const level = isNetvolError(err) && err.category !== 'system' ? 'warn' : 'error';
-        log.log(level, 'request failed', { ...meta, err: answer.Err, code: isNetvolError(err) ? err.code : 'INTERNAL' });
+        log.log(failureLevel(method, err), 'request failed', { ...meta, err: answer.Err, code: isNetvolError(err) ? err.code : 'INTERNAL' });
       }
       res.type(PLUGIN_CONTENT_TYPE).status(status).send(JSON.stringify(answer));
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;

@@ -83,7 +83,6 @@ function emit(event: CommandEvent): void {
   }
 }
 
-// eslint-disable-next-line no-control-regex
 const TERMINAL_CODES = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f]/g;
 /** "mke2fs 1.47.0 (5-Feb-2023)", "sshfs version 3.7.3": a tool naming itself, not the problem. */
 const VERSION_BANNER = /^[\w.+-]+:? (version )?v?\d+(\.\d+)+[\w.+-]*( \(.*\))?$/i;
@@ -149,8 +148,9 @@ export function run(file: string, args: string[], opts: ExecOptions = {}): Promi
 }
 
 /**
- * Starts a long-lived helper (sshfs, a FUSE server) in its own session so that it outlives netvol.
- * Resolves with its pid once spawned; its output goes to `logFile` when given, else nowhere.
+ * Starts a process in its own session, not waited for, so that it outlives netvol (the driver's
+ * caretaker uses it). Returns its pid at once; its stdout and stderr go to the open file
+ * descriptor `stdoutFd` when given, else nowhere.
  */
 export function spawnDetached(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; stdoutFd?: number } = {}): number {
   const out = opts.stdoutFd ?? 'ignore';

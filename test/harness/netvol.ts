@@ -32,8 +32,7 @@ export interface StartNetvolOptions {
 
 export interface PluginResponse {
   status: number;
-  /** The parsed JSON body, or undefined when it was not JSON. */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary wire shapes
+  /** The parsed JSON body, or undefined when it was not JSON (any: tests read arbitrary wire shapes). */
   json: any;
   raw: string;
   headers: http.IncomingHttpHeaders;

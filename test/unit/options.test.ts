@@ -1,14 +1,15 @@
 import { isNetvolError } from '../../src/errors';
-import { ACCEPTED_OPTIONS, FS_MIN_SIZE, formatSize, parseSize, parseVolumeOptions, specDifferences } from '../../src/driver/options';
+import { ACCEPTED_OPTIONS, FS_MIN_SIZE, formatSize, parseSize, parseVolumeOptions, refuseBelowMinimum, specDifferences } from '../../src/driver/options';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 const TiB = 1024 * GiB;
 
+/** The options checked as a Create of a new volume checks them: parsed, then held to the filesystem's minimum. */
 function refusal(opts: unknown): string {
   try {
-    parseVolumeOptions('vol1', opts, 'local');
+    refuseBelowMinimum('vol1', parseVolumeOptions('vol1', opts, 'local'), opts);
   } catch (err) {
     if (isNetvolError(err, 'INVALID_OPTION')) return err.message;
     throw err;
@@ -83,6 +84,13 @@ describe('parseVolumeOptions()', () => {
     expect(FS_MIN_SIZE).toEqual({ ext4: 16 * MiB, xfs: 300 * MiB });
     expect(parseVolumeOptions('vol1', { size: '300M', fs: 'xfs' }, 'local')).toMatchObject({ sizeBytes: 300 * MiB, fs: 'xfs' });
     expect(parseVolumeOptions('vol1', { size: '16M', fs: 'ext4' }, 'local')).toMatchObject({ sizeBytes: 16 * MiB, fs: 'ext4' });
+    for (const opts of [{ size: '300M', fs: 'xfs' }, { size: '16M', fs: 'ext4' }, { size: '16M' }]) {
+      expect(() => refuseBelowMinimum('vol1', parseVolumeOptions('vol1', opts, 'local'), opts)).not.toThrow();
+    }
+  });
+
+  it('parses a size under the minimum: only a new volume is held to it (an older xfsprogs made smaller xfs images)', () => {
+    expect(parseVolumeOptions('vol1', { size: '64M', fs: 'xfs' }, 'local')).toMatchObject({ sizeBytes: 64 * MiB, fs: 'xfs' });
   });
 
   it('refuses fs=xfs under 300M at Create, naming the volume, the minimum and the ways out', () => {

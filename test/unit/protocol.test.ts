@@ -224,14 +224,14 @@ describe('protocol over a real Unix socket', () => {
     expect(a.json).toEqual({ Err: 'netvol does not implement GET /VolumeDriver.List' });
   });
 
-  it('a NetvolError becomes exactly its sentence in Err with status 500 (so dockerd prefixes VolumeDriver.<Call>), and is logged at warn', async () => {
+  it('a NetvolError becomes exactly its sentence in Err with status 500 (so dockerd prefixes VolumeDriver.<Call>), and is logged with its code (info: a refused option)', async () => {
     driver.failNext = new NetvolError('INVALID_OPTION', 'volume v1: invalid option "x": accepted options are size', { volume: 'v1' });
     const a = await post(sock, '/VolumeDriver.Create', '{"Name":"v1","Opts":{"x":"1"}}');
     expect(a.status).toBe(500);
     expect(a.json).toEqual({ Err: 'volume v1: invalid option "x": accepted options are size' });
     await new Promise((r) => setImmediate(r));
     const logged = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.message === 'request failed' && r.code === 'INVALID_OPTION');
-    expect(logged).toMatchObject({ level: 'warn', op: 'VolumeDriver.Create', volume: 'v1' });
+    expect(logged).toMatchObject({ level: 'info', op: 'VolumeDriver.Create', volume: 'v1' });
   });
 
   it('an unexpected error becomes one line of Err with no stack trace, logged at error', async () => {

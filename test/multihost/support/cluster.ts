@@ -88,7 +88,7 @@ export interface Host {
   restore(): Promise<void>;
   readonly isCut: boolean;
   /** Raw `POST /<method>` to this host's netvol. */
-  plugin(method: string, body?: unknown): Promise<{ status: number; json: any; raw: string }>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  plugin(method: string, body?: unknown): Promise<{ status: number; json: any; raw: string }>;
   netvolLogTail(lines?: number): string;
   dockerdLogTail(lines?: number): string;
 }

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { run } from '../../harness/dockerd';
 import { Host, netnsPids } from './cluster';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- Status is whatever the plugin says
+/** A volume's Status: whatever the plugin says. */
 export type Status = Record<string, any>;
 
 export interface VolumeInspect {

@@ -12,7 +12,6 @@ export async function startSftpNetvol(sshd: Sshd, opts: { backend?: Record<strin
 }
 
 /** POSTs a protocol request and returns the JSON answer (Err included). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function call(nv: Netvol, method: string, body: unknown): Promise<any> {
   const r = await nv.request(method, body, { timeoutMs: 90_000 });
   if (r.json === undefined) throw new Error(`${method}: not JSON (${r.status}): ${r.raw}`);
@@ -20,7 +19,6 @@ export async function call(nv: Netvol, method: string, body: unknown): Promise<a
 }
 
 /** Like call(), but fails with the daemon's Err and log tail when the answer carries an Err. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function ok(nv: Netvol, method: string, body: unknown): Promise<any> {
   const json = await call(nv, method, body);
   if (json.Err) throw new Error(`${method} ${JSON.stringify(body)}: ${json.Err}\n--- netvol log ---\n${nv.logTail(20)}`);

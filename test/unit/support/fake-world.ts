@@ -33,21 +33,22 @@ export async function removeRigs(): Promise<void> {
   for (const r of roots.splice(0)) await fs.rm(r, { recursive: true, force: true });
 }
 
-export async function rig(tag: string): Promise<Rig> {
+/** `backend` adds settings to the local backend's config block (e.g. allowOvercommit). */
+export async function rig(tag: string, backend: Record<string, unknown> = {}): Promise<Rig> {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), `netvol-fake-mounts-${tag}-`));
   roots.push(root);
   const stateDir = path.join(root, 'state');
-  const config = buildConfig({ stateDir, hostId: 'fake-host', backends: { local: { type: 'local', path: path.join(root, 'volumes') } } }, 'unit test', {});
+  const config = buildConfig({ stateDir, hostId: 'fake-host', backends: { local: { type: 'local', path: path.join(root, 'volumes'), ...backend } } }, 'unit test', {});
   const { log, records } = recordingLogger();
   const b = config.backends[0];
   const kind = backendType(b.type);
   if (!kind) throw new Error(`no backend type ${b.type}`);
-  const backend = kind.create(b.options, { name: b.name, hostId: config.hostId, workDir: path.join(stateDir, 'backends', b.name), timeoutMs: config.timeoutMs, logger: log });
+  const made = kind.create(b.options, { name: b.name, hostId: config.hostId, workDir: path.join(stateDir, 'backends', b.name), timeoutMs: config.timeoutMs, logger: log });
   const mounts = new FakeMounts();
-  const r = { root, config, mounts, backend, records, mountpoint: (name: string) => path.join(config.mountRoot, name) } as Rig;
+  const r = { root, config, mounts, backend: made, records, mountpoint: (name: string) => path.join(config.mountRoot, name) } as Rig;
   r.restart = async () => {
     r.store = await openLedger(path.join(stateDir, 'state.json'), (m) => log.error(m));
-    r.driver = new VolumeDriver(config, new Map([[b.name, backend]]), r.store, log, mounts);
+    r.driver = new VolumeDriver(config, new Map([[b.name, made]]), r.store, log, mounts);
   };
   await r.restart();
   return r;
