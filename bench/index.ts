@@ -31,7 +31,7 @@ function loadSections(): Section[] {
   const dir = path.join(__dirname, 'sections');
   const out: Section[] = [];
   for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.js')).sort()) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- sections are discovered at run time
+    // Sections are discovered at run time, so they are loaded with require().
     const candidate = (require(path.join(dir, file)) as { section?: unknown }).section;
     if (!isSection(candidate)) throw new Error(`bench/sections/${file.replace(/\.js$/, '.ts')} does not export a \`section\``);
     if (out.some((s) => s.name === candidate.name)) throw new Error(`two bench sections are named ${candidate.name}`);

@@ -6,7 +6,7 @@ import http from 'node:http';
 
 export interface PluginAnswer {
   status: number;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- arbitrary wire shapes
+  /** Arbitrary wire shapes. */
   json: any;
 }
 

@@ -65,7 +65,7 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${crypto.randomBytes(3).toString('hex')}`;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- Status is whatever the plugin says
+/** Status is whatever the plugin says. */
 export type Status = Record<string, any>;
 
 export async function inspect(w: World, name: string): Promise<{ Driver: string; Mountpoint: string; Status: Status; Options: Record<string, string> | null; Name: string }> {
