@@ -93,8 +93,15 @@ export function orphanProblems(f: DaemonFolders, model: MountModel): string[] {
   const out: string[] = [];
   const held = new Set(model.names().filter((n) => model.total(n) > 0));
   const mounted = new Map<string, number>();
+  const backendRoot = path.join(path.dirname(f.stateFile), 'backends');
   for (const m of mountsUnder(f.root)) {
     const rel = path.relative(f.mountRoot, m.mountPoint);
+    // A networked backend's attachment (sshfs, the userspace NFS mount) at <stateDir>/backends/<backend>/<volume>.
+    const att = path.relative(backendRoot, m.mountPoint).split(path.sep);
+    if (!att[0].startsWith('..') && att.length === 2) {
+      if (!held.has(att[1])) out.push(`orphan attachment ${m.mountPoint} (${m.fsType}): volume ${att[1]} has no acknowledged mount`);
+      continue;
+    }
     const name = rel.split(path.sep)[0];
     if (rel.startsWith('..') || rel === '' || rel.includes(path.sep)) {
       out.push(`orphan mount ${m.mountPoint} (${m.fsType} from ${m.source}): not a volume mountpoint`);
