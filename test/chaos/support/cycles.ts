@@ -132,7 +132,27 @@ export async function runCycles(nv: Netvol, opts: CycleOptions): Promise<CycleRe
   const undecidedUnmounts: Array<{ name: string; id: string }> = [];
   const undecidedVolumes = new Set<string>();
 
-  const apply = async (op: Op, cycle: number): Promise<void> => {
+  /**
+   * Makes each operation meaningful in the current state: a mount or remove picks among existing
+   * volumes, a write or unmount among mounted ones (by the generated index, modulo); with none to
+   * pick from it becomes the step that makes one.
+   */
+  const resolve = (op: Op): Op => {
+    const index = (names: string[]): number => all.findIndex((x) => x.name === names[op.name % names.length]);
+    const existing = [...volumes.keys()];
+    const mountedNow = existing.filter((n) => mounts.total(n) > 0 && !undecidedUnmounts.some((u) => u.name === n));
+    if (op.kind === 'write' || op.kind === 'unmount') {
+      if (mountedNow.length > 0) return { ...op, name: index(mountedNow) };
+      return existing.length > 0 ? { kind: 'mount', name: index(existing) } : { kind: 'create', name: op.name };
+    }
+    if (op.kind === 'mount' || op.kind === 'remove') {
+      return existing.length > 0 ? { ...op, name: index(existing) } : { kind: 'create', name: op.name };
+    }
+    return op;
+  };
+
+  const apply = async (generated: Op, cycle: number): Promise<void> => {
+    const op = resolve(generated);
     const v = all[op.name];
     const name = v.name;
     if (op.kind === 'write') {
