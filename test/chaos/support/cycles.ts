@@ -35,6 +35,8 @@ export interface CycleOptions {
   /** Every this many cycles (and at the end) every volume's files are read back, mounting it if need be. */
   fullCheckEvery?: number;
   onCycle?: (cycle: number, report: CycleReport) => void;
+  /** Checked between cycles: true ends the run early (the tear-down still runs). */
+  shouldStop?: () => boolean;
 }
 
 export interface CycleReport {
@@ -302,7 +304,7 @@ export async function runCycles(nv: Netvol, opts: CycleOptions): Promise<CycleRe
   };
 
   const fullEvery = opts.fullCheckEvery ?? 10;
-  for (let cycle = 0; cycle < opts.cycles; cycle++) {
+  for (let cycle = 0; cycle < opts.cycles && !opts.shouldStop?.(); cycle++) {
     const [plan] = fc.sample(cycleArb(all.length, opts.maxOps ?? 8), { numRuns: 1, seed: opts.seed + cycle });
     const killAt = Math.min(Math.floor(plan.killAt * (plan.ops.length + 1)), plan.ops.length);
     let killing: Promise<void> | undefined;

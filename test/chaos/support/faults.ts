@@ -19,7 +19,7 @@ import { sftpOptions, startSshd, type Sshd } from '../../harness/sshd';
 import { answerProblem, helperPids, knownBug, orphanProblems } from './checks';
 import { foldersOf, tearDown } from './fuzz';
 import { MountModel } from './model';
-import { emptyResult, type PhaseResult, type Progress } from './phases';
+import { emptyResult, interruption, type PhaseResult, type Progress } from './phases';
 
 export type FaultKind = 'sshd-kill' | 'ganesha-kill' | 'full' | 'permission' | 'unresponsive';
 export const FAULT_KINDS: FaultKind[] = ['sshd-kill', 'ganesha-kill', 'full', 'permission', 'unresponsive'];
@@ -302,7 +302,7 @@ export async function faultPhase(o: { kind: FaultKind; rounds: number; seed: num
     const ok = (r?: PluginResponse): boolean => !!r && r.status === 200 && !r.json?.Err;
     const mountpoint = (name: string): string => path.join(foldersOf(nv!).mountRoot, name);
 
-    for (let round = 0; round < o.rounds; round++) {
+    for (let round = 0; round < o.rounds && !interruption.requested; round++) {
       const [delayMs] = fc.sample(fc.integer({ min: 100, max: 1500 }), { numRuns: 1, seed: o.seed + round });
       const name = `flt-${o.kind}-${round}`;
       const what = `round ${round} (${name})`;

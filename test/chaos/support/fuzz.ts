@@ -21,6 +21,8 @@ export interface FuzzOptions {
   /** How long a request may take before it counts as a hang (dockerd gives a plugin 60 s). */
   deadlineMs: number;
   onBatch?: (done: number, report: FuzzReport) => void;
+  /** Checked between batches: true ends the run early (the tear-down still runs). */
+  shouldStop?: () => boolean;
 }
 
 export interface FuzzReport {
@@ -128,7 +130,7 @@ export async function runFuzz(nv: Netvol, opts: FuzzOptions, model = new MountMo
   };
   const started = Date.now();
   const batchSize = opts.concurrency * perWorker;
-  for (let batch = 0; report.requests < opts.requests; batch++) {
+  for (let batch = 0; report.requests < opts.requests && !opts.shouldStop?.(); batch++) {
     const left = opts.requests - report.requests;
     const workers = Math.min(opts.concurrency, Math.ceil(left / perWorker));
     const [streams] = fc.sample(fc.array(fc.array(fuzzRequest, { minLength: perWorker, maxLength: perWorker }), { minLength: workers, maxLength: workers }), {

@@ -32,6 +32,10 @@ export const emptyResult = (phase: string): PhaseResult => ({
 
 export type Progress = (line: string) => void;
 
+/** Set by the long run's SIGINT/SIGTERM handler: phases finish their current step, tear down and report. */
+export const interruption = { requested: false };
+const shouldStop = (): boolean => interruption.requested;
+
 export async function fuzzPhase(o: { requests: number; seed: number; concurrency?: number; progress?: Progress }): Promise<PhaseResult> {
   const nv = await startNetvol({ extraConfig: { timeoutSeconds: 10, logLevel: 'info' } });
   try {
@@ -41,6 +45,7 @@ export async function fuzzPhase(o: { requests: number; seed: number; concurrency
       concurrency: o.concurrency ?? 8,
       seed: o.seed,
       deadlineMs: 60_000,
+      shouldStop,
       onBatch: (done) => {
         if (o.progress && done - last >= 5000) {
           last = done;
@@ -111,6 +116,7 @@ export async function killPhase(o: { backend: KillBackend; cycles: number; seed:
       cycles: o.cycles,
       seed: o.seed,
       backends: [backend],
+      shouldStop,
       onCycle: (c, rep) => {
         if (o.progress && (c + 1) % 25 === 0) o.progress(`kill -9 ${o.backend}: ${c + 1} cycles, ${rep.requests} requests`);
       },
@@ -123,7 +129,7 @@ export async function killPhase(o: { backend: KillBackend; cycles: number; seed:
       lostVolumes: r.lostVolumes.length,
       orphans: r.orphans.length,
       checksumMismatches: r.checksumMismatches.length,
-      crashes: r.cycles < o.cycles ? 1 : 0,
+      crashes: r.cycles < o.cycles && !interruption.requested ? 1 : 0,
       worstErrMs: r.worstErrMs,
       problems: [...r.lostVolumes, ...r.orphans, ...r.checksumMismatches, ...r.problems],
       notes: [`seed ${o.seed}; ${r.undecided} requests cut off by the kill; ${r.filesChecked} file checksums verified; worst Err: ${r.worstErr}`],
