@@ -1,5 +1,6 @@
 /**
- * `npm run chaos -- [--cycles 1000] [--requests 100000] [--only fuzz,kill9,faults] [--backends local,sftp,nfs]
+ * `npm run chaos -- [--cycles 1000] [--requests 100000] [--docker-cycles 50] [--fault-rounds 3]
+ * [--only fuzz,kill9,docker,faults] [--backends local,sftp,nfs]
  * [--seed N] [--out [FILE]]`: the long run of the chaos tier (the jest tier `chaos` runs the same
  * phases short). Prints a line per phase and a table: cycles, faults, requests, lost volumes,
  * orphans, checksum mismatches, crashes, worst Err time; with --out, writes it as Markdown
@@ -10,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Table from 'cli-table3';
 import { Command, InvalidArgumentError } from 'commander';
+import { dockerdPhase } from './support/docker';
 import { faultPhase, FAULT_KINDS } from './support/faults';
 import { fuzzPhase, interruption, KILL_BACKENDS, killPhase, type KillBackend, type PhaseResult } from './support/phases';
 
@@ -18,7 +20,7 @@ function count(v: string): number {
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number');
   return n;
 }
-const PHASES = ['fuzz', 'kill9', 'faults'] as const;
+const PHASES = ['fuzz', 'kill9', 'docker', 'faults'] as const;
 function list<T extends string>(allowed: readonly T[]) {
   return (v: string): T[] => {
     const items = v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -33,6 +35,7 @@ const program = new Command()
   .description('the chaos tier, long: protocol fuzzing, kill -9 cycles and server faults against a real netvol daemon')
   .option('--cycles <n>', 'kill -9 cycles in all, shared by the backends in turn', count, 1000)
   .option('--requests <n>', 'fuzz requests', count, 100_000)
+  .option('--docker-cycles <n>', 'kill -9 cycles during docker run on a real dockerd', count, 50)
   .option('--fault-rounds <n>', 'rounds of every server fault', count, 3)
   .option('--only <phases>', `phases to run (${PHASES.join(',')})`, list(PHASES), [...PHASES])
   .option('--backends <names>', `backends of the kill -9 cycles (${KILL_BACKENDS.join(',')})`, list(KILL_BACKENDS), [...KILL_BACKENDS])
@@ -42,7 +45,7 @@ const program = new Command()
   .parse();
 
 const opts = program.opts<{
-  cycles: number; requests: number; faultRounds: number; only: Array<(typeof PHASES)[number]>; backends: KillBackend[]; seed?: number; out?: string | boolean; note?: string;
+  cycles: number; requests: number; dockerCycles: number; faultRounds: number; only: Array<(typeof PHASES)[number]>; backends: KillBackend[]; seed?: number; out?: string | boolean; note?: string;
 }>();
 const seed = opts.seed ?? Math.floor(Math.random() * 1_000_000);
 
@@ -93,6 +96,7 @@ function markdown(results: PhaseResult[], startedAt: Date, wallMs: number): stri
       'after every batch the daemon\'s mount counts, the kernel\'s mounts and loop devices and state.json are checked against the acknowledged mounts. ' +
       'kill -9 cycles: random create / mount / write (sha256 recorded) / unmount / remove on directory and image volumes, the daemon SIGKILLed at a random moment and restarted; ' +
       'then no acknowledged volume may be missing, counts must be the acknowledged mount IDs, no orphan mount, loop device or helper, every checksum intact. ' +
+      'kill -9 under docker run: a real dockerd runs a container writing a file into the volume and the daemon is killed at a random moment of it; once no container runs the daemon must hold no mount. ' +
       'Server faults: sshd and ganesha killed and restarted mid-write, a full server filesystem, permission denied, a server that stops answering; each must get a clear Err within timeoutSeconds, ' +
       'keep what was written before the fault, and leave the volume usable once the server is back.',
     '',
@@ -137,6 +141,7 @@ async function main(): Promise<void> {
       if (cycles > 0) await phase(() => killPhase({ backend, cycles, seed: seed + i * 100_000, progress }));
     }
   }
+  if (opts.only.includes('docker') && opts.dockerCycles > 0) await phase(() => dockerdPhase({ cycles: opts.dockerCycles, seed, progress }));
   if (opts.only.includes('faults')) {
     for (const kind of FAULT_KINDS) await phase(() => faultPhase({ kind, rounds: opts.faultRounds, seed, progress }));
   }

@@ -1,15 +1,15 @@
 import { killPhase, type KillBackend, type PhaseResult } from './support/phases';
 
 /**
- * The CI short run: 50 cycles in all (30 local, 10 sftp on a real sshd, 10 nfs on a real
+ * The CI short run: 50 cycles in all (20 local, 15 sftp on a real sshd, 15 nfs on a real
  * nfs-ganesha); `npm run chaos` runs 1,000. CHAOS_CYCLES scales every backend's share.
  */
 const SCALE = Number(process.env.CHAOS_CYCLES ?? 50) / 50;
 const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000);
 const SHARE: Array<[KillBackend, number]> = [
-  ['local', 30],
-  ['sftp', 10],
-  ['nfs', 10],
+  ['local', 20],
+  ['sftp', 15],
+  ['nfs', 15],
 ];
 
 jest.setTimeout(900_000);

@@ -4,6 +4,7 @@
  * matching entry of knownBug() in support/checks.ts, so the fuzz run fails on them too.
  * `CHAOS_RUN_KNOWN_BUGS=1` runs them instead of skipping.
  */
+import { BUSYBOX_IMAGE, startDockerd } from '../harness/dockerd';
 import { startNetvol, type Netvol } from '../harness/netvol';
 import { MAX_ERR_LENGTH } from './support/checks';
 import { faultPhase, TIMEOUT_SECONDS } from './support/faults';
@@ -78,6 +79,26 @@ describe('bugs the chaos tier found, reproduced over the socket', () => {
     async () => {
       const r = await faultPhase({ kind: 'unresponsive', rounds: 1, seed: 1, strict: true });
       expect(r.problems.filter((p) => /took|does not name/.test(p))).toEqual([]);
+    },
+  );
+
+  knownBug(
+    'a container that ends while the daemon is dead leaves no mount held once the daemon is back',
+    'dockerd\'s Unmount fails while netvol is down and dockerd forgets the mount; netvol restarts still holding the mount ID (no reconciliation with dockerd), so the volume stays mounted and `docker volume rm` says it is in use',
+    async () => {
+      const d = await startDockerd();
+      try {
+        await d.dockerOk(['volume', 'create', '-d', nv.pluginName, 'kb-leak']);
+        const c = await d.dockerOk(['run', '-d', '--network', 'none', '--pull', 'never', '-v', 'kb-leak:/data', BUSYBOX_IMAGE, 'sleep', '600']);
+        await nv.kill9();
+        await d.docker(['rm', '-f', c]);
+        await nv.restart();
+        expect((await nv.request('VolumeDriver.Get', { Name: 'kb-leak' })).json?.Volume?.Status?.mounts).toEqual([]);
+        expect((await d.docker(['volume', 'rm', 'kb-leak'])).code).toBe(0);
+      } finally {
+        await d.removeAll([nv.pluginName]).catch(() => undefined);
+        await d.stop();
+      }
     },
   );
 });

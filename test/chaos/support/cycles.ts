@@ -13,7 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { mountsUnder } from '../../harness/dockerd';
+import { mountsUnder, sleep } from '../../harness/dockerd';
 import { pluginRequest, type Netvol, type PluginResponse } from '../../harness/netvol';
 import { countProblems, helperPids, orphanProblems, stateProblems, type ListedVolume } from './checks';
 import { foldersOf } from './fuzz';
@@ -91,6 +91,14 @@ const cycleArb = (names: number, maxOps: number) =>
     /** Milliseconds into that operation. */
     killDelayMs: fc.nat({ max: 40 }),
   });
+
+function argvOf(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim().slice(0, 300);
+  } catch {
+    return 'gone';
+  }
+}
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -289,8 +297,13 @@ export async function runCycles(nv: Netvol, opts: CycleOptions): Promise<CycleRe
     for (const name of volumes.keys()) if (!names.has(name)) report.lostVolumes.push(`cycle ${cycle}: volume ${name} (acknowledged) is missing from List`);
     const f = foldersOf(nv);
     report.orphans.push(...[...countProblems(listed, mounts), ...orphanProblems(f, mounts)].map((p) => `cycle ${cycle}: ${p}`));
-    const helpers = helperPids(f).filter((pid) => !expectedHelpers(pid));
-    if (helpers.length > 0) report.orphans.push(`cycle ${cycle}: helper processes left: ${helpers.join(', ')}`);
+    let helpers = helperPids(f).filter((pid) => !expectedHelpers(pid));
+    if (helpers.length > 0) {
+      // One that is on its way out (a detach finishing after the answer) gets two seconds.
+      await sleep(2000);
+      helpers = helpers.filter((pid) => helperPids(f).includes(pid));
+    }
+    if (helpers.length > 0) report.orphans.push(`cycle ${cycle}: helper processes left: ${helpers.map((p) => `${p} (${argvOf(p)})`).join(', ')}`);
     report.problems.push(...stateProblems(f, mounts).map((p) => `cycle ${cycle}: ${p}`));
   };
   // Helpers of mounted volumes are expected (sshfs, the userspace NFS server); the rest are orphans.
