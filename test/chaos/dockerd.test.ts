@@ -1,8 +1,8 @@
 import { dockerdPhase } from './support/docker';
 import type { PhaseResult } from './support/phases';
 
-/** The CI short run: 5 cycles through a real dockerd; `npm run chaos` runs more (--docker-cycles). */
-const CYCLES = Number(process.env.CHAOS_DOCKER_CYCLES ?? 5);
+/** The CI short run: 3 cycles through a real dockerd; `npm run chaos` runs more (--docker-cycles). */
+const CYCLES = Number(process.env.CHAOS_DOCKER_CYCLES ?? 3);
 const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000);
 
 jest.setTimeout(600_000);
