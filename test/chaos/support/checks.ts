@@ -198,3 +198,39 @@ export function stateProblems(f: DaemonFolders, model: MountModel): string[] {
   }
   return out;
 }
+
+/**
+ * The local backends' folders against List: every finished volume folder (volume.json present,
+ * not retained, not an archive or netvol's own) is listed, and every listed volume of a local
+ * backend has its folder. Meant for a quiet moment.
+ */
+export function backendProblems(f: DaemonFolders, listed: ListedVolume[]): string[] {
+  const out: string[] = [];
+  const names = new Set(listed.map((v) => v.Name));
+  for (const [backend, root] of Object.entries(f.localBackends)) {
+    let entries: string[];
+    try {
+      entries = fs.readdirSync(root);
+    } catch (err) {
+      out.push(`backend ${backend}: cannot list ${root}: ${(err as Error).message}`);
+      continue;
+    }
+    const onDisk = new Set<string>();
+    for (const e of entries) {
+      if (e.startsWith('.') || e.includes('.archive-')) continue;
+      let meta: { retained?: unknown };
+      try {
+        meta = JSON.parse(fs.readFileSync(path.join(root, e, 'volume.json'), 'utf8')) as { retained?: unknown };
+      } catch {
+        continue; // no metadata: not a finished volume
+      }
+      if (meta.retained) continue;
+      onDisk.add(e);
+      if (!names.has(e)) out.push(`backend ${backend}: volume folder ${e} has its volume.json but List does not show it`);
+    }
+    for (const v of listed) {
+      if (v.Status?.backend === backend && !onDisk.has(v.Name)) out.push(`backend ${backend}: List shows ${v.Name} but its folder has no volume.json`);
+    }
+  }
+  return out;
+}

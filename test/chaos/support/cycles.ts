@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { mountsUnder, sleep } from '../../harness/dockerd';
 import { pluginRequest, type Netvol, type PluginResponse } from '../../harness/netvol';
-import { countProblems, helperPids, orphanProblems, stateProblems, type ListedVolume } from './checks';
+import { backendProblems, countProblems, helperPids, orphanProblems, stateProblems, type ListedVolume } from './checks';
 import { foldersOf } from './fuzz';
 import { MountModel } from './model';
 
@@ -304,7 +304,7 @@ export async function runCycles(nv: Netvol, opts: CycleOptions): Promise<CycleRe
       helpers = helpers.filter((pid) => helperPids(f).includes(pid));
     }
     if (helpers.length > 0) report.orphans.push(`cycle ${cycle}: helper processes left: ${helpers.map((p) => `${p} (${argvOf(p)})`).join(', ')}`);
-    report.problems.push(...stateProblems(f, mounts).map((p) => `cycle ${cycle}: ${p}`));
+    report.problems.push(...[...stateProblems(f, mounts), ...backendProblems(f, listed)].map((p) => `cycle ${cycle}: ${p}`));
   };
   // Helpers of mounted volumes are expected (sshfs, the userspace NFS server); the rest are orphans.
   const expectedHelpers = (pid: number): boolean => {

@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { isAlive } from '../../../src/system';
 import { pluginRequest, type Netvol, type PluginResponse } from '../../harness/netvol';
-import { answerProblem, knownBug, countProblems, orphanProblems, stateProblems, type DaemonFolders, type ListedVolume } from './checks';
+import { answerProblem, backendProblems, knownBug, countProblems, orphanProblems, stateProblems, type DaemonFolders, type ListedVolume } from './checks';
 import { MountModel } from './model';
 import { fuzzRequest, isRaw, type FuzzRequest } from './requests';
 
@@ -81,7 +81,8 @@ export async function quietChecks(nv: Netvol, model: MountModel): Promise<string
   const list = await pluginRequest(nv.socket, 'VolumeDriver.List', {}, { timeoutMs: 60_000 });
   if (list.status !== 200 || !Array.isArray(list.json?.Volumes)) return [`List failed: ${list.raw.slice(0, 300)}`];
   const f = foldersOf(nv);
-  return [...countProblems(list.json.Volumes as ListedVolume[], model), ...orphanProblems(f, model), ...stateProblems(f, model)];
+  const listed = list.json.Volumes as ListedVolume[];
+  return [...countProblems(listed, model), ...orphanProblems(f, model), ...stateProblems(f, model), ...backendProblems(f, listed)];
 }
 
 /** Unmounts what the model holds and removes every volume List shows: the end of a run. */
