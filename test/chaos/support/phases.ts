@@ -61,7 +61,7 @@ export async function fuzzPhase(o: { requests: number; seed: number; concurrency
       worstErrMs: r.worstErrMs,
       problems: [...r.crashes, ...r.hangs, ...r.badAnswers, ...r.problems],
       knownBugs: r.knownBugs,
-      notes: [`seed ${o.seed}; answers by status ${JSON.stringify(r.answersByStatus)}; worst Err: ${r.worstErr}`],
+      notes: [`seed ${o.seed}; answers by status ${JSON.stringify(r.answersByStatus)}; worst Err: ${r.worstErr || 'none'}`],
       durationMs: r.durationMs,
     };
   } finally {
@@ -132,7 +132,7 @@ export async function killPhase(o: { backend: KillBackend; cycles: number; seed:
       crashes: r.cycles < o.cycles && !interruption.requested ? 1 : 0,
       worstErrMs: r.worstErrMs,
       problems: [...r.lostVolumes, ...r.orphans, ...r.checksumMismatches, ...r.problems],
-      notes: [`seed ${o.seed}; ${r.undecided} requests cut off by the kill; ${r.filesChecked} file checksums verified; worst Err: ${r.worstErr}`],
+      notes: [`seed ${o.seed}; ${r.undecided} requests cut off by the kill; ${r.filesChecked} file checksums verified; worst Err: ${r.worstErr || 'none'}`],
       durationMs: r.durationMs,
     };
   } finally {
