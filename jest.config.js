@@ -9,6 +9,6 @@ const tier = (name, extra = {}) => ({
   ...extra,
 });
 module.exports = {
-  projects: [tier('unit'), tier('nfs'), tier('e2e'), tier('sftp'), tier('plugin'), tier('multihost'), tier('backends')],
+  projects: [tier('unit'), tier('backends'), tier('nfs'), tier('e2e'), tier('sftp'), tier('plugin'), tier('multihost'), tier('chaos')],
   testTimeout: 120000,
 };
