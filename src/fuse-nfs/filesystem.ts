@@ -49,6 +49,7 @@ const SPECIAL_TYPES: Record<number, FileType.CHR | FileType.BLK | FileType.SOCK 
   0o140000: FileType.SOCK,
   0o010000: FileType.FIFO,
 };
+const UNLINKED_NAME = Buffer.from(UNLINKED_DIR);
 /** COMMITs of closed files sent at once. */
 const COMMITS_AT_ONCE = 8;
 /** Entries handed to the session per READDIR (it packs what fits in the kernel's buffer). */
@@ -95,8 +96,8 @@ export class NfsFilesystem {
    * The folder of open-but-unlinked files does not exist for applications: looking it up finds
    * nothing, and it cannot be made, removed or renamed.
    */
-  private reserved(parent: number, name: string, code: 'ENOENT' | 'EPERM'): void {
-    if (parent === 1 && name === UNLINKED_DIR) throw new FsError(code, `${UNLINKED_DIR} is reserved for files removed while open`);
+  private reserved(parent: number, name: Buffer, code: 'ENOENT' | 'EPERM'): void {
+    if (parent === 1 && name.equals(UNLINKED_NAME)) throw new FsError(code, `${UNLINKED_DIR} is reserved for files removed while open`);
   }
 
   /** One server call, retried through outages. */
@@ -195,7 +196,7 @@ export class NfsFilesystem {
   }
 
   /** CREATE, MKDIR, SYMLINK and MKNOD: the call, recognising a resent one the server already carried out, then the owner. */
-  private async make(ctx: Context, parent: number, name: string, what: 'CREATE' | 'MKDIR' | 'SYMLINK' | 'MKNOD', fn: (dir: Buffer, attrs: Sattr) => Promise<{ handle: Buffer; attrs?: Fattr; dirWcc: WccData }>, mode: number | undefined): Promise<Entry> {
+  private async make(ctx: Context, parent: number, name: Buffer, what: 'CREATE' | 'MKDIR' | 'SYMLINK' | 'MKNOD', fn: (dir: Buffer, attrs: Sattr) => Promise<{ handle: Buffer; attrs?: Fattr; dirWcc: WccData }>, mode: number | undefined): Promise<Entry> {
     this.reserved(parent, name, 'EPERM');
     const dir = this.inode(parent);
     const owner = await this.ownerFor(ctx, dir);
@@ -232,7 +233,7 @@ export class NfsFilesystem {
   // ---------------------------------------------------------------------------------------------
   // operations
 
-  async lookup(_ctx: Context, parent: number, name: string): Promise<Entry> {
+  async lookup(_ctx: Context, parent: number, name: Buffer): Promise<Entry> {
     this.reserved(parent, name, 'ENOENT');
     const dir = this.inode(parent);
     const r = await this.call('LOOKUP', () => this.client.lookup(dir.handle, name));
@@ -288,16 +289,16 @@ export class NfsFilesystem {
     return this.attrOf(n, after);
   }
 
-  async readlink(_ctx: Context, nodeid: number): Promise<string> {
+  async readlink(_ctx: Context, nodeid: number): Promise<Buffer> {
     const n = this.inode(nodeid);
-    return this.call('READLINK', () => this.client.readlink(n.handle));
+    return this.call('READLINK', () => this.client.readlinkRaw(n.handle));
   }
 
-  symlink(ctx: Context, parent: number, name: string, target: string): Promise<Entry> {
+  symlink(ctx: Context, parent: number, name: Buffer, target: Buffer): Promise<Entry> {
     return this.make(ctx, parent, name, 'SYMLINK', (dir) => this.client.symlink(dir, name, target), undefined);
   }
 
-  mkdir(ctx: Context, parent: number, name: string, mode: number): Promise<Entry> {
+  mkdir(ctx: Context, parent: number, name: Buffer, mode: number): Promise<Entry> {
     return this.make(ctx, parent, name, 'MKDIR', (dir, attrs) => this.client.mkdir(dir, name, attrs), mode);
   }
 
@@ -306,7 +307,7 @@ export class NfsFilesystem {
    * FIFO's or a socket's data passes between processes of this host in the kernel, as on a local
    * disk; a device node opens the host's device of that number.
    */
-  async mknod(ctx: Context, parent: number, name: string, mode: number, rdev: number): Promise<Entry> {
+  async mknod(ctx: Context, parent: number, name: Buffer, mode: number, rdev: number): Promise<Entry> {
     const format = mode & S_IFMT;
     if (format === S_IFREG || format === 0) return this.make(ctx, parent, name, 'CREATE', (dir, attrs) => this.client.create(dir, name, { mode: 'guarded', attrs }), mode);
     const type = SPECIAL_TYPES[format];
@@ -322,7 +323,7 @@ export class NfsFilesystem {
     );
   }
 
-  async create(ctx: Context, parent: number, name: string, mode: number, flags: number): Promise<{ entry: Entry; opened: Opened }> {
+  async create(ctx: Context, parent: number, name: Buffer, mode: number, flags: number): Promise<{ entry: Entry; opened: Opened }> {
     let entry: Entry;
     try {
       entry = await this.make(ctx, parent, name, 'CREATE', (dir, attrs) => this.client.create(dir, name, { mode: 'guarded', attrs }), mode);
@@ -495,7 +496,7 @@ export class NfsFilesystem {
       if (e.name === '.' || e.name === '..' || (dir.id === 1 && e.name === UNLINKED_DIR)) continue;
       const { handle, attrs } = e;
       list.push({
-        name: e.name,
+        name: e.rawName,
         ino: e.fileid,
         mode: attrs ? modeOf(attrs) : 0,
         offset: list.length + 1,
@@ -519,7 +520,7 @@ export class NfsFilesystem {
     return toStatfs(st);
   }
 
-  async link(_ctx: Context, nodeid: number, newParent: number, newName: string): Promise<Entry> {
+  async link(_ctx: Context, nodeid: number, newParent: number, newName: Buffer): Promise<Entry> {
     this.reserved(newParent, newName, 'EPERM');
     const target = this.inode(nodeid);
     const dir = this.inode(newParent);
@@ -536,7 +537,7 @@ export class NfsFilesystem {
     return this.entryFor(target.handle, res.attrs);
   }
 
-  async unlink(_ctx: Context, parent: number, name: string): Promise<void> {
+  async unlink(_ctx: Context, parent: number, name: Buffer): Promise<void> {
     this.reserved(parent, name, 'ENOENT');
     const dir = this.inode(parent);
     const target = await this.peek(dir, name);
@@ -546,7 +547,7 @@ export class NfsFilesystem {
     if (target && (target.attrs?.nlink ?? 1) <= 1) this.discardWriter(target.key);
   }
 
-  rmdir(_ctx: Context, parent: number, name: string): Promise<void> {
+  rmdir(_ctx: Context, parent: number, name: Buffer): Promise<void> {
     this.reserved(parent, name, 'ENOENT');
     return this.removeEntry(parent, name, 'RMDIR');
   }
@@ -555,7 +556,7 @@ export class NfsFilesystem {
    * The file a name stands for, when removing or replacing the name may concern an open file or
    * one with data queued (otherwise no LOOKUP is spent).
    */
-  private async peek(dir: Inode, name: string): Promise<{ key: string; attrs?: Fattr } | undefined> {
+  private async peek(dir: Inode, name: Buffer): Promise<{ key: string; attrs?: Fattr } | undefined> {
     if (this.files.size === 0 && this.writers.size === 0) return undefined;
     try {
       const r = await this.call('LOOKUP', () => this.client.lookup(dir.handle, name));
@@ -571,7 +572,7 @@ export class NfsFilesystem {
    * kernel's NFS client does the same), so its descriptors keep working until the last close.
    * Returns false when the file is not open or keeps another name.
    */
-  private async hideIfOpen(dir: Inode, name: string, target: { key: string; attrs?: Fattr }): Promise<boolean> {
+  private async hideIfOpen(dir: Inode, name: Buffer, target: { key: string; attrs?: Fattr }): Promise<boolean> {
     const n = this.inodes.byHandle(target.key);
     if (!n || n.opens <= 0 || n.hidden || (target.attrs?.nlink ?? 1) > 1) return false;
     const folder = await this.unlinked.folder();
@@ -593,7 +594,7 @@ export class NfsFilesystem {
     return true;
   }
 
-  private async removeEntry(parent: number, name: string, proc: 'REMOVE' | 'RMDIR'): Promise<void> {
+  private async removeEntry(parent: number, name: Buffer, proc: 'REMOVE' | 'RMDIR'): Promise<void> {
     const dir = this.inode(parent);
     const wcc = await this.call(proc, async (repeat) => {
       try {
@@ -607,7 +608,7 @@ export class NfsFilesystem {
     this.inodes.namespaceChanged();
   }
 
-  async rename(_ctx: Context, parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void> {
+  async rename(_ctx: Context, parent: number, name: Buffer, newParent: number, newName: Buffer, flags: number): Promise<void> {
     if (flags & RENAME_EXCHANGE) throw new FsError('EINVAL', 'NFSv3 cannot exchange two names');
     this.reserved(parent, name, 'ENOENT');
     this.reserved(newParent, newName, 'EPERM');
