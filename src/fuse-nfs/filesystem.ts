@@ -178,11 +178,11 @@ export class NfsFilesystem {
   }
 
   /** Gives a new file to its creator; a server that refuses (root squash) leaves it to netvol's identity, said once. */
-  private async chownNew(handle: Buffer, owner: { uid?: number; gid?: number }): Promise<Fattr | undefined> {
+  private async chownNew(handle: Buffer, owner: { uid?: number; gid?: number }): Promise<{ after?: Fattr } | undefined> {
     if ((owner.uid === undefined && owner.gid === undefined) || this.ownerRefused) return undefined;
     try {
       const wcc = await this.call('SETATTR', () => this.client.setattr(handle, { uid: owner.uid, gid: owner.gid }));
-      return wcc.after;
+      return { after: wcc.after };
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code !== 'EPERM' && code !== 'EACCES') throw err;
@@ -212,8 +212,15 @@ export class NfsFilesystem {
       }
     });
     this.afterDirChange(dir, res.dirWcc);
-    const changed = await this.chownNew(res.handle, owner);
-    return this.entryFor(res.handle, changed ?? (owner.uid === undefined && owner.gid === undefined ? res.attrs : undefined));
+    const chowned = await this.chownNew(res.handle, owner);
+    let after = chowned ? chowned.after : res.attrs;
+    // The server's chown cleared the set-ID bits the creator asked for (as chown(2) does): they
+    // are the creator's to keep, so they go back once the file is theirs.
+    const asked = attrs.mode;
+    if (chowned && asked !== undefined && asked & (S_ISUID | S_ISGID) && (after === undefined || (after.mode & 0o7777) !== asked)) {
+      after = (await this.call('SETATTR', () => this.client.setattr(res.handle, { mode: asked }))).after;
+    }
+    return this.entryFor(res.handle, after);
   }
 
   private addFile(inode: Inode): number {
