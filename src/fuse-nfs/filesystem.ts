@@ -284,6 +284,7 @@ export class NfsFilesystem {
       if (w) await w.commit();
       attrs.size = c.size;
     }
+    if (Object.keys(attrs).length === 0) return this.touchCtime(n);
     const wcc = await this.call('SETATTR', () => this.client.setattr(n.handle, attrs));
     if (w && c.size !== undefined) w.end = c.size;
     this.inodes.stale(n);
@@ -294,6 +295,26 @@ export class NfsFilesystem {
       throw new FsError('EOPNOTSUPP', 'the NFS server answered OK to setting these times but kept the old ones');
     }
     return this.attrOf(n, after);
+  }
+
+  /**
+   * A change that changes nothing (chown(f, -1, -1)) still marks the file changed on a local disk.
+   * NFSv3 has no call for the change time alone: the owner is set to itself, guarded by the
+   * change time just read, so that an owner given meanwhile by someone else is not undone (the
+   * change time has then moved already).
+   */
+  private async touchCtime(n: Inode): Promise<Attr> {
+    const a = await this.call('GETATTR', () => this.client.getattr(n.handle));
+    this.inodes.setAttrs(n, a);
+    try {
+      const wcc = await this.call('SETATTR', () => this.client.setattr(n.handle, { uid: a.uid }, a.ctime));
+      if (wcc.after) this.inodes.setAttrs(n, wcc.after);
+      else this.inodes.stale(n);
+    } catch (err) {
+      if (codeOf(err) !== 'ENOTSYNC') throw err;
+      this.inodes.stale(n);
+    }
+    return this.attrOf(n, await this.fattr(n));
   }
 
   async readlink(_ctx: Context, nodeid: number): Promise<Buffer> {
