@@ -138,10 +138,19 @@ export class NfsFilesystem {
     return w;
   }
 
-  /** Kernel attributes: while a writer exists its end is authoritative for the size (WRITEs may still be on their way). */
+  /**
+   * Kernel attributes: while a writer exists its end is authoritative for the size (WRITEs may
+   * still be on their way), and while its data is on the way the file was modified when it was
+   * written, as the server will say once the data lands (the kernel keeps what it is told for the
+   * attribute timeout, so old times would outlive the write).
+   */
   private attrOf(n: Inode, a: Fattr): Attr {
     const w = this.writers.get(n.key);
     const attr = toAttr(a, w ? w.end : 0);
+    if (w?.busy && w.writtenAt) {
+      attr.mtime = later(attr.mtime, w.writtenAt);
+      attr.ctime = later(attr.ctime, w.writtenAt);
+    }
     // Its hidden name is no link an application made.
     if (n.hidden) attr.nlink = Math.max(0, attr.nlink - 1);
     return attr;
@@ -727,6 +736,10 @@ function applied(sent: NfsTime | 'server' | undefined, now: NfsTime, delta: NfsT
   const ns = (t: NfsTime) => BigInt(t.seconds) * 1_000_000_000n + BigInt(t.nseconds);
   const step = delta && ns(delta) > 0n ? ns(delta) : 1_000_000_000n;
   return ns(sent) / step === ns(now) / step;
+}
+
+function later(a: Timespec, b: Timespec): Timespec {
+  return a.seconds > b.seconds || (a.seconds === b.seconds && a.nseconds >= b.nseconds) ? a : b;
 }
 
 function nowTime(): NfsTime {
