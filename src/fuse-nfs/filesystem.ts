@@ -263,6 +263,7 @@ export class NfsFilesystem {
 
   async getattr(_ctx: Context, nodeid: number): Promise<Attr> {
     const n = this.inode(nodeid);
+    if (n.removed && n.attrs) return { ...this.attrOf(n, n.attrs), nlink: 0, size: 0, blocks: 0 };
     return this.attrOf(n, await this.fattr(n));
   }
 
@@ -584,9 +585,23 @@ export class NfsFilesystem {
     if (target && (target.attrs?.nlink ?? 1) <= 1) this.discardWriter(target.key);
   }
 
-  rmdir(_ctx: Context, parent: number, name: Buffer): Promise<void> {
+  async rmdir(_ctx: Context, parent: number, name: Buffer): Promise<void> {
     this.reserved(parent, name, 'ENOENT');
-    return this.removeEntry(parent, name, 'RMDIR');
+    const open = await this.openDirNamed(this.inode(parent), name);
+    await this.removeEntry(parent, name, 'RMDIR');
+    // Its descriptors still fstat it, as on a local disk; the server no longer knows its handle.
+    if (open) open.removed = true;
+  }
+
+  /** The folder a name stands for, when it is open here (a LOOKUP only while some folder is open). */
+  private async openDirNamed(dir: Inode, name: Buffer): Promise<Inode | undefined> {
+    if (this.dirs.size === 0) return undefined;
+    const r = await this.call('LOOKUP', () => this.client.lookup(dir.handle, name)).catch(() => undefined);
+    if (!r) return undefined;
+    const key = r.handle.toString('hex');
+    const n = [...this.dirs.values()].find((d) => d.inode.key === key)?.inode;
+    if (n && r.attrs) this.inodes.setAttrs(n, r.attrs);
+    return n?.attrs ? n : undefined;
   }
 
   /**
