@@ -263,8 +263,16 @@ export class NfsFilesystem {
 
   async getattr(_ctx: Context, nodeid: number): Promise<Attr> {
     const n = this.inode(nodeid);
-    if (n.removed && n.attrs) return { ...this.attrOf(n, n.attrs), nlink: 0, size: 0, blocks: 0 };
-    return this.attrOf(n, await this.fattr(n));
+    if (n.removed && n.attrs) return removedDir(this.attrOf(n, n.attrs));
+    try {
+      return this.attrOf(n, await this.fattr(n));
+    } catch (err) {
+      // A folder still open here that the server no longer knows was removed (here or elsewhere):
+      // its descriptors see an empty folder with no links, as on a local disk.
+      if (!isGone(err) || !n.attrs || n.attrs.type !== FileType.DIR || ![...this.dirs.values()].some((d) => d.inode === n)) throw err;
+      n.removed = true;
+      return removedDir(this.attrOf(n, n.attrs));
+    }
   }
 
   async setattr(ctx: Context, nodeid: number, c: SetattrChanges): Promise<Attr> {
@@ -585,23 +593,9 @@ export class NfsFilesystem {
     if (target && (target.attrs?.nlink ?? 1) <= 1) this.discardWriter(target.key);
   }
 
-  async rmdir(_ctx: Context, parent: number, name: Buffer): Promise<void> {
+  rmdir(_ctx: Context, parent: number, name: Buffer): Promise<void> {
     this.reserved(parent, name, 'ENOENT');
-    const open = await this.openDirNamed(this.inode(parent), name);
-    await this.removeEntry(parent, name, 'RMDIR');
-    // Its descriptors still fstat it, as on a local disk; the server no longer knows its handle.
-    if (open) open.removed = true;
-  }
-
-  /** The folder a name stands for, when it is open here (a LOOKUP only while some folder is open). */
-  private async openDirNamed(dir: Inode, name: Buffer): Promise<Inode | undefined> {
-    if (this.dirs.size === 0) return undefined;
-    const r = await this.call('LOOKUP', () => this.client.lookup(dir.handle, name)).catch(() => undefined);
-    if (!r) return undefined;
-    const key = r.handle.toString('hex');
-    const n = [...this.dirs.values()].find((d) => d.inode.key === key)?.inode;
-    if (n && r.attrs) this.inodes.setAttrs(n, r.attrs);
-    return n?.attrs ? n : undefined;
+    return this.removeEntry(parent, name, 'RMDIR');
   }
 
   /**
@@ -751,6 +745,10 @@ function applied(sent: NfsTime | 'server' | undefined, now: NfsTime, delta: NfsT
   const ns = (t: NfsTime) => BigInt(t.seconds) * 1_000_000_000n + BigInt(t.nseconds);
   const step = delta && ns(delta) > 0n ? ns(delta) : 1_000_000_000n;
   return ns(sent) / step === ns(now) / step;
+}
+
+function removedDir(a: Attr): Attr {
+  return { ...a, nlink: 0, size: 0, blocks: 0 };
 }
 
 function later(a: Timespec, b: Timespec): Timespec {

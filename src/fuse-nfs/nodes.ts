@@ -16,7 +16,7 @@ export interface Inode {
   opens: number;
   /** Its name in the folder of open-but-unlinked files, once the last name an application saw was removed. */
   hidden?: string;
-  /** A folder this mount removed while it was open: it answers as an empty folder with no links. */
+  /** A folder removed while it was open here: it answers as an empty folder with no links. */
   removed?: boolean;
 }
 
