@@ -46,11 +46,11 @@ class NullFilesystem {
   }
 
   ops(): FuseOps {
-    const only = (parent: number, name: string): void => {
-      if (parent !== ROOT_ID || name !== FILE_NAME) throw new FuseError('ENOENT');
+    const only = (parent: number, name: Buffer): void => {
+      if (parent !== ROOT_ID || name.toString() !== FILE_NAME) throw new FuseError('ENOENT');
     };
     return {
-      lookup: async (_c: Context, parent: number, name: string) => {
+      lookup: async (_c: Context, parent: number, name: Buffer) => {
         only(parent, name);
         return this.fileEntry();
       },
@@ -60,8 +60,8 @@ class NullFilesystem {
         return this.attr(nodeid);
       },
       open: async (): Promise<Opened> => ({ fh: 1 }),
-      create: async (_c: Context, parent: number, name: string) => {
-        if (parent !== ROOT_ID || name !== FILE_NAME) throw new FuseError('EACCES', `only ${FILE_NAME} exists here`);
+      create: async (_c: Context, parent: number, name: Buffer) => {
+        if (parent !== ROOT_ID || name.toString() !== FILE_NAME) throw new FuseError('EACCES', `only ${FILE_NAME} exists here`);
         return { entry: this.fileEntry(), opened: { fh: 1 } };
       },
       read: async (_c: Context, _nodeid: number, _fh: number, offset: number, size: number) => this.zeros.subarray(0, Math.max(0, Math.min(size, this.size - offset, MAX_IO))),

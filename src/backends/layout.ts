@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
  *
  *   <volume>/volume.json          the volume's shared metadata; its presence marks a finished volume
  *   <volume>/data/                directory layout: the files containers see
+ *   <volume>/data/.netvol-unlinked/  userspace NFS mount: files removed while open, until their last close
  *   <volume>/data.img             image layout: a filesystem image, loop-mounted on the host using it
  *   <volume>/removing.json        exclusive marker of a removal in progress (hosts sharing the backend)
  *   <volume>.archive-<stamp>[-h]/ an archived volume (onRemove=archive)

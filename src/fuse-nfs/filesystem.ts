@@ -49,6 +49,7 @@ const SPECIAL_TYPES: Record<number, FileType.CHR | FileType.BLK | FileType.SOCK 
   0o140000: FileType.SOCK,
   0o010000: FileType.FIFO,
 };
+const UNLINKED_NAME = Buffer.from(UNLINKED_DIR);
 /** COMMITs of closed files sent at once. */
 const COMMITS_AT_ONCE = 8;
 /** Entries handed to the session per READDIR (it packs what fits in the kernel's buffer). */
@@ -95,8 +96,8 @@ export class NfsFilesystem {
    * The folder of open-but-unlinked files does not exist for applications: looking it up finds
    * nothing, and it cannot be made, removed or renamed.
    */
-  private reserved(parent: number, name: string, code: 'ENOENT' | 'EPERM'): void {
-    if (parent === 1 && name === UNLINKED_DIR) throw new FsError(code, `${UNLINKED_DIR} is reserved for files removed while open`);
+  private reserved(parent: number, name: Buffer, code: 'ENOENT' | 'EPERM'): void {
+    if (parent === 1 && name.equals(UNLINKED_NAME)) throw new FsError(code, `${UNLINKED_DIR} is reserved for files removed while open`);
   }
 
   /** One server call, retried through outages. */
@@ -137,10 +138,19 @@ export class NfsFilesystem {
     return w;
   }
 
-  /** Kernel attributes: while a writer exists its end is authoritative for the size (WRITEs may still be on their way). */
+  /**
+   * Kernel attributes: while a writer exists its end is authoritative for the size (WRITEs may
+   * still be on their way), and while its data is on the way the file was modified when it was
+   * written, as the server will say once the data lands (the kernel keeps what it is told for the
+   * attribute timeout, so old times would outlive the write).
+   */
   private attrOf(n: Inode, a: Fattr): Attr {
     const w = this.writers.get(n.key);
     const attr = toAttr(a, w ? w.end : 0);
+    if (w?.busy && w.writtenAt) {
+      attr.mtime = later(attr.mtime, w.writtenAt);
+      attr.ctime = later(attr.ctime, w.writtenAt);
+    }
     // Its hidden name is no link an application made.
     if (n.hidden) attr.nlink = Math.max(0, attr.nlink - 1);
     return attr;
@@ -177,11 +187,11 @@ export class NfsFilesystem {
   }
 
   /** Gives a new file to its creator; a server that refuses (root squash) leaves it to netvol's identity, said once. */
-  private async chownNew(handle: Buffer, owner: { uid?: number; gid?: number }): Promise<Fattr | undefined> {
+  private async chownNew(handle: Buffer, owner: { uid?: number; gid?: number }): Promise<{ after?: Fattr } | undefined> {
     if ((owner.uid === undefined && owner.gid === undefined) || this.ownerRefused) return undefined;
     try {
       const wcc = await this.call('SETATTR', () => this.client.setattr(handle, { uid: owner.uid, gid: owner.gid }));
-      return wcc.after;
+      return { after: wcc.after };
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code !== 'EPERM' && code !== 'EACCES') throw err;
@@ -195,7 +205,7 @@ export class NfsFilesystem {
   }
 
   /** CREATE, MKDIR, SYMLINK and MKNOD: the call, recognising a resent one the server already carried out, then the owner. */
-  private async make(ctx: Context, parent: number, name: string, what: 'CREATE' | 'MKDIR' | 'SYMLINK' | 'MKNOD', fn: (dir: Buffer, attrs: Sattr) => Promise<{ handle: Buffer; attrs?: Fattr; dirWcc: WccData }>, mode: number | undefined): Promise<Entry> {
+  private async make(ctx: Context, parent: number, name: Buffer, what: 'CREATE' | 'MKDIR' | 'SYMLINK' | 'MKNOD', fn: (dir: Buffer, attrs: Sattr) => Promise<{ handle: Buffer; attrs?: Fattr; dirWcc: WccData }>, mode: number | undefined): Promise<Entry> {
     this.reserved(parent, name, 'EPERM');
     const dir = this.inode(parent);
     const owner = await this.ownerFor(ctx, dir);
@@ -211,8 +221,15 @@ export class NfsFilesystem {
       }
     });
     this.afterDirChange(dir, res.dirWcc);
-    const changed = await this.chownNew(res.handle, owner);
-    return this.entryFor(res.handle, changed ?? (owner.uid === undefined && owner.gid === undefined ? res.attrs : undefined));
+    const chowned = await this.chownNew(res.handle, owner);
+    let after = chowned ? chowned.after : res.attrs;
+    // The server's chown cleared the set-ID bits the creator asked for (as chown(2) does): they
+    // are the creator's to keep, so they go back once the file is theirs.
+    const asked = attrs.mode;
+    if (chowned && asked !== undefined && asked & (S_ISUID | S_ISGID) && (after === undefined || (after.mode & 0o7777) !== asked)) {
+      after = (await this.call('SETATTR', () => this.client.setattr(res.handle, { mode: asked }))).after;
+    }
+    return this.entryFor(res.handle, after);
   }
 
   private addFile(inode: Inode): number {
@@ -232,7 +249,7 @@ export class NfsFilesystem {
   // ---------------------------------------------------------------------------------------------
   // operations
 
-  async lookup(_ctx: Context, parent: number, name: string): Promise<Entry> {
+  async lookup(_ctx: Context, parent: number, name: Buffer): Promise<Entry> {
     this.reserved(parent, name, 'ENOENT');
     const dir = this.inode(parent);
     const r = await this.call('LOOKUP', () => this.client.lookup(dir.handle, name));
@@ -246,7 +263,16 @@ export class NfsFilesystem {
 
   async getattr(_ctx: Context, nodeid: number): Promise<Attr> {
     const n = this.inode(nodeid);
-    return this.attrOf(n, await this.fattr(n));
+    if (n.removed && n.attrs) return removedDir(this.attrOf(n, n.attrs));
+    try {
+      return this.attrOf(n, await this.fattr(n));
+    } catch (err) {
+      // A folder still open here that the server no longer knows was removed (here or elsewhere):
+      // its descriptors see an empty folder with no links, as on a local disk.
+      if (!isGone(err) || !n.attrs || n.attrs.type !== FileType.DIR || ![...this.dirs.values()].some((d) => d.inode === n)) throw err;
+      n.removed = true;
+      return removedDir(this.attrOf(n, n.attrs));
+    }
   }
 
   async setattr(ctx: Context, nodeid: number, c: SetattrChanges): Promise<Attr> {
@@ -276,6 +302,7 @@ export class NfsFilesystem {
       if (w) await w.commit();
       attrs.size = c.size;
     }
+    if (Object.keys(attrs).length === 0) return this.touchCtime(n);
     const wcc = await this.call('SETATTR', () => this.client.setattr(n.handle, attrs));
     if (w && c.size !== undefined) w.end = c.size;
     this.inodes.stale(n);
@@ -288,16 +315,36 @@ export class NfsFilesystem {
     return this.attrOf(n, after);
   }
 
-  async readlink(_ctx: Context, nodeid: number): Promise<string> {
-    const n = this.inode(nodeid);
-    return this.call('READLINK', () => this.client.readlink(n.handle));
+  /**
+   * A change that changes nothing (chown(f, -1, -1)) still marks the file changed on a local disk.
+   * NFSv3 has no call for the change time alone: the owner is set to itself, guarded by the
+   * change time just read, so that an owner given meanwhile by someone else is not undone (the
+   * change time has then moved already).
+   */
+  private async touchCtime(n: Inode): Promise<Attr> {
+    const a = await this.call('GETATTR', () => this.client.getattr(n.handle));
+    this.inodes.setAttrs(n, a);
+    try {
+      const wcc = await this.call('SETATTR', () => this.client.setattr(n.handle, { uid: a.uid }, a.ctime));
+      if (wcc.after) this.inodes.setAttrs(n, wcc.after);
+      else this.inodes.stale(n);
+    } catch (err) {
+      if (codeOf(err) !== 'ENOTSYNC') throw err;
+      this.inodes.stale(n);
+    }
+    return this.attrOf(n, await this.fattr(n));
   }
 
-  symlink(ctx: Context, parent: number, name: string, target: string): Promise<Entry> {
+  async readlink(_ctx: Context, nodeid: number): Promise<Buffer> {
+    const n = this.inode(nodeid);
+    return this.call('READLINK', () => this.client.readlinkRaw(n.handle));
+  }
+
+  symlink(ctx: Context, parent: number, name: Buffer, target: Buffer): Promise<Entry> {
     return this.make(ctx, parent, name, 'SYMLINK', (dir) => this.client.symlink(dir, name, target), undefined);
   }
 
-  mkdir(ctx: Context, parent: number, name: string, mode: number): Promise<Entry> {
+  mkdir(ctx: Context, parent: number, name: Buffer, mode: number): Promise<Entry> {
     return this.make(ctx, parent, name, 'MKDIR', (dir, attrs) => this.client.mkdir(dir, name, attrs), mode);
   }
 
@@ -306,7 +353,7 @@ export class NfsFilesystem {
    * FIFO's or a socket's data passes between processes of this host in the kernel, as on a local
    * disk; a device node opens the host's device of that number.
    */
-  async mknod(ctx: Context, parent: number, name: string, mode: number, rdev: number): Promise<Entry> {
+  async mknod(ctx: Context, parent: number, name: Buffer, mode: number, rdev: number): Promise<Entry> {
     const format = mode & S_IFMT;
     if (format === S_IFREG || format === 0) return this.make(ctx, parent, name, 'CREATE', (dir, attrs) => this.client.create(dir, name, { mode: 'guarded', attrs }), mode);
     const type = SPECIAL_TYPES[format];
@@ -322,7 +369,7 @@ export class NfsFilesystem {
     );
   }
 
-  async create(ctx: Context, parent: number, name: string, mode: number, flags: number): Promise<{ entry: Entry; opened: Opened }> {
+  async create(ctx: Context, parent: number, name: Buffer, mode: number, flags: number): Promise<{ entry: Entry; opened: Opened }> {
     let entry: Entry;
     try {
       entry = await this.make(ctx, parent, name, 'CREATE', (dir, attrs) => this.client.create(dir, name, { mode: 'guarded', attrs }), mode);
@@ -495,7 +542,7 @@ export class NfsFilesystem {
       if (e.name === '.' || e.name === '..' || (dir.id === 1 && e.name === UNLINKED_DIR)) continue;
       const { handle, attrs } = e;
       list.push({
-        name: e.name,
+        name: e.rawName,
         ino: e.fileid,
         mode: attrs ? modeOf(attrs) : 0,
         offset: list.length + 1,
@@ -519,7 +566,7 @@ export class NfsFilesystem {
     return toStatfs(st);
   }
 
-  async link(_ctx: Context, nodeid: number, newParent: number, newName: string): Promise<Entry> {
+  async link(_ctx: Context, nodeid: number, newParent: number, newName: Buffer): Promise<Entry> {
     this.reserved(newParent, newName, 'EPERM');
     const target = this.inode(nodeid);
     const dir = this.inode(newParent);
@@ -536,7 +583,7 @@ export class NfsFilesystem {
     return this.entryFor(target.handle, res.attrs);
   }
 
-  async unlink(_ctx: Context, parent: number, name: string): Promise<void> {
+  async unlink(_ctx: Context, parent: number, name: Buffer): Promise<void> {
     this.reserved(parent, name, 'ENOENT');
     const dir = this.inode(parent);
     const target = await this.peek(dir, name);
@@ -546,7 +593,7 @@ export class NfsFilesystem {
     if (target && (target.attrs?.nlink ?? 1) <= 1) this.discardWriter(target.key);
   }
 
-  rmdir(_ctx: Context, parent: number, name: string): Promise<void> {
+  rmdir(_ctx: Context, parent: number, name: Buffer): Promise<void> {
     this.reserved(parent, name, 'ENOENT');
     return this.removeEntry(parent, name, 'RMDIR');
   }
@@ -555,7 +602,7 @@ export class NfsFilesystem {
    * The file a name stands for, when removing or replacing the name may concern an open file or
    * one with data queued (otherwise no LOOKUP is spent).
    */
-  private async peek(dir: Inode, name: string): Promise<{ key: string; attrs?: Fattr } | undefined> {
+  private async peek(dir: Inode, name: Buffer): Promise<{ key: string; attrs?: Fattr } | undefined> {
     if (this.files.size === 0 && this.writers.size === 0) return undefined;
     try {
       const r = await this.call('LOOKUP', () => this.client.lookup(dir.handle, name));
@@ -571,7 +618,7 @@ export class NfsFilesystem {
    * kernel's NFS client does the same), so its descriptors keep working until the last close.
    * Returns false when the file is not open or keeps another name.
    */
-  private async hideIfOpen(dir: Inode, name: string, target: { key: string; attrs?: Fattr }): Promise<boolean> {
+  private async hideIfOpen(dir: Inode, name: Buffer, target: { key: string; attrs?: Fattr }): Promise<boolean> {
     const n = this.inodes.byHandle(target.key);
     if (!n || n.opens <= 0 || n.hidden || (target.attrs?.nlink ?? 1) > 1) return false;
     const folder = await this.unlinked.folder();
@@ -593,7 +640,7 @@ export class NfsFilesystem {
     return true;
   }
 
-  private async removeEntry(parent: number, name: string, proc: 'REMOVE' | 'RMDIR'): Promise<void> {
+  private async removeEntry(parent: number, name: Buffer, proc: 'REMOVE' | 'RMDIR'): Promise<void> {
     const dir = this.inode(parent);
     const wcc = await this.call(proc, async (repeat) => {
       try {
@@ -607,7 +654,7 @@ export class NfsFilesystem {
     this.inodes.namespaceChanged();
   }
 
-  async rename(_ctx: Context, parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void> {
+  async rename(_ctx: Context, parent: number, name: Buffer, newParent: number, newName: Buffer, flags: number): Promise<void> {
     if (flags & RENAME_EXCHANGE) throw new FsError('EINVAL', 'NFSv3 cannot exchange two names');
     this.reserved(parent, name, 'ENOENT');
     this.reserved(newParent, newName, 'EPERM');
@@ -698,6 +745,14 @@ function applied(sent: NfsTime | 'server' | undefined, now: NfsTime, delta: NfsT
   const ns = (t: NfsTime) => BigInt(t.seconds) * 1_000_000_000n + BigInt(t.nseconds);
   const step = delta && ns(delta) > 0n ? ns(delta) : 1_000_000_000n;
   return ns(sent) / step === ns(now) / step;
+}
+
+function removedDir(a: Attr): Attr {
+  return { ...a, nlink: 0, size: 0, blocks: 0 };
+}
+
+function later(a: Timespec, b: Timespec): Timespec {
+  return a.seconds > b.seconds || (a.seconds === b.seconds && a.nseconds >= b.nseconds) ? a : b;
 }
 
 function nowTime(): NfsTime {

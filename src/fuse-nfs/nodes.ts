@@ -16,6 +16,8 @@ export interface Inode {
   opens: number;
   /** Its name in the folder of open-but-unlinked files, once the last name an application saw was removed. */
   hidden?: string;
+  /** A folder removed while it was open here: it answers as an empty folder with no links. */
+  removed?: boolean;
 }
 
 /**

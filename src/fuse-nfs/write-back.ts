@@ -107,6 +107,8 @@ export class FileWriter {
   end = 0;
   /** Open file descriptors using this writer. */
   refs = 0;
+  /** When the last write() came in (this host's clock): the file's mtime once its data lands. */
+  writtenAt: { seconds: number; nseconds: number } | undefined;
   /** The server said the file is gone: its data was dropped, and later writes are refused. */
   gone: unknown;
 
@@ -139,6 +141,8 @@ export class FileWriter {
   async write(offset: number, data: Buffer, owned = false, giveBack?: () => void): Promise<number> {
     this.takeError();
     if (this.gone) throw this.gone;
+    const ms = Date.now();
+    this.writtenAt = { seconds: Math.floor(ms / 1000), nseconds: (ms % 1000) * 1_000_000 };
     const lease = owned && giveBack ? new Lease(giveBack) : undefined;
     const len = data.length;
     const g = this.gather;

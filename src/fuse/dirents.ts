@@ -1,6 +1,9 @@
 import type { DirEntry } from './ops';
 import { direntSize, ENTRY_OUT_SIZE, writeDirent, writeEntryOut } from './protocol';
 
+const DOT = Buffer.from('.');
+const DOT_DOT = Buffer.from('..');
+
 /**
  * Packs directory entries into a READDIR (or READDIRPLUS) answer of at most `size` bytes, stopping
  * at the first entry that does not fit: the kernel asks again from that entry's cookie. For
@@ -11,11 +14,11 @@ export function packDirents(list: DirEntry[], size: number, plus: boolean, entry
   const out = Buffer.alloc(size);
   let off = 0;
   for (const e of list) {
-    const name = Buffer.from(e.name);
+    const name = typeof e.name === 'string' ? Buffer.from(e.name) : e.name;
     const need = (plus ? ENTRY_OUT_SIZE : 0) + direntSize(name.length);
     if (off + need > size) break;
     if (plus) {
-      const isDot = e.name === '.' || e.name === '..';
+      const isDot = name.equals(DOT) || name.equals(DOT_DOT);
       const entry = isDot ? undefined : e.lookup?.();
       // Node ID 0: a name without attributes to offer; the kernel looks it up when it needs it.
       if (entry) writeEntryOut(out, off, entry.nodeid, entry.generation ?? 0, entry.entryTtlMs ?? entryTtlMs, entry.attrTtlMs ?? attrTtlMs, entry.attr);

@@ -55,7 +55,8 @@ export interface WriteFlags {
 
 /** One directory entry as readdir returns it; `offset` is the cookie that resumes after it. */
 export interface DirEntry {
-  name: string;
+  /** The name's bytes (a string is sent as UTF-8). */
+  name: Buffer | string;
   ino: bigint | number;
   /** st_mode file-type bits (S_IFDIR…), or 0 when unknown. */
   mode: number;
@@ -72,22 +73,26 @@ export interface DirEntry {
  * error the session turns into an errno (see SessionOptions.errnoOf); a method left out answers
  * ENOSYS, which makes the kernel fall back or stop asking where it can.
  */
+/**
+ * Names and symlink targets reach the operations as the bytes the application used: Linux names
+ * are any bytes but '/' and NUL, so decoding them (as UTF-8) would merge different names.
+ */
 export interface FuseOps {
-  lookup?(ctx: Context, parent: number, name: string): Promise<Entry>;
+  lookup?(ctx: Context, parent: number, name: Buffer): Promise<Entry>;
   /** The kernel dropped `nlookup` references to `nodeid`. No answer is sent. */
   forget?(nodeid: number, nlookup: number): void;
   getattr?(ctx: Context, nodeid: number, fh?: number): Promise<Attr>;
   setattr?(ctx: Context, nodeid: number, changes: SetattrChanges): Promise<Attr>;
-  readlink?(ctx: Context, nodeid: number): Promise<string>;
-  symlink?(ctx: Context, parent: number, name: string, target: string): Promise<Entry>;
-  mknod?(ctx: Context, parent: number, name: string, mode: number, rdev: number): Promise<Entry>;
-  mkdir?(ctx: Context, parent: number, name: string, mode: number): Promise<Entry>;
-  unlink?(ctx: Context, parent: number, name: string): Promise<void>;
-  rmdir?(ctx: Context, parent: number, name: string): Promise<void>;
-  rename?(ctx: Context, parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void>;
-  link?(ctx: Context, nodeid: number, newParent: number, newName: string): Promise<Entry>;
+  readlink?(ctx: Context, nodeid: number): Promise<Buffer | string>;
+  symlink?(ctx: Context, parent: number, name: Buffer, target: Buffer): Promise<Entry>;
+  mknod?(ctx: Context, parent: number, name: Buffer, mode: number, rdev: number): Promise<Entry>;
+  mkdir?(ctx: Context, parent: number, name: Buffer, mode: number): Promise<Entry>;
+  unlink?(ctx: Context, parent: number, name: Buffer): Promise<void>;
+  rmdir?(ctx: Context, parent: number, name: Buffer): Promise<void>;
+  rename?(ctx: Context, parent: number, name: Buffer, newParent: number, newName: Buffer, flags: number): Promise<void>;
+  link?(ctx: Context, nodeid: number, newParent: number, newName: Buffer): Promise<Entry>;
   open?(ctx: Context, nodeid: number, flags: number): Promise<Opened>;
-  create?(ctx: Context, parent: number, name: string, mode: number, flags: number): Promise<{ entry: Entry; opened: Opened }>;
+  create?(ctx: Context, parent: number, name: Buffer, mode: number, flags: number): Promise<{ entry: Entry; opened: Opened }>;
   /** Returns at most `size` bytes; fewer only at the end of the file. */
   read?(ctx: Context, nodeid: number, fh: number, offset: number, size: number): Promise<Buffer>;
   /**

@@ -266,9 +266,12 @@ export function writeDirent(b: Buffer, off: number, ino: bigint | number, nextOf
   return end;
 }
 
-/** A null-terminated name at `off` in a request body. */
-export function readName(b: Buffer, off: number): { name: string; next: number } {
+/**
+ * A null-terminated name at `off` in a request body, as its bytes: Linux names are any bytes but
+ * '/' and NUL, not necessarily UTF-8. A copy, so it outlives the request buffer.
+ */
+export function readName(b: Buffer, off: number): { name: Buffer; next: number } {
   let end = b.indexOf(0, off);
   if (end < 0) end = b.length;
-  return { name: b.toString('utf8', off, end), next: end + 1 };
+  return { name: Buffer.from(b.subarray(off, end)), next: end + 1 };
 }

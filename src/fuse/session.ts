@@ -328,7 +328,7 @@ export class FuseSession extends EventEmitter {
         return false;
       }
       case Op.READLINK:
-        this.answer(u, 'READLINK', ops.readlink?.(ctx, node), (t) => Buffer.from(t));
+        this.answer(u, 'READLINK', ops.readlink?.(ctx, node), (t) => (typeof t === 'string' ? Buffer.from(t) : t));
         return false;
       case Op.SYMLINK: {
         const a = readName(b, B);

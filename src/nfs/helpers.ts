@@ -87,12 +87,12 @@ export async function readdirAll(client: NfsClient, dir: Buffer, opts: ReaddirOp
 }
 
 async function entryHandle(client: NfsClient, dir: Buffer, e: DirEntryPlus): Promise<Buffer> {
-  return e.handle ?? (await client.lookup(dir, e.name)).handle;
+  return e.handle ?? (await client.lookup(dir, e.rawName)).handle;
 }
 
 async function entryAttrs(client: NfsClient, dir: Buffer, e: DirEntryPlus): Promise<Fattr> {
   if (e.attrs) return e.attrs;
-  const found = await client.lookup(dir, e.name);
+  const found = await client.lookup(dir, e.rawName);
   return attrsOf(client, found.handle, found.attrs);
 }
 
@@ -104,9 +104,9 @@ export async function emptyDir(client: NfsClient, dir: Buffer): Promise<void> {
     const attrs = await entryAttrs(client, dir, e);
     if (attrs.type === FileType.DIR) {
       await emptyDir(client, await entryHandle(client, dir, e));
-      await ignoreEnoent(client.rmdir(dir, e.name));
+      await ignoreEnoent(client.rmdir(dir, e.rawName));
     } else {
-      await ignoreEnoent(client.remove(dir, e.name));
+      await ignoreEnoent(client.remove(dir, e.rawName));
     }
   });
 }

@@ -133,9 +133,18 @@ export interface CommitResult {
   wcc: WccData;
 }
 
+/**
+ * A name in a directory (filename3) or a symlink target (nfspath3): opaque bytes on the wire. A
+ * string is sent as UTF-8; a Buffer as it is, for names that are not UTF-8.
+ */
+export type NfsName = string | Buffer;
+
 export interface DirEntryPlus {
   fileid: bigint;
+  /** The name decoded as UTF-8, for display and plain names (bytes that are not UTF-8 become U+FFFD). */
   name: string;
+  /** The name's bytes as the server sent them: use these to name the entry back to the server. */
+  rawName: Buffer;
   cookie: bigint;
   attrs?: Fattr;
   handle?: Buffer;

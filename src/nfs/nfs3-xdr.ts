@@ -1,7 +1,7 @@
 // Encoders and decoders for the NFSv3 structures shared by many procedures.
 
 import { XdrReader, XdrWriter } from './xdr';
-import { Fattr, FileType, NfsTime, Sattr, WccAttr, WccData } from './nfs3-types';
+import { Fattr, FileType, NfsName, NfsTime, Sattr, WccAttr, WccData } from './nfs3-types';
 import { NfsClientError } from './errors';
 
 export const NFS3_FHSIZE = 64;
@@ -69,9 +69,14 @@ export function writeHandle(w: XdrWriter, fh: Buffer): void {
   w.opaque(fh);
 }
 
-export function writeDirOp(w: XdrWriter, dir: Buffer, name: string): void {
+export function writeDirOp(w: XdrWriter, dir: Buffer, name: NfsName): void {
   writeHandle(w, dir);
-  w.string(name);
+  writeName(w, name);
+}
+
+/** A filename3 or nfspath3: a string as UTF-8, a Buffer byte for byte. */
+export function writeName(w: XdrWriter, name: NfsName): void {
+  w.opaque(typeof name === 'string' ? Buffer.from(name, 'utf8') : name);
 }
 
 function writeSetTime(w: XdrWriter, t: NfsTime | 'server' | undefined): void {

@@ -17,6 +17,7 @@ import {
   MknodWhat,
   NFS_PROGRAM,
   NFS_VERSION,
+  NfsName,
   NfsTime,
   PathConf,
   ReadResult,
@@ -37,6 +38,7 @@ import {
   readTime,
   readWcc,
   writeDirOp,
+  writeName,
   writeHandle,
   writeSattr,
   writeTime,
@@ -184,7 +186,7 @@ export class Nfs3 {
     return readWcc(r);
   }
 
-  async lookup(dir: Buffer, name: string): Promise<LookupResult> {
+  async lookup(dir: Buffer, name: NfsName): Promise<LookupResult> {
     const r = await this.proc(Proc.LOOKUP, (w) => writeDirOp(w, dir, name), true);
     const handle = readHandle(r);
     return { handle, attrs: readPostOpAttr(r), dirAttrs: readPostOpAttr(r) };
@@ -204,9 +206,14 @@ export class Nfs3 {
   }
 
   async readlink(fh: Buffer): Promise<string> {
+    return (await this.readlinkRaw(fh)).toString('utf8');
+  }
+
+  /** The symlink's target as the bytes the server keeps (a target need not be UTF-8). */
+  async readlinkRaw(fh: Buffer): Promise<Buffer> {
     const r = await this.proc(Proc.READLINK, (w) => writeHandle(w, fh), true);
     readPostOpAttr(r);
-    return r.string();
+    return Buffer.from(r.opaque());
   }
 
   /** One READ call; `count` should not exceed the server's rtmax. */
@@ -294,7 +301,7 @@ export class Nfs3 {
     return { wcc, verifier: Buffer.from(r.fixedOpaque(NFS3_WRITEVERFSIZE)) };
   }
 
-  async create(dir: Buffer, name: string, how: CreateHow = { mode: 'guarded' }): Promise<CreateResult> {
+  async create(dir: Buffer, name: NfsName, how: CreateHow = { mode: 'guarded' }): Promise<CreateResult> {
     const r = await this.proc(
       Proc.CREATE,
       (w) => {
@@ -312,7 +319,7 @@ export class Nfs3 {
     return this.finishCreate(r, dir, name);
   }
 
-  async mkdir(dir: Buffer, name: string, attrs: Sattr = { mode: 0o755 }): Promise<CreateResult> {
+  async mkdir(dir: Buffer, name: NfsName, attrs: Sattr = { mode: 0o755 }): Promise<CreateResult> {
     const r = await this.proc(
       Proc.MKDIR,
       (w) => {
@@ -324,13 +331,13 @@ export class Nfs3 {
     return this.finishCreate(r, dir, name);
   }
 
-  async symlink(dir: Buffer, name: string, target: string, attrs: Sattr = {}): Promise<CreateResult> {
+  async symlink(dir: Buffer, name: NfsName, target: NfsName, attrs: Sattr = {}): Promise<CreateResult> {
     const r = await this.proc(
       Proc.SYMLINK,
       (w) => {
         writeDirOp(w, dir, name);
         writeSattr(w, attrs);
-        w.string(target);
+        writeName(w, target);
       },
       false,
     );
@@ -342,7 +349,7 @@ export class Nfs3 {
    * Unix socket or a FIFO. Not resent after a lost connection (a resend of one that ran would
    * fail with EEXIST), like MKDIR.
    */
-  async mknod(dir: Buffer, name: string, what: MknodWhat): Promise<CreateResult> {
+  async mknod(dir: Buffer, name: NfsName, what: MknodWhat): Promise<CreateResult> {
     const r = await this.proc(
       Proc.MKNOD,
       (w) => {
@@ -361,7 +368,7 @@ export class Nfs3 {
   }
 
   /** CREATE/MKDIR/SYMLINK/MKNOD results; looks the name up if the server sent no handle. */
-  private async finishCreate(r: XdrReader, dir: Buffer, name: string): Promise<CreateResult> {
+  private async finishCreate(r: XdrReader, dir: Buffer, name: NfsName): Promise<CreateResult> {
     const handle = readPostOpFh(r);
     const attrs = readPostOpAttr(r);
     const dirWcc = readWcc(r);
@@ -370,16 +377,16 @@ export class Nfs3 {
     return { handle: found.handle, attrs: found.attrs ?? attrs, dirWcc };
   }
 
-  async remove(dir: Buffer, name: string): Promise<WccData> {
+  async remove(dir: Buffer, name: NfsName): Promise<WccData> {
     return readWcc(await this.proc(Proc.REMOVE, (w) => writeDirOp(w, dir, name), false));
   }
 
-  async rmdir(dir: Buffer, name: string): Promise<WccData> {
+  async rmdir(dir: Buffer, name: NfsName): Promise<WccData> {
     return readWcc(await this.proc(Proc.RMDIR, (w) => writeDirOp(w, dir, name), false));
   }
 
   /** Renames, replacing an existing target file (POSIX rename semantics). */
-  async rename(fromDir: Buffer, fromName: string, toDir: Buffer, toName: string): Promise<RenameResult> {
+  async rename(fromDir: Buffer, fromName: NfsName, toDir: Buffer, toName: NfsName): Promise<RenameResult> {
     const r = await this.proc(
       Proc.RENAME,
       (w) => {
@@ -392,7 +399,7 @@ export class Nfs3 {
   }
 
   /** Makes a hard link `dir/name` to `fh`; returns the file's new attributes. */
-  async link(fh: Buffer, dir: Buffer, name: string): Promise<{ attrs?: Fattr; dirWcc: WccData }> {
+  async link(fh: Buffer, dir: Buffer, name: NfsName): Promise<{ attrs?: Fattr; dirWcc: WccData }> {
     const r = await this.proc(
       Proc.LINK,
       (w) => {
@@ -422,11 +429,12 @@ export class Nfs3 {
     const entries: DirEntryPlus[] = [];
     while (r.bool()) {
       const fileid = r.uint64();
-      const name = r.string();
+      const rawName = Buffer.from(r.opaque());
+      const name = rawName.toString('utf8');
       const cookie = r.uint64();
       const attrs = readPostOpAttr(r);
       const handle = readPostOpFh(r);
-      entries.push({ fileid, name, cookie, attrs, handle });
+      entries.push({ fileid, name, rawName, cookie, attrs, handle });
     }
     return { dirAttrs, cookieverf, entries, eof: r.bool() };
   }

@@ -4,6 +4,7 @@ import {
   FileType,
   mkdirp,
   readWholeFile,
+  readdirAll,
   resolvePath,
   rmrf,
   splitParent,
@@ -67,6 +68,26 @@ describe('path helpers', () => {
     expect(fs.existsSync(local(base))).toBe(true);
     await expect(rmrf(fx.client, `${base}/t`)).resolves.toBeUndefined();
     await expect(rmrf(fx.client, `${base}/nope/deeper`)).resolves.toBeUndefined();
+  });
+
+  test('names and symlink targets that are not UTF-8 are sent and listed as their bytes, and rmrf removes them', async () => {
+    const base = uniqueName('raw');
+    const dir = await mkdirp(fx.client, base);
+    const ff = Buffer.from('bad-\xff', 'latin1');
+    const fe = Buffer.from('bad-\xfe', 'latin1');
+    await fx.client.create(dir, ff, { mode: 'guarded', attrs: { mode: 0o644 } });
+    await fx.client.create(dir, fe, { mode: 'guarded', attrs: { mode: 0o644 } });
+    const target = Buffer.from('to-\xfd', 'latin1');
+    const link = await fx.client.symlink(dir, Buffer.from('link-\xfc', 'latin1'), target);
+    // On the server's disk: three names, none decoded (UTF-8 decoding would have merged the two files).
+    const onDisk = fs.readdirSync(Buffer.from(local(base)), { encoding: 'buffer' }).map((b) => b.toString('hex')).sort();
+    expect(onDisk).toEqual([ff, fe, Buffer.from('link-\xfc', 'latin1')].map((b) => b.toString('hex')).sort());
+    const listed = (await readdirAll(fx.client, dir)).map((e) => e.rawName.toString('hex')).sort();
+    expect(listed).toEqual(onDisk);
+    expect((await fx.client.readlinkRaw(link.handle)).equals(target)).toBe(true);
+    expect((await fx.client.lookup(dir, fe)).attrs?.type).toBe(FileType.REG);
+    await rmrf(fx.client, base);
+    expect(fs.existsSync(local(base))).toBe(false);
   });
 
   test('rmrf of a single file removes just that file', async () => {

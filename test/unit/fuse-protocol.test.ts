@@ -71,11 +71,16 @@ test('statfs answers keep counts past 32 bits (a 100 TiB export)', () => {
   expect([b.readUInt32LE(40), b.readUInt32LE(44), b.readUInt32LE(48)]).toEqual([4096, 255, 4096]);
 });
 
-test('names are read up to their terminating NUL, one after another', () => {
-  const b = Buffer.from('old\0névé\0');
+test('names are read up to their terminating NUL, one after another, as their bytes', () => {
+  const b = Buffer.concat([Buffer.from('old\0névé\0'), Buffer.from([0x62, 0xff, 0, 0x62, 0xfe, 0])]);
   const first = readName(b, 0);
-  expect(first.name).toBe('old');
-  expect(readName(b, first.next).name).toBe('névé');
+  expect(first.name).toEqual(Buffer.from('old'));
+  const second = readName(b, first.next);
+  expect(second.name).toEqual(Buffer.from('névé'));
+  // Names that are not UTF-8 stay apart (decoding would make both "b\uFFFD").
+  const third = readName(b, second.next);
+  expect(third.name).toEqual(Buffer.from([0x62, 0xff]));
+  expect(readName(b, third.next).name).toEqual(Buffer.from([0x62, 0xfe]));
 });
 
 test('directory entries are padded to 8 bytes', () => {

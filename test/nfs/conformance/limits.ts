@@ -3,7 +3,7 @@
  * disk. Each says which steps it covers, what the mount may answer instead, and why. The README's
  * section on volume types lists the same entries; keep the two in step.
  */
-import { FIELD, type Outcome, type Step } from './support/sweep';
+import { FIELD, shortName, type Outcome, type Step } from './support/sweep';
 
 export interface Limit {
   id: string;
@@ -11,7 +11,7 @@ export interface Limit {
   /** The steps this limit covers. */
   applies(step: Step): boolean;
   /** What the mount may answer instead of the local disk's outcome. */
-  mountMay(mount: Outcome, local: Outcome): boolean;
+  mountMay(mount: Outcome, local: Outcome, step: Step): boolean;
 }
 
 const TWO_TO_32 = 2 ** 32;
@@ -33,6 +33,13 @@ export const LIMITS: Limit[] = [
       'NFSv3 carries a time as unsigned 32-bit seconds since 1970 (nfstime3): times before 1970 or at or after 2^32 s (2106-02-07) cannot be sent, so the mount refuses them (EINVAL or EOVERFLOW) and changes nothing',
     applies: (s) => s.op === 'utimens' && (outOfNfsTime(s.args?.atime) || outOfNfsTime(s.args?.mtime)),
     mountMay: refusedWith(['EINVAL', 'EOVERFLOW']),
+  },
+  {
+    id: 'server-keeps-symlink-times',
+    reason:
+      "a server limit, not NFSv3's: nfs-ganesha's VFS backend (the test server) answers OK to setting a symlink's own times but keeps the old ones, so the mount, which checks the answer, refuses with EOPNOTSUPP and changes nothing rather than pretend (a server that applies them, such as the Linux kernel's, gives the local disk's answer)",
+    applies: (s) => s.op === 'utimens' && s.args?.follow === false,
+    mountMay: (m, l, s) => l.get(`${shortName(String(s.args?.path))}${FIELD}type`) === 'symlink' && refusedWith(['EOPNOTSUPP', 'ENOTSUP'])(m),
   },
   {
     id: 'no-rename-exchange',

@@ -51,6 +51,23 @@ test('a file created through the mount appears on the server with its content an
   expect(fs.readdirSync(m.mountpoint)).toContain('hello.txt');
 });
 
+test('names that differ only in bytes that are not UTF-8 stay two files, on the mount and on the server', () => {
+  fs.mkdirSync(at('raw'));
+  const ff = Buffer.from(at('raw', 'bad-\xff'), 'latin1');
+  const fe = Buffer.from(at('raw', 'bad-\xfe'), 'latin1');
+  fs.writeFileSync(ff, 'ff');
+  fs.writeFileSync(fe, 'fe');
+  const hex = (names: Buffer[]) => names.map((b) => b.toString('hex')).sort();
+  const expected = hex([Buffer.from('bad-\xff', 'latin1'), Buffer.from('bad-\xfe', 'latin1')]);
+  expect(hex(fs.readdirSync(Buffer.from(at('raw')), { encoding: 'buffer' }))).toEqual(expected);
+  expect(hex(fs.readdirSync(Buffer.from(onServer('raw')), { encoding: 'buffer' }))).toEqual(expected);
+  expect(fs.readFileSync(ff, 'utf8')).toBe('ff');
+  expect(fs.readFileSync(fe, 'utf8')).toBe('fe');
+  fs.unlinkSync(ff);
+  expect(fs.readFileSync(fe, 'utf8')).toBe('fe');
+  expect(hex(fs.readdirSync(Buffer.from(onServer('raw')), { encoding: 'buffer' }))).toEqual([Buffer.from('bad-\xfe', 'latin1').toString('hex')]);
+});
+
 test('writes through a write-only descriptor (direct I/O) are seen by a descriptor that had the file cached, and appends land at the end', () => {
   fs.writeFileSync(at('mixed'), 'A'.repeat(8192));
   const rw = fs.openSync(at('mixed'), 'r+');

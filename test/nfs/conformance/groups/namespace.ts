@@ -167,12 +167,17 @@ export function nameCases(): Case[] {
     ]);
   }
   const odd = c.fresh();
-  const names = ['with space', 'new\nline', 'tab\there', 'ünïcødé-名前', 'back\\slash', '-dash', '.hidden', '..dots', 'del\x7f', 'quote"\'', 'star*?[', 'not-utf8-\udcff\udcfe'];
+  const names = ['with space', 'new\nline', 'tab\there', 'ünïcødé-名前', 'back\\slash', '-dash', '.hidden', '..dots', 'del\x7f', 'quote"\'', 'star*?[', 'not-utf8-\udcff\udcfe', 'bad-\udcff', 'bad-\udcfe'];
   c.add('unusual names', 'owner', 'reg', make(odd, 'dir', { owner: 'owner', mode: 0o755 }), [
     ...names.map((n): Step => ({ user: 'owner', op: 'open', args: { path: `${odd}/${n}`, flags: ['O_WRONLY', 'O_CREAT', 'O_EXCL'], write: 'x' } })),
     ...names.map((n): Step => ({ user: 'owner', op: 'read', args: { path: `${odd}/${n}` } })),
     { user: 'owner', op: 'list', args: { path: odd } },
     { user: 'owner', op: 'rename', args: { src: `${odd}/${names[1]}`, dst: `${odd}/${names[11]}-2` } },
+    { user: 'owner', op: 'list', args: { path: odd } },
+    // Symlink targets are bytes too (Python hands lone surrogates over as the raw bytes).
+    { user: 'owner', op: 'symlink', args: { target: 'to-\udcff', path: `${odd}/link-\udcfe` } },
+    { user: 'owner', op: 'readlink', args: { path: `${odd}/link-\udcfe` } },
+    { user: 'owner', op: 'unlink', args: { path: `${odd}/bad-\udcff` } },
     { user: 'owner', op: 'list', args: { path: odd } },
   ]);
   return c.list;

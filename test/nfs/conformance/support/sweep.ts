@@ -251,7 +251,7 @@ export async function runGroup(local: string, mount: string, cases: Case[], limi
     const m = outcome(s, onMount[i], mi);
     if (same(l, m)) return;
     const row: Row = { op: c.op, user: c.user, type: c.type, step: (setup ? 'setup: ' : '') + stepLabel(s), local: l, mount: m };
-    const limit = limits.find((x) => x.applies(s) && x.mountMay(m, l));
+    const limit = limits.find((x) => x.applies(s) && x.mountMay(m, l, s));
     if (limit) result.limited.push({ ...row, limit });
     else result.mismatches.push(row);
   });
