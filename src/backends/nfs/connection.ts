@@ -1,7 +1,7 @@
 import { ErrorCode, NetvolError } from '../../errors';
 import type { Logger } from '../../log';
 import { MOUNT_PROGRAM, MOUNT_VERSION, NfsClient, NfsClientError, NfsTarget, RpcClient, RpcError, exportList, isUnreachableError, lookupPort, mkdirp } from '../../nfs';
-import { withDeadline } from '../deadline';
+import { abortedBecause, withDeadline } from '../deadline';
 
 export interface ControlSettings {
   backend: string;
@@ -35,11 +35,13 @@ export class ControlConnection {
   }
 
   /** Runs `fn` with the session; a stale handle makes it reconnect and try once more. */
-  async use<T>(what: string, fn: (s: Session) => Promise<T>, volume?: string): Promise<T> {
-    const expire = () =>
-      new NetvolError('BACKEND_UNAVAILABLE', `backend ${this.s.backend}: ${what}: the NFS server ${this.s.target.host} did not answer within ${Math.round(this.s.timeoutMs / 1000)} s`, { volume });
+  async use<T>(what: string, fn: (s: Session) => Promise<T>, volume?: string, signal?: AbortSignal): Promise<T> {
+    const expire = (why: 'timeout' | 'aborted') =>
+      why === 'aborted'
+        ? new NetvolError('TIMEOUT', `backend ${this.s.backend}: ${what}: ${abortedBecause(signal)}`, { volume })
+        : new NetvolError('BACKEND_UNAVAILABLE', `backend ${this.s.backend}: ${what}: the NFS server ${this.s.target.host} did not answer within ${Math.round(this.s.timeoutMs / 1000)} s`, { volume });
     try {
-      return await withDeadline(this.s.timeoutMs, expire, () => this.attempt(what, fn));
+      return await withDeadline(this.s.timeoutMs, expire, () => this.attempt(what, fn), signal);
     } catch (err) {
       throw this.error(err, what, volume);
     }
