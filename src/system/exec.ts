@@ -125,7 +125,6 @@ export function run(file: string, args: string[], opts: ExecOptions = {}): Promi
     const started = process.hrtime.bigint();
     const child = spawn(file, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     const seen = { command: file, args: args.map(redactString), pid: child.pid };
-    emit({ phase: 'start', ...seen, stdinBytes: opts.input === undefined ? undefined : Buffer.byteLength(opts.input) });
     let stdout = '';
     let stderr = '';
     let stopped: 'timeout' | 'aborted' | undefined;
@@ -160,6 +159,8 @@ export function run(file: string, args: string[], opts: ExecOptions = {}): Promi
     const onAbort = () => terminate('aborted');
     signal?.addEventListener('abort', onAbort, { once: true });
     timers.push(setTimeout(() => terminate('timeout'), timeoutMs));
+    // Reported once the abort is listened to: an observer may abort as soon as it sees the start.
+    emit({ phase: 'start', ...seen, stdinBytes: opts.input === undefined ? undefined : Buffer.byteLength(opts.input) });
     const finished = (exitCode: number | null, exitSignal: string | null) =>
       emit({ phase: 'end', ...seen, exitCode, signal: exitSignal, timedOut: stopped ? true : undefined, durationMs: Math.round(Number(process.hrtime.bigint() - started) / 1e3) / 1e3 });
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
