@@ -5,7 +5,7 @@ import { abortion, RequestDeadline, runWithin } from '../system';
 
 /** How long one request on a volume may run, and how long its work may take to stop once cut off. */
 export interface RequestBudgets {
-  /** Create and Mount: dockerd waits 120 s for them. */
+  /** Create and Mount (and a remount at start, which is a Mount's work): dockerd waits 120 s for them. */
   createMs: number;
   mountMs: number;
   /** Every other verb (and the work at start): dockerd waits 60 s. */
@@ -45,7 +45,7 @@ export class VolumeLocks {
 
   /** The budget of one verb. */
   budgetOf(verb: Verb): number {
-    return verb === 'create' ? this.budgets.createMs : verb === 'mount' ? this.budgets.mountMs : this.budgets.otherMs;
+    return verb === 'create' ? this.budgets.createMs : verb === 'mount' || verb === 'remount' ? this.budgets.mountMs : this.budgets.otherMs;
   }
 
   async run<T>(name: string, work: (signal: AbortSignal) => Promise<T>, verb: Verb = 'restore'): Promise<T> {
