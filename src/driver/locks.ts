@@ -28,7 +28,7 @@ export type Verb = 'create' | 'mount' | 'remove' | 'unmount' | 'restore' | 'remo
  * lock is ever held across a slow await.
  *
  * Each run is one request with a deadline (RequestDeadline): its work gets the deadline's signal,
- * and every withTimeout inside it is tracked. At the deadline the signal aborts (subprocesses are
+ * and every backend call bounded inside it (BackendPool.bounded) is tracked. At the deadline the signal aborts (subprocesses are
  * killed, connections reset) and the caller is answered — with the work's own result if it settles
  * within `settleMs`, else TIMEOUT. When the work ends early but left calls running that it stopped
  * waiting for, those are aborted too. Either way the lock is released only once everything the
@@ -68,7 +68,7 @@ export class VolumeLocks {
         }
       })
       .finally(() => {
-        deadline.dispose();
+        deadline.finish();
         release();
       });
     const aborted = abortion(deadline.signal);

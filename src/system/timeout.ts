@@ -4,7 +4,7 @@ import { NetvolError } from '../errors';
 /**
  * The time limit of one request (a Docker verb on one volume): an AbortSignal that aborts with a
  * TIMEOUT NetvolError when the budget is spent, and the work started for the request that has not
- * settled yet. Work a caller stopped waiting for (a call cut off by withTimeout) stays counted
+ * settled yet. Work a caller stopped waiting for (a call cut off by withinRequest) stays counted
  * here, so whoever guards the request (the volume's lock) can wait until it has really stopped.
  */
 export class RequestDeadline {
@@ -53,18 +53,32 @@ export class RequestDeadline {
   dispose(): void {
     clearTimeout(this.timer);
   }
+
+  /** The request is over (its lock released): work that still finds this deadline in its context (a timer it set) is no longer its. */
+  finish(): void {
+    this.dispose();
+    this.finished = true;
+  }
+
+  finished = false;
 }
 
 const currentRequest = new AsyncLocalStorage<RequestDeadline>();
 
-/** Runs `work` as part of `deadline`'s request: withTimeout calls inside it are tracked by it and end at its signal. */
+/** Runs `work` as part of `deadline`'s request: withinRequest calls inside it are tracked by it and end at its signal. */
 export function runWithin<T>(deadline: RequestDeadline, work: () => Promise<T>): Promise<T> {
   return currentRequest.run(deadline, work);
 }
 
-/** The deadline of the request the caller is working for, if any. */
+/** The deadline of the request the caller is working for, if any (and if that request is not over). */
 export function requestDeadline(): RequestDeadline | undefined {
-  return currentRequest.getStore();
+  const deadline = currentRequest.getStore();
+  return deadline && !deadline.finished ? deadline : undefined;
+}
+
+/** Runs `work` as no request's: for shared work a request only starts (opening a backend, a heartbeat loop). */
+export function outsideRequest<T>(work: () => T): T {
+  return currentRequest.exit(work);
 }
 
 /** Rejects with the signal's reason as soon as it aborts; `dispose` removes the listener. */
@@ -80,23 +94,32 @@ export function abortion(signal: AbortSignal | undefined): { promise: Promise<ne
   return { promise, dispose: () => listener && signal.removeEventListener('abort', listener) };
 }
 
-/**
- * Races `work` against a timer; the caller's text says what was being waited for. Inside a request
- * (runWithin), `work` also ends at the request's deadline, and stays tracked by the request after
- * this stops waiting for it: the request is not over until it has settled.
- */
+/** Races `work` against a timer; the caller's text says what was being waited for. */
 export async function withTimeout<T>(work: Promise<T>, ms: number, what: string, volume?: string): Promise<T> {
-  const request = requestDeadline();
-  request?.track(work);
-  const aborted = abortion(request?.signal);
   let timer: NodeJS.Timeout | undefined;
   const limit = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new NetvolError('TIMEOUT', `${what} did not finish within ${Math.round(ms / 1000)} s`, { volume })), ms);
   });
   try {
-    return await Promise.race([work, limit, aborted.promise]);
+    return await Promise.race([work, limit]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * withTimeout for one call of a request (runWithin): `work` also ends at the request's deadline,
+ * and stays tracked by the request after this stops waiting for it, so the request is not over
+ * until it has settled. Outside a request it is plain withTimeout.
+ */
+export async function withinRequest<T>(work: Promise<T>, ms: number, what: string, volume?: string): Promise<T> {
+  const request = requestDeadline();
+  if (!request) return withTimeout(work, ms, what, volume);
+  request.track(work);
+  const aborted = abortion(request.signal);
+  try {
+    return await Promise.race([withTimeout(work, ms, what, volume), aborted.promise]);
+  } finally {
     aborted.dispose();
   }
 }
