@@ -75,7 +75,7 @@ export class VolumeLocks {
     try {
       return await Promise.race([running, aborted.promise]);
     } catch (err) {
-      if (!deadline.signal.aborted) throw err;
+      if (!deadline.expired) throw err; // its own error, not the deadline's
       // Out of time: give the stopped work a moment to settle, so the answer says how it ended.
       const outcome = await Promise.race([
         running.then((value) => ({ value }), (error: unknown) => ({ error })),

@@ -17,7 +17,10 @@ export class RequestDeadline {
     /** The error the signal aborts with when the budget is spent. */
     expired: () => NetvolError,
   ) {
-    this.timer = setTimeout(() => this.abort(expired()), budgetMs);
+    this.timer = setTimeout(() => {
+      this.expired = true;
+      this.abort(expired());
+    }, budgetMs);
     this.timer.unref();
   }
 
@@ -61,6 +64,8 @@ export class RequestDeadline {
   }
 
   finished = false;
+  /** The budget ran out (rather than the request being stopped because it was over). */
+  expired = false;
 }
 
 const currentRequest = new AsyncLocalStorage<RequestDeadline>();

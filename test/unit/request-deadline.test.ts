@@ -43,3 +43,28 @@ describe('RequestDeadline and withinRequest', () => {
     await expect(withinRequest(sleep(500), 50, 'a slow call', 'v')).rejects.toMatchObject({ code: 'TIMEOUT', message: 'a slow call did not finish within 0 s' });
   });
 });
+
+describe('VolumeLocks under deadlines', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { VolumeLocks } = require('../../src/driver/locks') as typeof import('../../src/driver/locks');
+  const budgets = { createMs: 1000, mountMs: 1000, otherMs: 1000, settleMs: 500 };
+
+  it('work that fails on its own, leaving a call running, is answered with its own error; the leftover call is stopped before the lock is free', async () => {
+    const locks = new VolumeLocks(budgets);
+    const order: string[] = [];
+    let leftover!: Promise<void>;
+    const first = locks.run(
+      'v',
+      async (signal) => {
+        leftover = new Promise<void>((r) => signal.addEventListener('abort', () => setTimeout(() => (order.push('leftover stopped'), r()), 50)));
+        await withinRequest(leftover, 100, 'a slow call', 'v').catch(() => undefined);
+        throw new NetvolError('NOT_FOUND', 'volume v: its own error');
+      },
+      'mount',
+    );
+    const second = locks.run('v', async () => void order.push('second runs'), 'mount');
+    await expect(first).rejects.toThrow('volume v: its own error');
+    await second;
+    expect(order).toEqual(['leftover stopped', 'second runs']);
+  });
+});
