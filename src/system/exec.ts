@@ -12,7 +12,7 @@ export interface ExecOptions {
   /**
    * The request's deadline: when it aborts, the child gets SIGTERM, then SIGKILL after a short
    * grace, and the call fails with TIMEOUT once the child is gone (or, for a child stuck in the
-   * kernel, once the grace after SIGKILL has passed too).
+   * kernel, once a grace after SIGKILL has passed too). `timeoutMs` sends SIGKILL at once.
    */
   signal?: AbortSignal;
 }
@@ -114,8 +114,9 @@ export function firstStderrLine(stderr: string): string {
 
 /**
  * Runs a program with an argv array (never through a shell). Fails with COMMAND_FAILED carrying the
- * program's first meaningful stderr line, or TIMEOUT after `timeoutMs` or when `signal` aborts: the
- * child is then sent SIGTERM, SIGKILL after KILL_GRACE_MS, and the call settles once it has exited.
+ * program's first meaningful stderr line, or TIMEOUT after `timeoutMs` (SIGKILL) or when `signal`
+ * aborts (SIGTERM, SIGKILL after KILL_GRACE_MS); the call settles once the child has exited, or
+ * KILL_GRACE_MS after the SIGKILL if it is stuck in the kernel.
  */
 export function run(file: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -136,23 +137,31 @@ export function run(file: string, args: string[], opts: ExecOptions = {}): Promi
     };
     const stoppedError = () =>
       stopped === 'aborted' ? abortedError(file, child.pid, signal as AbortSignal) : new NetvolError('TIMEOUT', `${file} did not finish within ${Math.round(timeoutMs / 1000)} s`);
-    // SIGTERM first, so a helper (mount, mkfs) can undo what it half did; SIGKILL when it does not
-    // exit; and if even that does not end it (a process stuck in the kernel), stop waiting.
+    // At the request's deadline SIGTERM comes first, so a helper (mount, mkfs) can undo what it half
+    // did, and SIGKILL when it does not exit; a helper past its own timeout is not answering and gets
+    // SIGKILL at once. If even that does not end it (a process stuck in the kernel), stop waiting.
+    const giveUp = () =>
+      timers.push(
+        setTimeout(() => {
+          if (settled) return;
+          settled = true;
+          clear();
+          reject(stoppedError());
+        }, KILL_GRACE_MS),
+      );
     const terminate = (why: 'timeout' | 'aborted') => {
       if (stopped || settled) return;
       stopped = why;
+      if (why === 'timeout') {
+        child.kill('SIGKILL');
+        giveUp();
+        return;
+      }
       child.kill('SIGTERM');
       timers.push(
         setTimeout(() => {
           child.kill('SIGKILL');
-          timers.push(
-            setTimeout(() => {
-              if (settled) return;
-              settled = true;
-              clear();
-              reject(stoppedError());
-            }, KILL_GRACE_MS),
-          );
+          giveUp();
         }, KILL_GRACE_MS),
       );
     };
