@@ -55,6 +55,11 @@ export interface BackendContext {
  *
  * Every method fails with a NetvolError within `timeoutMs` (BACKEND_UNAVAILABLE, BACKEND_AUTH,
  * PERMISSION, NO_SPACE, TIMEOUT…) whose text names the backend.
+ *
+ * `signal` is the deadline of the request the call serves: when it aborts, the call stops — its
+ * subprocesses are killed, a request stuck on a connection is given up and the connection reset, a
+ * half-made attachment is undone — and fails with TIMEOUT (or the error the abort caused) once
+ * what it started has stopped.
  */
 export interface Backend {
   readonly name: string;
@@ -66,41 +71,41 @@ export interface Backend {
   close(): Promise<void>;
 
   /** Names of the folders directly under the backend root (volumes and archives alike); names starting with a dot are never listed. */
-  listFolders(): Promise<string[]>;
+  listFolders(signal?: AbortSignal): Promise<string[]>;
   /** Creates `<root>/<name>/` (and `data/` when `withDataDir`). Returns false, changing nothing, if the folder already existed. */
-  makeFolder(name: string, withDataDir: boolean): Promise<boolean>;
+  makeFolder(name: string, withDataDir: boolean, signal?: AbortSignal): Promise<boolean>;
   /** Reads `<root>/<name>/<file>`; undefined if the file or folder does not exist. */
-  readFile(name: string, file: string): Promise<Buffer | undefined>;
+  readFile(name: string, file: string, signal?: AbortSignal): Promise<Buffer | undefined>;
   /** Writes `<root>/<name>/<file>` atomically (temporary file, then rename). */
-  writeFile(name: string, file: string, data: Buffer): Promise<void>;
-  removeFile(name: string, file: string): Promise<void>;
+  writeFile(name: string, file: string, data: Buffer, signal?: AbortSignal): Promise<void>;
+  removeFile(name: string, file: string, signal?: AbortSignal): Promise<void>;
   /**
    * Creates `<root>/<name>/<file>` holding `data` only if no such file exists, atomically on the
    * server (O_EXCL, SFTP CREAT|EXCL, NFS GUARDED CREATE): of several hosts racing, exactly one gets
    * true. The content is written right after the create, so a reader may briefly see it empty.
    */
-  createFile(name: string, file: string, data: Buffer): Promise<boolean>;
+  createFile(name: string, file: string, data: Buffer, signal?: AbortSignal): Promise<boolean>;
   /** Names of the regular files directly in `<root>/<name>/` (no folders, no temporary files); [] if the folder does not exist. */
-  listFiles(name: string): Promise<string[]>;
+  listFiles(name: string, signal?: AbortSignal): Promise<string[]>;
   /** Removes `<root>/<name>/` and everything in it: gone from the root at once, its contents deleted in the background; succeeds if it is already gone. */
-  removeFolder(name: string): Promise<void>;
+  removeFolder(name: string, signal?: AbortSignal): Promise<void>;
   /** Renames `<root>/<from>/` to `<root>/<to>/` (used to archive a volume); refuses (OPTIONS_CONFLICT) when `<to>` exists. */
-  renameFolder(from: string, to: string): Promise<void>;
+  renameFolder(from: string, to: string, signal?: AbortSignal): Promise<void>;
   /** Applies owner and mode to `<root>/<name>/data/`. */
-  setDataAttributes(name: string, attrs: RootAttributes): Promise<void>;
+  setDataAttributes(name: string, attrs: RootAttributes, signal?: AbortSignal): Promise<void>;
   /** Bytes used below `<root>/<name>/` and bytes free on the backend's filesystem. */
-  usage(name: string): Promise<BackendUsage>;
+  usage(name: string, signal?: AbortSignal): Promise<BackendUsage>;
   /** Bytes free for new data on the backend's filesystem. */
-  freeBytes(): Promise<number>;
+  freeBytes(signal?: AbortSignal): Promise<number>;
 
   /**
    * Makes `<root>/<name>/` reachable on this host and returns its local path. Idempotent: an
    * attachment left by an earlier netvol process is found and reused. Long-lived helpers (sshfs,
    * FUSE servers) run as their own processes so they outlive the daemon.
    */
-  attach(name: string): Promise<string>;
+  attach(name: string, signal?: AbortSignal): Promise<string>;
   /** Undoes attach(); succeeds if nothing is attached. */
-  detach(name: string): Promise<void>;
+  detach(name: string, signal?: AbortSignal): Promise<void>;
   /**
    * Fencing: stops this host's data path of the volume at once, without flushing — kills the helper
    * process (sshfs, FUSE server) and resets its TCP connections so that no byte this host had
@@ -110,7 +115,7 @@ export interface Backend {
    */
   fence?(name: string): Promise<void>;
   /** Whether this host has the volume attached, and whether that attachment still works. */
-  health(name: string): Promise<AttachmentHealth>;
+  health(name: string, signal?: AbortSignal): Promise<AttachmentHealth>;
   /** Optional facts about the data path shown in the volume's Status (e.g. which mounter serves it). No secrets. */
   statusFields?(name: string): Promise<Record<string, string | number | boolean>>;
 }

@@ -48,8 +48,10 @@ export class AttachStack {
    * Builds the stack: on a shared backend, publish this host's attachment (an image volume takes its
    * single-writer lease), check no other host is removing it and that it still exists; then the
    * backend's attachment; then the loop or bind mount. Each step failing undoes the ones below it.
+   * `signal` is the request's deadline: the backend and the mount stop when it aborts, and the undo
+   * runs without it (it must finish; the volume's lock waits for it).
    */
-  async attach(name: string, record: VolumeRecord, known: VolumeMeta | undefined): Promise<void> {
+  async attach(name: string, record: VolumeRecord, known: VolumeMeta | undefined, signal?: AbortSignal): Promise<void> {
     const { pool, ledger, mounts, log } = this.o;
     const backend = await pool.open(record.backend, name);
     const mp = this.mountpoint(name);
@@ -78,7 +80,7 @@ export class AttachStack {
     }
     let folder: string;
     try {
-      folder = await pool.bounded(backend.attach(name), `attaching volume ${name} from backend ${backend.name}`, name);
+      folder = await pool.bounded(backend.attach(name, signal), `attaching volume ${name} from backend ${backend.name}`, name);
     } catch (err) {
       if (presence) await presence.release(name);
       throw err;
@@ -87,9 +89,9 @@ export class AttachStack {
     await ledger.save();
     try {
       if (record.layout === 'image') {
-        await mounts.mountImage(path.join(folder, IMAGE_FILE), mp, record.fs ?? 'ext4');
+        await mounts.mountImage(path.join(folder, IMAGE_FILE), mp, record.fs ?? 'ext4', signal);
       } else {
-        await mounts.bind(path.join(folder, DATA_DIR), mp);
+        await mounts.bind(path.join(folder, DATA_DIR), mp, signal);
       }
     } catch (err) {
       await pool.bounded(backend.detach(name), `detaching volume ${name}`, name).catch(() => undefined);
@@ -104,11 +106,11 @@ export class AttachStack {
   }
 
   /** Takes the stack down: the loop or bind mount, the mountpoint folder, the backend's attachment, then this host's published attachment. */
-  async detach(name: string, record: VolumeRecord, backend: Backend): Promise<void> {
+  async detach(name: string, record: VolumeRecord, backend: Backend, signal?: AbortSignal): Promise<void> {
     try {
-      await this.unmountMountpoint(name, record);
+      await this.unmountMountpoint(name, record, false, signal);
       await fs.rmdir(this.mountpoint(name)).catch(() => undefined);
-      await this.o.pool.bounded(backend.detach(name), `detaching volume ${name}`, name);
+      await this.o.pool.bounded(backend.detach(name, signal), `detaching volume ${name}`, name);
     } catch (err) {
       throw wrapError(err, 'COMMAND_FAILED', `cannot unmount volume ${name} (is a process outside Docker still using it?)`, name);
     }
@@ -119,15 +121,15 @@ export class AttachStack {
     this.o.log.info('detached volume', { volume: name, backend: backend.name });
   }
 
-  private async unmountMountpoint(name: string, record: VolumeRecord, lazy = false): Promise<void> {
+  private async unmountMountpoint(name: string, record: VolumeRecord, lazy = false, signal?: AbortSignal): Promise<void> {
     const { mounts } = this.o;
     const mp = this.mountpoint(name);
     if (record.layout === 'image') {
       // The image file only grows on the backend, so remember what the filesystem inside says.
       const u = await mounts.usage(mp).catch(() => undefined);
       if (u && (await mounts.isMounted(mp))) record.lastUsage = { usedBytes: u.usedBytes, availableBytes: u.availableBytes };
-      await mounts.unmountImage(mp);
-    } else if (await mounts.isMounted(mp)) await mounts.unmount(mp, { lazy });
+      await mounts.unmountImage(mp, { signal });
+    } else if (await mounts.isMounted(mp)) await mounts.unmount(mp, { lazy, signal });
   }
 
   /**

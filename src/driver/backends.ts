@@ -3,7 +3,7 @@ import { Backend, backendType } from '../backends';
 import type { Config } from '../config';
 import { NetvolError } from '../errors';
 import type { Logger } from '../log';
-import { withTimeout } from '../system';
+import { outsideRequest, withinRequest } from '../system';
 import { Ledger, mountCount } from './ledger';
 import { Handover, monotonicClock, Presence } from './presence';
 
@@ -78,7 +78,8 @@ export class BackendPool {
     const backend = this.configured(name, volume);
     let opening = this.opened.get(name);
     if (!opening) {
-      opening = this.bounded(backend.open(), `opening backend ${name}`).then(() => this.startPresence(backend));
+      // Shared by every request that needs the backend, and it starts the heartbeat loop: no one request's work.
+      opening = outsideRequest(() => this.bounded(backend.open(), `opening backend ${name}`).then(() => this.startPresence(backend)));
       this.opened.set(name, opening);
       opening.catch(() => this.opened.delete(name));
     }
@@ -86,9 +87,12 @@ export class BackendPool {
     return backend;
   }
 
-  /** Bounds one backend call by the configured timeout. */
+  /**
+   * Bounds one backend call by the configured timeout and, inside a request, by the request's
+   * deadline; the request (and the volume's lock) then waits for the call to settle (locks.ts).
+   */
   bounded<T>(work: Promise<T>, what: string, volume?: string): Promise<T> {
-    return withTimeout(work, this.config.timeoutMs, what, volume);
+    return withinRequest(work, this.config.timeoutMs, what, volume);
   }
 
   /** A backend's block of the daemon config. */

@@ -10,27 +10,27 @@ import { bindMount, findMount, FsUsage, fsUsage, unmount } from '../system';
  */
 export interface Mounts {
   /** Makes a sparse image of `sizeBytes` at `file` and formats it, with owner and mode on its root. */
-  createImage(file: string, sizeBytes: number, fs: ImageFs, attrs: ImageAttributes): Promise<void>;
-  /** Loop-mounts the image `file` on `target`; nothing to do if `target` already holds it. */
-  mountImage(file: string, target: string, fs: ImageFs): Promise<void>;
+  createImage(file: string, sizeBytes: number, fs: ImageFs, attrs: ImageAttributes, signal?: AbortSignal): Promise<void>;
+  /** Loop-mounts the image `file` on `target`; nothing to do if `target` already holds it. Stops (and frees the loop device it took) when `signal` aborts. */
+  mountImage(file: string, target: string, fs: ImageFs, signal?: AbortSignal): Promise<void>;
   /** Unmounts an image and frees its loop device; succeeds if nothing is mounted. `lazy` even while it is busy. */
-  unmountImage(target: string, opts?: { lazy?: boolean }): Promise<void>;
+  unmountImage(target: string, opts?: { lazy?: boolean; signal?: AbortSignal }): Promise<void>;
   /** Bind-mounts the folder `source` on `target`. */
-  bind(source: string, target: string): Promise<void>;
+  bind(source: string, target: string, signal?: AbortSignal): Promise<void>;
   /** Whether something is mounted at exactly `target`. */
   isMounted(target: string): Promise<boolean>;
   /** Unmounts `target`; `lazy` detaches it even while it is busy. */
-  unmount(target: string, opts?: { lazy?: boolean }): Promise<void>;
+  unmount(target: string, opts?: { lazy?: boolean; signal?: AbortSignal }): Promise<void>;
   /** Used and available bytes of the filesystem holding `target`. */
   usage(target: string): Promise<FsUsage>;
 }
 
 /** The kernel's mounts: loop devices and mkfs through quota/, mount(8) and the mount table through system/. */
 export const realMounts: Mounts = {
-  createImage: (file, sizeBytes, fs, attrs) => createImage(file, sizeBytes, fs, attrs),
-  mountImage: (file, target, fs) => mountImage(file, target, fs),
+  createImage: (file, sizeBytes, fs, attrs, signal) => createImage(file, sizeBytes, fs, attrs, signal),
+  mountImage: (file, target, fs, signal) => mountImage(file, target, fs, signal),
   unmountImage: (target, opts) => unmountImage(target, opts),
-  bind: (source, target) => bindMount(source, target),
+  bind: (source, target, signal) => bindMount(source, target, undefined, signal),
   isMounted: async (target) => (await findMount(target)) !== undefined,
   unmount: (target, opts) => unmount(target, opts),
   usage: (target) => fsUsage(target),

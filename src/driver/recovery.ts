@@ -112,12 +112,16 @@ export class Recovery {
       Object.entries(ledger.records).map(async ([name, record]) => {
         if (mountCount(record.mounts) === 0 || record.fenced) return;
         try {
-          await locks.run(name, async () => {
-            if (record.attached && (await stack.isLive(name, record))) return;
-            log.warn('re-attaching a volume that has live mounts but lost its mount', { volume: name, backend: record.backend });
-            await stack.attach(name, record, undefined);
-            await ledger.save();
-          });
+          await locks.run(
+            name,
+            async (signal) => {
+              if (record.attached && (await stack.isLive(name, record))) return;
+              log.warn('re-attaching a volume that has live mounts but lost its mount', { volume: name, backend: record.backend });
+              await stack.attach(name, record, undefined, signal);
+              await ledger.save();
+            },
+            'remount',
+          );
         } catch (err) {
           log.error('cannot re-attach volume; the next Mount will retry', { volume: name, backend: record.backend, error: (err as Error).message });
         }

@@ -9,7 +9,7 @@ import { Catalog, readMeta } from './catalog';
 import { checkSameOptions, Creation, refuseUnsupported } from './create';
 import { Describer } from './describe';
 import { HostState, Ledger, mountCount, VolumeRecord } from './ledger';
-import { VolumeLocks } from './locks';
+import { RequestBudgets, VolumeLocks } from './locks';
 import { Mounts, realMounts } from './mounts';
 import { validateVolumeName } from './names';
 import { parseVolumeOptions, refuseBelowMinimum } from './options';
@@ -31,7 +31,7 @@ import type { VolumeDriverApi, VolumeView } from './view';
  * alone knows (ledger.ts).
  */
 export class VolumeDriver implements VolumeDriverApi {
-  private readonly locks = new VolumeLocks();
+  private readonly locks: VolumeLocks;
   private readonly ledger: Ledger;
   private readonly pool: BackendPool;
   private readonly catalog: Catalog;
@@ -49,7 +49,10 @@ export class VolumeDriver implements VolumeDriverApi {
     private readonly log: Logger,
     /** The mounts this driver makes: the kernel's, unless a test passes a fake. */
     mounts: Mounts = realMounts,
+    /** How long each request may run (see locks.ts); tests pass short ones. */
+    budgets?: RequestBudgets,
   ) {
+    this.locks = new VolumeLocks(budgets, log);
     const ledger = (this.ledger = new Ledger(store));
     const pool = (this.pool = new BackendPool(config, backends, ledger, log, (backend, volumes, why) => this.stack.fence(backend, volumes, why)));
     const catalog = (this.catalog = new Catalog(pool, ledger, log));
@@ -82,13 +85,13 @@ export class VolumeDriver implements VolumeDriverApi {
       if (onBackend?.retained) return this.creation.adoptRetained(backend, onBackend, spec);
       refuseBelowMinimum(name, spec, opts);
       await this.creation.makeNew(backend, name, spec);
-    });
+    }, 'create');
   }
 
   /** On a shared backend, Remove takes its half of the removal handshake first (see removal.ts). */
   async remove(rawName: unknown): Promise<void> {
     const name = validateVolumeName(rawName);
-    await this.locks.run(name, async () => {
+    await this.locks.run(name, async (signal) => {
       const found = await this.catalog.lookup(name);
       if (!found) {
         this.log.info('remove of a volume netvol does not know: nothing to do', { volume: name });
@@ -111,7 +114,7 @@ export class VolumeDriver implements VolumeDriverApi {
       const record: VolumeRecord = found.record ?? { backend: backend.name, layout: found.meta.spec.layout, fs: found.meta.spec.fs, mounts: {}, attached: false };
       this.ledger.set(name, record);
       try {
-        if (record.attached) await this.stack.detach(name, record, backend);
+        if (record.attached) await this.stack.detach(name, record, backend, signal);
         record.pending = 'remove';
         record.onRemove = policy;
         await this.ledger.save();
@@ -129,13 +132,13 @@ export class VolumeDriver implements VolumeDriverApi {
       this.catalog.forget(name);
       await this.ledger.save();
       this.log.info('removed volume', { volume: name, backend: backend.name, onRemove: policy });
-    });
+    }, 'remove');
   }
 
   async mount(rawName: unknown, id: unknown): Promise<string> {
     const name = validateVolumeName(rawName);
     const mountId = this.mountId(name, id);
-    return this.locks.run(name, async () => {
+    return this.locks.run(name, async (signal) => {
       const found = await this.catalog.lookup(name);
       if (!found) throw this.catalog.notFound(name);
       let record = found.record;
@@ -148,7 +151,7 @@ export class VolumeDriver implements VolumeDriverApi {
       }
       const r = record as VolumeRecord;
       try {
-        if (!(r.attached && (await this.stack.isLive(name, r)))) await this.stack.attach(name, r, found.meta);
+        if (!(r.attached && (await this.stack.isLive(name, r)))) await this.stack.attach(name, r, found.meta, signal);
       } catch (err) {
         this.ledger.tidy(name);
         throw err;
@@ -156,13 +159,13 @@ export class VolumeDriver implements VolumeDriverApi {
       r.mounts[mountId] = (r.mounts[mountId] ?? 0) + 1;
       await this.ledger.save();
       return this.mountpoint(name);
-    });
+    }, 'mount');
   }
 
   async unmount(rawName: unknown, id: unknown): Promise<void> {
     const name = validateVolumeName(rawName);
     const mountId = this.mountId(name, id);
-    await this.locks.run(name, async () => {
+    await this.locks.run(name, async (signal) => {
       const record = this.ledger.get(name);
       if (!record || !record.mounts[mountId]) {
         this.log.warn('unmount of a mount ID netvol does not hold: nothing to do', { volume: name, backend: record?.backend, mountId });
@@ -173,13 +176,13 @@ export class VolumeDriver implements VolumeDriverApi {
       try {
         if (mountCount(record.mounts) === 0) {
           delete record.fenced;
-          if (record.attached) await this.stack.detach(name, record, await this.pool.open(record.backend, name));
+          if (record.attached) await this.stack.detach(name, record, await this.pool.open(record.backend, name), signal);
         }
       } finally {
         this.ledger.tidy(name);
         await this.ledger.save();
       }
-    });
+    }, 'unmount');
   }
 
   async path(rawName: unknown): Promise<string> {

@@ -2,7 +2,7 @@
 // Each method sends one call and returns typed results or throws NfsError.
 
 import { ArgsEncoder, RpcClient } from './rpc-client';
-import { NfsError } from './errors';
+import { NfsError, RpcError } from './errors';
 import { XdrReader } from './xdr';
 import {
   AccessResult,
@@ -134,6 +134,19 @@ export class Nfs3 {
     protected readonly dataRpcs: RpcClient[] = [],
   ) {}
 
+  /** Set on a view made by withSignal(): every call of the view carries it. */
+  protected signal?: AbortSignal;
+
+  /**
+   * A view of this client whose calls end when `signal` aborts (RpcError ECANCELED), for a
+   * caller with a deadline of its own. It shares the connections; the client itself is unchanged.
+   */
+  withSignal(signal: AbortSignal): this {
+    const view = Object.create(this) as this;
+    view.signal = signal;
+    return view;
+  }
+
   private rpcFor(proc: Proc, fh?: Buffer): RpcClient {
     const n = this.dataRpcs.length + 1;
     if (n === 1) return this.rpc;
@@ -151,12 +164,13 @@ export class Nfs3 {
   protected async proc(proc: Proc, args: ArgsEncoder, idempotent: boolean, releasable = false, fh?: Buffer): Promise<XdrReader> {
     const name = `NFS3.${Proc[proc]}`;
     for (let attempt = 0; ; attempt++) {
-      const r = await this.rpcFor(proc, fh).call(NFS_PROGRAM, NFS_VERSION, proc, args, { name, idempotent, releasable });
+      const r = await this.rpcFor(proc, fh).call(NFS_PROGRAM, NFS_VERSION, proc, args, { name, idempotent, releasable, signal: this.signal });
       const status = r.uint32();
       if (status === 0) return r;
       r.release();
       if (status === JUKEBOX && attempt < JUKEBOX_RETRIES) {
         await new Promise((res) => setTimeout(res, 100 * 2 ** attempt));
+        if (this.signal?.aborted) throw new RpcError('ECANCELED', `${name}: cancelled by the caller`, { procedure: name });
         continue;
       }
       throw new NfsError(status, name);

@@ -39,6 +39,11 @@ export interface CallOptions {
    * so a large reply's buffer can be reused. Without this, it never is.
    */
   releasable?: boolean;
+  /**
+   * The caller's cancellation: when it aborts, the call is forgotten (a late reply is dropped)
+   * and rejects with RpcError ECANCELED. The connection stays up for other calls.
+   */
+  signal?: AbortSignal;
 }
 
 export type ArgsEncoder = (w: XdrWriter) => void;
@@ -112,6 +117,8 @@ export class RpcClient {
   call(prog: number, vers: number, proc: number, args?: ArgsEncoder, options: CallOptions = {}): Promise<XdrReader> {
     const name = options.name ?? `${prog}/${vers}/${proc}`;
     if (this.closed) return Promise.reject(new RpcError('ECLOSED', `${name}: client is closed`, { procedure: name }));
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(this.cancelledError(name));
     const xid = this.nextXid;
     this.nextXid = (this.nextXid + 1) >>> 0;
     const w = new XdrWriter(256);
@@ -128,14 +135,27 @@ export class RpcClient {
         length,
         idempotent: options.idempotent ?? true,
         releasable: options.releasable ?? false,
-        resolve,
-        reject,
+        resolve: (r) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(r);
+        },
+        reject: (err) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
         timer: setTimeout(() => {
           if (this.pending.get(xid) !== call) return;
           this.pending.delete(xid);
-          reject(this.timeoutError(name, timeoutMs));
+          call.reject(this.timeoutError(name, timeoutMs));
         }, timeoutMs),
       };
+      const onAbort = () => {
+        if (this.pending.get(xid) !== call) return;
+        this.pending.delete(xid);
+        clearTimeout(call.timer);
+        call.reject(this.cancelledError(name));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.set(xid, call);
       if (this.transport?.isOpen) this.send(call);
       else this.startReconnect();
@@ -161,6 +181,10 @@ export class RpcClient {
    * that error is the cause: after an outage "no reply" alone hides whether
    * the server refuses connections or does not answer at all.
    */
+  private cancelledError(name: string): RpcError {
+    return new RpcError('ECANCELED', `${name}: cancelled by the caller`, { procedure: name });
+  }
+
   private timeoutError(name: string, timeoutMs: number): RpcError {
     const lastConnect = this.transport?.isOpen ? undefined : this.lastConnectError;
     const why = lastConnect ? `; last connect attempt: ${connectFailureReason(lastConnect)}` : '';

@@ -46,9 +46,10 @@ export function mkfsExt4Args(file: string, sizeBytes: number, attrs: ImageAttrib
 /**
  * Creates a sparse file of `sizeBytes` at `file` and formats it, with an empty root (databases
  * refuse a data directory that holds lost+found) and the owner and mode of `attrs`. Undone on
- * failure: no half-made image is left behind.
+ * failure: no half-made image is left behind. When `signal` aborts, the running mkfs/debugfs/mount
+ * is killed and the image removed.
  */
-export async function createImage(file: string, sizeBytes: number, fsType: ImageFs, attrs: ImageAttributes = {}): Promise<void> {
+export async function createImage(file: string, sizeBytes: number, fsType: ImageFs, attrs: ImageAttributes = {}, signal?: AbortSignal): Promise<void> {
   const handle = await fs.open(file, 'wx', 0o600);
   try {
     try {
@@ -58,14 +59,14 @@ export async function createImage(file: string, sizeBytes: number, fsType: Image
       await handle.close();
     }
     if (fsType === 'ext4') {
-      await run('mkfs.ext4', mkfsExt4Args(file, sizeBytes, attrs), { timeoutMs: MKFS_TIMEOUT_MS });
-      await removeLostFound(file);
+      await run('mkfs.ext4', mkfsExt4Args(file, sizeBytes, attrs), { timeoutMs: MKFS_TIMEOUT_MS, signal });
+      await removeLostFound(file, signal);
     } else {
       // mkfs.xfs makes no lost+found (only xfs_repair does).
-      await run('mkfs.xfs', ['-q', '-f', '-K', file], { timeoutMs: MKFS_TIMEOUT_MS });
+      await run('mkfs.xfs', ['-q', '-f', '-K', file], { timeoutMs: MKFS_TIMEOUT_MS, signal });
     }
     const needsRootFix = attrs.mode !== undefined || (fsType === 'xfs' && (attrs.uid !== undefined || attrs.gid !== undefined));
-    if (needsRootFix) await fixRoot(file, fsType, attrs);
+    if (needsRootFix) await fixRoot(file, fsType, attrs, signal);
   } catch (err) {
     await fs.rm(file, { force: true }).catch(() => undefined);
     throw wrapError(err, 'COMMAND_FAILED', `cannot format image ${path.basename(file)} as ${fsType}`);
@@ -77,17 +78,17 @@ export async function createImage(file: string, sizeBytes: number, fsType: Image
  * needed). e2fsck finds nothing wrong without it; only a repair that has orphans to put there
  * (e2fsck -p or -y) makes it again. debugfs exits 0 even when a request fails, so its stderr is read.
  */
-async function removeLostFound(file: string): Promise<void> {
-  const { stderr } = await run('debugfs', ['-w', '-R', 'rmdir lost+found', file], { timeoutMs: MKFS_TIMEOUT_MS });
+async function removeLostFound(file: string, signal?: AbortSignal): Promise<void> {
+  const { stderr } = await run('debugfs', ['-w', '-R', 'rmdir lost+found', file], { timeoutMs: MKFS_TIMEOUT_MS, signal });
   const why = firstStderrLine(stderr);
   if (why) throw new NetvolError('COMMAND_FAILED', `debugfs failed to remove lost+found: ${why}`);
 }
 
 /** Mounts the new image on a private temporary folder to set its root's owner and mode. */
-async function fixRoot(file: string, fsType: ImageFs, attrs: ImageAttributes): Promise<void> {
+async function fixRoot(file: string, fsType: ImageFs, attrs: ImageAttributes, signal?: AbortSignal): Promise<void> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'netvol-mkfs-'));
   try {
-    await mountImage(file, dir, fsType);
+    await mountImage(file, dir, fsType, signal);
     try {
       if (attrs.uid !== undefined || attrs.gid !== undefined) await fs.chown(dir, attrs.uid ?? -1, attrs.gid ?? -1);
       if (attrs.mode !== undefined) await fs.chmod(dir, attrs.mode);
@@ -102,9 +103,10 @@ async function fixRoot(file: string, fsType: ImageFs, attrs: ImageAttributes): P
 /**
  * Attaches `file` to a loop device (direct I/O, so pages are not cached twice) and mounts it on
  * `target`. If `target` already holds this image (an earlier netvol process mounted it), nothing
- * is done.
+ * is done. When `signal` aborts, losetup or mount is killed and what was half made is undone: a
+ * mount that got through is unmounted and a loop device this call took is freed.
  */
-export async function mountImage(file: string, target: string, fsType: ImageFs): Promise<void> {
+export async function mountImage(file: string, target: string, fsType: ImageFs, signal?: AbortSignal): Promise<void> {
   const existing = await findMount(target);
   if (existing) {
     const backing = await loopBackingFile(existing.source);
@@ -124,12 +126,27 @@ export async function mountImage(file: string, target: string, fsType: ImageFs):
     );
   }
   const reuse = attached.find((l) => l.sameFile)?.device;
-  const device = reuse ?? (await run('losetup', ['--find', '--show', '--direct-io=on', file], { timeoutMs: MOUNT_TIMEOUT_MS })).stdout.trim();
+  const device = reuse ?? (await attachLoop(file, signal));
   try {
-    await run('mount', ['-t', fsType, '-o', 'nodev,nosuid', device, target], { timeoutMs: MOUNT_TIMEOUT_MS });
+    await run('mount', ['-t', fsType, '-o', 'nodev,nosuid', device, target], { timeoutMs: MOUNT_TIMEOUT_MS, signal });
   } catch (err) {
+    // A mount(8) killed after the kernel mounted the image leaves that mount behind: undo it too.
+    if ((await findMount(target))?.source === device) await unmount(target, { timeoutMs: MOUNT_TIMEOUT_MS }).catch(() => undefined);
     if (!reuse) await run('losetup', ['-d', device]).catch(() => undefined);
     throw wrapError(err, 'COMMAND_FAILED', `cannot mount image ${path.basename(file)}`);
+  }
+}
+
+/**
+ * A free loop device attached to `file`. A losetup killed by `signal` may have attached one before
+ * it died: any device serving this file that was not there before is freed again.
+ */
+async function attachLoop(file: string, signal?: AbortSignal): Promise<string> {
+  try {
+    return (await run('losetup', ['--find', '--show', '--direct-io=on', file], { timeoutMs: MOUNT_TIMEOUT_MS, signal })).stdout.trim();
+  } catch (err) {
+    for (const l of await loopsAttachedTo(file).catch(() => [])) if (l.sameFile) await run('losetup', ['-d', l.device]).catch(() => undefined);
+    throw err;
   }
 }
 
@@ -138,10 +155,10 @@ export async function mountImage(file: string, target: string, fsType: ImageFs):
  * `lazy` (fencing) detaches the mount even while processes use it; the loop device then goes away
  * with their last reference (losetup -d marks it for auto-clear).
  */
-export async function unmountImage(target: string, opts: { lazy?: boolean } = {}): Promise<void> {
+export async function unmountImage(target: string, opts: { lazy?: boolean; signal?: AbortSignal } = {}): Promise<void> {
   const entry = await findMount(target);
   if (!entry) return;
-  await unmount(target, { timeoutMs: MOUNT_TIMEOUT_MS, lazy: opts.lazy });
+  await unmount(target, { timeoutMs: MOUNT_TIMEOUT_MS, lazy: opts.lazy, signal: opts.signal });
   if (entry.source.startsWith('/dev/loop')) await run('losetup', ['-d', entry.source]).catch(() => undefined);
 }
 

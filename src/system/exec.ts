@@ -9,6 +9,12 @@ export interface ExecOptions {
   env?: NodeJS.ProcessEnv;
   /** Start the child in its own session, detached from netvol, and do not wait for it. */
   detached?: boolean;
+  /**
+   * The request's deadline: when it aborts, the child gets SIGTERM, then SIGKILL after a short
+   * grace, and the call fails with TIMEOUT once the child is gone (or, for a child stuck in the
+   * kernel, once a grace after SIGKILL has passed too). `timeoutMs` sends SIGKILL at once.
+   */
+  signal?: AbortSignal;
 }
 
 export interface ExecResult {
@@ -47,6 +53,8 @@ export class CommandFailedError extends NetvolError {
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000;
+/** How long a child may take to exit after SIGTERM before it gets SIGKILL, and after SIGKILL before run() stops waiting. */
+export const KILL_GRACE_MS = 2000;
 const MAX_LINE = 200;
 
 const listeners = new Set<(e: CommandEvent) => void>();
@@ -105,46 +113,96 @@ export function firstStderrLine(stderr: string): string {
 
 /**
  * Runs a program with an argv array (never through a shell). Fails with COMMAND_FAILED carrying the
- * program's first meaningful stderr line, or TIMEOUT after `timeoutMs`.
+ * program's first meaningful stderr line, or TIMEOUT after `timeoutMs` (SIGKILL) or when `signal`
+ * aborts (SIGTERM, SIGKILL after KILL_GRACE_MS); the call settles once the child has exited, or
+ * KILL_GRACE_MS after the SIGKILL if it is stuck in the kernel.
  */
 export function run(file: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const signal = opts.signal;
+  if (signal?.aborted) return Promise.reject(abortedError(file, undefined, signal));
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
     const child = spawn(file, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     const seen = { command: file, args: args.map(redactString), pid: child.pid };
-    emit({ phase: 'start', ...seen, stdinBytes: opts.input === undefined ? undefined : Buffer.byteLength(opts.input) });
     let stdout = '';
     let stderr = '';
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    const finished = (exitCode: number | null, signal: string | null) =>
-      emit({ phase: 'end', ...seen, exitCode, signal, timedOut: timedOut || undefined, durationMs: Math.round(Number(process.hrtime.bigint() - started) / 1e3) / 1e3 });
+    let stopped: 'timeout' | 'aborted' | undefined;
+    let settled = false;
+    const timers: NodeJS.Timeout[] = [];
+    const clear = () => {
+      for (const t of timers) clearTimeout(t);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const stoppedError = () =>
+      stopped === 'aborted' ? abortedError(file, child.pid, signal as AbortSignal) : new NetvolError('TIMEOUT', `${file} did not finish within ${Math.round(timeoutMs / 1000)} s`);
+    // At the request's deadline SIGTERM comes first, so a helper (mount, mkfs) can undo what it half
+    // did, and SIGKILL when it does not exit; a helper past its own timeout is not answering and gets
+    // SIGKILL at once. If even that does not end it (a process stuck in the kernel), stop waiting.
+    const giveUp = () =>
+      timers.push(
+        setTimeout(() => {
+          if (settled) return;
+          settled = true;
+          clear();
+          reject(stoppedError());
+        }, KILL_GRACE_MS),
+      );
+    const terminate = (why: 'timeout' | 'aborted') => {
+      if (stopped || settled) return;
+      stopped = why;
+      if (why === 'timeout') {
+        child.kill('SIGKILL');
+        giveUp();
+        return;
+      }
+      child.kill('SIGTERM');
+      timers.push(
+        setTimeout(() => {
+          child.kill('SIGKILL');
+          giveUp();
+        }, KILL_GRACE_MS),
+      );
+    };
+    const onAbort = () => terminate('aborted');
+    signal?.addEventListener('abort', onAbort, { once: true });
+    timers.push(setTimeout(() => terminate('timeout'), timeoutMs));
+    // Reported once the abort is listened to: an observer may abort as soon as it sees the start.
+    emit({ phase: 'start', ...seen, stdinBytes: opts.input === undefined ? undefined : Buffer.byteLength(opts.input) });
+    const finished = (exitCode: number | null, exitSignal: string | null) =>
+      emit({ phase: 'end', ...seen, exitCode, signal: exitSignal, timedOut: stopped ? true : undefined, durationMs: Math.round(Number(process.hrtime.bigint() - started) / 1e3) / 1e3 });
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
     child.on('error', (err) => {
-      clearTimeout(timer);
+      clear();
       finished(null, null);
+      if (settled) return;
+      settled = true;
       reject(new NetvolError('COMMAND_FAILED', `cannot run ${file}: ${err.message}`, { cause: err }));
     });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      finished(code, signal);
-      if (timedOut) {
-        reject(new NetvolError('TIMEOUT', `${file} did not finish within ${Math.round(timeoutMs / 1000)} s`));
+    child.on('close', (code, exitSignal) => {
+      clear();
+      finished(code, exitSignal);
+      if (settled) return;
+      settled = true;
+      if (stopped) {
+        reject(stoppedError());
       } else if (code === 0) {
         resolve({ stdout, stderr });
       } else {
-        const why = firstStderrLine(stderr) || (signal ? `killed by ${signal}` : `exit ${code}`);
+        const why = firstStderrLine(stderr) || (exitSignal ? `killed by ${exitSignal}` : `exit ${code}`);
         reject(new CommandFailedError(`${file} failed: ${why}`, redactString(stderr.trim()), code));
       }
     });
   });
+}
+
+/** The TIMEOUT of a helper stopped because the request it served ran out of time (the signal's reason, when it is a NetvolError, says which). */
+function abortedError(file: string, pid: number | undefined, signal: AbortSignal): NetvolError {
+  const reason = signal.reason instanceof NetvolError ? `: ${signal.reason.message}` : '';
+  return new NetvolError('TIMEOUT', `${file}${pid === undefined ? '' : ` (pid ${pid})`} was stopped because the request ran out of time${reason}`);
 }
 
 /**

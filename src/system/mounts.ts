@@ -44,13 +44,13 @@ export async function isMounted(mountPoint: string, table?: MountEntry[]): Promi
   return (await findMount(mountPoint, table)) !== undefined;
 }
 
-export async function bindMount(source: string, target: string, timeoutMs?: number): Promise<void> {
-  await run('mount', ['--bind', source, target], { timeoutMs });
+export async function bindMount(source: string, target: string, timeoutMs?: number, signal?: AbortSignal): Promise<void> {
+  await run('mount', ['--bind', source, target], { timeoutMs, signal });
 }
 
 /** Unmounts `target`; `lazy` detaches it even if busy (used only for dead network mounts). */
-export async function unmount(target: string, opts: { lazy?: boolean; timeoutMs?: number } = {}): Promise<void> {
-  await run('umount', opts.lazy ? ['-l', target] : [target], { timeoutMs: opts.timeoutMs });
+export async function unmount(target: string, opts: { lazy?: boolean; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+  await run('umount', opts.lazy ? ['-l', target] : [target], { timeoutMs: opts.timeoutMs, signal: opts.signal });
 }
 
 export interface FsUsage {

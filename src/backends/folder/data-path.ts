@@ -13,6 +13,8 @@ export interface StartRequest {
   directoryLayout: boolean;
   /** The volume's helper log, in workDir/.logs/ (its folder exists). */
   logFile: string;
+  /** The request's deadline: when it aborts, start kills the helper it started and undoes its mount, then fails. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -27,13 +29,13 @@ export interface DataPath {
   /** Called once at the backend's open, e.g. to decide which NFS mounter this host uses. */
   open?(): Promise<void>;
   /** Whether the attachment found in the mount table at `mountpoint` still works. */
-  check(volume: string, mountpoint: string, entry: MountEntry): Promise<'attached' | 'dead'>;
+  check(volume: string, mountpoint: string, entry: MountEntry, signal?: AbortSignal): Promise<'attached' | 'dead'>;
   /** Ends what is left at `mountpoint` before a new start: a dead attachment (lazily), or a helper whose mount is gone (`entry` undefined). */
   clear(mountpoint: string, entry: MountEntry | undefined): Promise<void>;
-  /** Starts the helper; resolves once the mount is in the mount table. Returns facts for the "attached" log line. */
+  /** Starts the helper; resolves once the mount is in the mount table. Returns facts for the "attached" log line. Undoes everything it did when it fails or `req.signal` aborts. */
   start(req: StartRequest): Promise<Record<string, unknown>>;
   /** Unmounts and ends the helper, refusing a mount still in use; `entry` is the mount found (undefined: none). */
-  stop(volume: string, mountpoint: string, entry: MountEntry | undefined): Promise<void>;
+  stop(volume: string, mountpoint: string, entry: MountEntry | undefined, signal?: AbortSignal): Promise<void>;
   /** Cuts the helper off the server at once, without flushing; returns whether anything was there. */
   fence(mountpoint: string): Promise<boolean>;
   /** Facts shown in a volume's Status (no secrets). */
@@ -48,11 +50,12 @@ export type MountCheck = 'ok' | 'disconnected' | 'hung' | 'failed';
  * connection is gone (ENOTCONN: its helper died), 'hung' when no answer came in time, 'failed'
  * for any other error (e.g. the server is unreachable right now).
  */
-export async function checkMount(mountpoint: string, timeoutMs: number): Promise<MountCheck> {
+export async function checkMount(mountpoint: string, timeoutMs: number, signal?: AbortSignal): Promise<MountCheck> {
   try {
-    await run('stat', ['-f', '-c', '%b', mountpoint], { timeoutMs });
+    await run('stat', ['-f', '-c', '%b', mountpoint], { timeoutMs, signal });
     return 'ok';
   } catch (err) {
+    if (signal?.aborted) throw err;
     if (isNetvolError(err, 'TIMEOUT')) return 'hung';
     return /not connected/i.test((err as Error).message) ? 'disconnected' : 'failed';
   }

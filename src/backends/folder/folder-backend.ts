@@ -82,24 +82,24 @@ export class FolderBackend implements Backend {
   // folders and files
 
   /** Volume and archive folders; dot-folders (trash, the driver's `.netvol-hosts`) are not volumes. */
-  async listFolders(): Promise<string[]> {
-    const entries = await this.tree.list({ what: `cannot list ${this.tree.describe('')}` }, '');
+  async listFolders(signal?: AbortSignal): Promise<string[]> {
+    const entries = await this.tree.list({ what: `cannot list ${this.tree.describe('')}`, signal }, '');
     return (entries ?? []).filter((e) => e.kind === 'folder' && !isHiddenName(e.name)).map((e) => e.name);
   }
 
-  async makeFolder(name: string, withDataDir: boolean): Promise<boolean> {
-    if (!(await this.tree.mkdir({ what: `cannot create the folder of volume ${name}`, volume: name }, name, 0o700))) return false;
-    if (withDataDir) await this.tree.mkdir({ what: `cannot create the data folder of volume ${name}`, volume: name }, join(name, DATA_DIR), 0o755);
+  async makeFolder(name: string, withDataDir: boolean, signal?: AbortSignal): Promise<boolean> {
+    if (!(await this.tree.mkdir({ what: `cannot create the folder of volume ${name}`, volume: name, signal }, name, 0o700))) return false;
+    if (withDataDir) await this.tree.mkdir({ what: `cannot create the data folder of volume ${name}`, volume: name, signal }, join(name, DATA_DIR), 0o755);
     return true;
   }
 
-  async readFile(name: string, file: string): Promise<Buffer | undefined> {
-    return this.tree.read({ what: `cannot read ${file} of volume ${name}`, volume: name }, join(name, file));
+  async readFile(name: string, file: string, signal?: AbortSignal): Promise<Buffer | undefined> {
+    return this.tree.read({ what: `cannot read ${file} of volume ${name}`, volume: name, signal }, join(name, file));
   }
 
   /** A temporary file, written and made durable, then renamed over the target: readers see the old or the new bytes, never half. */
-  async writeFile(name: string, file: string, data: Buffer): Promise<void> {
-    const op = { what: `cannot write ${file} of volume ${name}`, volume: name };
+  async writeFile(name: string, file: string, data: Buffer, signal?: AbortSignal): Promise<void> {
+    const op = { what: `cannot write ${file} of volume ${name}`, volume: name, signal };
     const temp = join(name, tempName(file));
     if (!(await this.tree.create(op, temp, data, 0o600))) {
       throw new NetvolError('INTERNAL', `backend ${this.name}: ${op.what}: its temporary file ${temp} already exists`, { volume: name });
@@ -107,21 +107,21 @@ export class FolderBackend implements Backend {
     try {
       await this.tree.rename(op, temp, join(name, file));
     } catch (err) {
-      await this.tree.remove(op, temp).catch(() => undefined);
+      await this.tree.remove({ ...op, signal: undefined }, temp).catch(() => undefined);
       throw err;
     }
   }
 
-  async removeFile(name: string, file: string): Promise<void> {
-    await this.tree.remove({ what: `cannot remove ${file} of volume ${name}`, volume: name }, join(name, file));
+  async removeFile(name: string, file: string, signal?: AbortSignal): Promise<void> {
+    await this.tree.remove({ what: `cannot remove ${file} of volume ${name}`, volume: name, signal }, join(name, file));
   }
 
-  async createFile(name: string, file: string, data: Buffer): Promise<boolean> {
-    return this.tree.create({ what: `cannot create ${file} of volume ${name}`, volume: name }, join(name, file), data, 0o600);
+  async createFile(name: string, file: string, data: Buffer, signal?: AbortSignal): Promise<boolean> {
+    return this.tree.create({ what: `cannot create ${file} of volume ${name}`, volume: name, signal }, join(name, file), data, 0o600);
   }
 
-  async listFiles(name: string): Promise<string[]> {
-    const entries = await this.tree.list({ what: `cannot list the files of volume ${name}`, volume: name }, name);
+  async listFiles(name: string, signal?: AbortSignal): Promise<string[]> {
+    const entries = await this.tree.list({ what: `cannot list the files of volume ${name}`, volume: name, signal }, name);
     return (entries ?? []).filter((e) => e.kind === 'file' && !isTempName(e.name)).map((e) => e.name);
   }
 
@@ -130,10 +130,10 @@ export class FolderBackend implements Backend {
    * in the background: a big volume never makes Remove exceed the timeout, and a deletion cut short
    * is finished at the next open.
    */
-  async removeFolder(name: string): Promise<void> {
+  async removeFolder(name: string, signal?: AbortSignal): Promise<void> {
     const trash = trashName(name);
     try {
-      await this.tree.rename({ what: `cannot remove volume ${name}`, volume: name }, name, trash);
+      await this.tree.rename({ what: `cannot remove volume ${name}`, volume: name, signal }, name, trash);
     } catch (err) {
       if (isNetvolError(err, 'NOT_FOUND')) return;
       throw err;
@@ -157,24 +157,24 @@ export class FolderBackend implements Backend {
   }
 
   /** Renames a folder (to archive a volume); refuses to replace an existing one, whatever the server's rename would do. */
-  async renameFolder(from: string, to: string): Promise<void> {
-    const op = { what: `cannot rename volume ${from} to ${to}`, volume: from };
+  async renameFolder(from: string, to: string, signal?: AbortSignal): Promise<void> {
+    const op = { what: `cannot rename volume ${from} to ${to}`, volume: from, signal };
     if ((await this.tree.kind(op, to)) !== undefined) throw new NetvolError('OPTIONS_CONFLICT', `backend ${this.name}: ${op.what}: ${to} already exists`, { volume: from });
     await this.tree.rename(op, from, to);
   }
 
-  async setDataAttributes(name: string, attrs: RootAttributes): Promise<void> {
-    await this.tree.setAttributes({ what: `cannot set owner or mode of volume ${name}`, volume: name }, join(name, DATA_DIR), attrs);
+  async setDataAttributes(name: string, attrs: RootAttributes, signal?: AbortSignal): Promise<void> {
+    await this.tree.setAttributes({ what: `cannot set owner or mode of volume ${name}`, volume: name, signal }, join(name, DATA_DIR), attrs);
   }
 
-  async usage(name: string): Promise<BackendUsage> {
-    const op = { what: `cannot measure volume ${name}`, volume: name };
+  async usage(name: string, signal?: AbortSignal): Promise<BackendUsage> {
+    const op = { what: `cannot measure volume ${name}`, volume: name, signal };
     const [usedBytes, availableBytes] = await Promise.all([this.tree.usedBytes(op, name), this.tree.freeBytes(op)]);
     return { usedBytes, availableBytes };
   }
 
-  async freeBytes(): Promise<number> {
-    return this.tree.freeBytes({ what: `cannot measure free space under ${this.tree.describe('')}` });
+  async freeBytes(signal?: AbortSignal): Promise<number> {
+    return this.tree.freeBytes({ what: `cannot measure free space under ${this.tree.describe('')}`, signal });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -184,13 +184,18 @@ export class FolderBackend implements Backend {
     return path.join(this.ctx.workDir, name);
   }
 
-  async attach(name: string): Promise<string> {
+  /**
+   * When `signal` aborts, the tree call in flight is given up and the helper being started is
+   * killed and its mount undone (DataPath.start), so nothing of the attachment is left.
+   */
+  async attach(name: string, signal?: AbortSignal): Promise<string> {
+    signal?.throwIfAborted();
     if (!this.dataPath) return (this.tree.hostPath as (p: string) => string)(name);
     const dataPath = this.dataPath;
     const mp = this.mountpoint(name);
     const existing = await findMount(mp);
     if (existing) {
-      if ((await dataPath.check(name, mp, existing)) === 'attached') {
+      if ((await dataPath.check(name, mp, existing, signal)) === 'attached') {
         this.log.info('found the volume still attached; reusing it', { volume: name, backend: this.name, mountpoint: mp });
         return mp;
       }
@@ -199,22 +204,30 @@ export class FolderBackend implements Backend {
     await dataPath.clear(mp, existing).catch(() => undefined);
     // The folder must exist: a clear NOT_FOUND now rather than a failed mount (and, for sshfs, a
     // control connection that has just verified the host key).
-    const op = { what: `cannot attach volume ${name}`, volume: name };
+    const op = { what: `cannot attach volume ${name}`, volume: name, signal };
     if ((await this.tree.kind(op, name)) !== 'folder') {
       throw new NetvolError('NOT_FOUND', `backend ${this.name}: ${op.what}: its folder ${this.tree.describe(name)} is missing`, { volume: name });
     }
     const directoryLayout = (await this.tree.kind(op, join(name, DATA_DIR))) === 'folder';
     await fs.mkdir(mp, { recursive: true, mode: 0o700 });
-    const facts = await dataPath.start({ volume: name, folder: name, mountpoint: mp, directoryLayout, logFile: helperLogFile(this.ctx.workDir, name) });
+    let facts: Record<string, unknown>;
+    try {
+      facts = await dataPath.start({ volume: name, folder: name, mountpoint: mp, directoryLayout, logFile: helperLogFile(this.ctx.workDir, name), signal });
+    } catch (err) {
+      // Cut off by the deadline: the helper may have mounted, or be running without its mount, just
+      // before it was killed. Nothing of the half-made attachment stays (clear ends both).
+      if (signal?.aborted) await dataPath.clear(mp, await findMount(mp)).catch(() => undefined);
+      throw err;
+    }
     this.log.info(`${dataPath.label} attached`, { volume: name, backend: this.name, mountpoint: mp, ...facts });
     return mp;
   }
 
-  async detach(name: string): Promise<void> {
+  async detach(name: string, signal?: AbortSignal): Promise<void> {
     if (!this.dataPath) return;
     const mp = this.mountpoint(name);
     try {
-      await this.dataPath.stop(name, mp, await findMount(mp));
+      await this.dataPath.stop(name, mp, await findMount(mp), signal);
     } catch (err) {
       throw new NetvolError('COMMAND_FAILED', `backend ${this.name}: cannot detach volume ${name}: ${redactString((err as Error).message)} (is a process still using ${mp}?)`, { volume: name, cause: err });
     }
@@ -234,11 +247,11 @@ export class FolderBackend implements Backend {
     if (fenced) this.log.warn('fenced: the data path was cut off the server; processes using the volume get I/O errors', { volume: name, backend: this.name });
   }
 
-  async health(name: string): Promise<AttachmentHealth> {
+  async health(name: string, signal?: AbortSignal): Promise<AttachmentHealth> {
     if (!this.dataPath) return 'attached';
     const mp = this.mountpoint(name);
     const entry = await findMount(mp);
-    return entry ? this.dataPath.check(name, mp, entry) : 'detached';
+    return entry ? this.dataPath.check(name, mp, entry, signal) : 'detached';
   }
 }
 

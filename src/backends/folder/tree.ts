@@ -7,6 +7,8 @@ import type { RootAttributes } from '../types';
 export interface Op {
   what: string;
   volume?: string;
+  /** The request's deadline: the call stops waiting, and resets its connection, when it aborts. */
+  signal?: AbortSignal;
 }
 
 export type EntryKind = 'folder' | 'file' | 'other';

@@ -1,7 +1,7 @@
 import { ErrorCode, NetvolError } from '../../errors';
 import type { Logger } from '../../log';
 import { MOUNT_PROGRAM, MOUNT_VERSION, NfsClient, NfsClientError, NfsTarget, RpcClient, RpcError, exportList, isUnreachableError, lookupPort, mkdirp } from '../../nfs';
-import { withDeadline } from '../deadline';
+import { abortedBecause, withDeadline } from '../deadline';
 
 export interface ControlSettings {
   backend: string;
@@ -35,21 +35,24 @@ export class ControlConnection {
   }
 
   /** Runs `fn` with the session; a stale handle makes it reconnect and try once more. */
-  async use<T>(what: string, fn: (s: Session) => Promise<T>, volume?: string): Promise<T> {
-    const expire = () =>
-      new NetvolError('BACKEND_UNAVAILABLE', `backend ${this.s.backend}: ${what}: the NFS server ${this.s.target.host} did not answer within ${Math.round(this.s.timeoutMs / 1000)} s`, { volume });
+  async use<T>(what: string, fn: (s: Session) => Promise<T>, volume?: string, signal?: AbortSignal): Promise<T> {
+    const expire = (why: 'timeout' | 'aborted') =>
+      why === 'aborted'
+        ? new NetvolError('TIMEOUT', `backend ${this.s.backend}: ${what}: ${abortedBecause(signal)}`, { volume })
+        : new NetvolError('BACKEND_UNAVAILABLE', `backend ${this.s.backend}: ${what}: the NFS server ${this.s.target.host} did not answer within ${Math.round(this.s.timeoutMs / 1000)} s`, { volume });
     try {
-      return await withDeadline(this.s.timeoutMs, expire, () => this.attempt(what, fn));
+      return await withDeadline(this.s.timeoutMs, expire, () => this.attempt(what, fn, signal), signal);
     } catch (err) {
       throw this.error(err, what, volume);
     }
   }
 
-  private async attempt<T>(what: string, fn: (s: Session) => Promise<T>): Promise<T> {
+  /** With a signal, `fn` gets a view of the client whose RPCs end at it (the connection stays up for other calls). */
+  private async attempt<T>(what: string, fn: (s: Session) => Promise<T>, signal?: AbortSignal): Promise<T> {
     for (let tries = 0; ; tries++) {
       const session = await this.connect(what);
       try {
-        return await fn(session);
+        return await fn(signal ? { ...session, client: session.client.withSignal(signal) } : session);
       } catch (err) {
         const code = (err as { code?: unknown })?.code;
         if ((code === 'ESTALE' || code === 'EBADHANDLE') && tries === 0) {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ErrorCode, NetvolError } from '../../errors';
 import type { NfsTarget } from '../../nfs';
 import { findMount, isAlive, run, waitForExit } from '../../system';
+import { abortedBecause } from '../deadline';
 import { logSince, pidsByArgv } from '../folder/data-path';
 import type { NfsOptions } from './options';
 
@@ -92,9 +93,11 @@ export function userspacePids(mountpoint: string): Promise<number[]> {
 /**
  * Starts the FUSE server in its own session (it outlives netvol) with its output appended to
  * `logFile`, and waits until the mount is in the mount table. If the server exits first, its
- * last log line says why, and the error says it plainly.
+ * last log line says why, and the error says it plainly. When `signal` aborts first, the server is
+ * killed and the call fails with TIMEOUT; the caller undoes a mount it may have made.
  */
-export async function startUserspace(t: UserspaceTarget, folderPath: string, mountpoint: string, logFile: string, volume: string): Promise<number> {
+export async function startUserspace(t: UserspaceTarget, folderPath: string, mountpoint: string, logFile: string, volume: string, signal?: AbortSignal): Promise<number> {
+  signal?.throwIfAborted();
   const log = await fs.open(logFile, 'a', 0o600);
   const start = (await log.stat()).size;
   const child = spawn(process.execPath, userspaceArgs(t, folderPath, mountpoint), { detached: true, stdio: ['ignore', log.fd, log.fd], env: userspaceEnv() });
@@ -107,7 +110,7 @@ export async function startUserspace(t: UserspaceTarget, folderPath: string, mou
   for (;;) {
     const entry = await findMount(mountpoint);
     if (entry?.fsType === USERSPACE_FS_TYPE) return child.pid as number;
-    if (exit || Date.now() > deadline) break;
+    if (exit || Date.now() > deadline || signal?.aborted) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   if (!exit) {
@@ -116,6 +119,9 @@ export async function startUserspace(t: UserspaceTarget, folderPath: string, mou
     } catch {
       /* gone */
     }
+  }
+  if (signal?.aborted && !exit) {
+    throw new NetvolError('TIMEOUT', `backend ${t.backend}: cannot attach volume ${volume} from ${t.host}:${t.exportPath}: the userspace NFS server (pid ${child.pid}) was killed: ${abortedBecause(signal)}`, { volume });
   }
   const output = await logSince(logFile, start);
   throw startError(t, volume, output, exit);

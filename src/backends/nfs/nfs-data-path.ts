@@ -53,14 +53,14 @@ export class NfsDataPath implements DataPath {
    * itself, and re-attaching would throw away what it holds, so only an error (ENOTCONN) is dead.
    * A kernel mount must answer.
    */
-  async check(_volume: string, mountpoint: string, entry: MountEntry): Promise<'attached' | 'dead'> {
+  async check(_volume: string, mountpoint: string, entry: MountEntry, signal?: AbortSignal): Promise<'attached' | 'dead'> {
     if (entry.fsType === USERSPACE_FS_TYPE) {
       if ((await userspacePids(mountpoint)).length === 0) return 'dead';
-      const result = await checkMount(mountpoint, this.limit());
+      const result = await checkMount(mountpoint, this.limit(), signal);
       return result === 'disconnected' || result === 'failed' ? 'dead' : 'attached';
     }
     if (!KERNEL_FS_TYPES.includes(entry.fsType)) return 'dead';
-    return (await checkMount(mountpoint, this.limit())) === 'ok' ? 'attached' : 'dead';
+    return (await checkMount(mountpoint, this.limit(), signal)) === 'ok' ? 'attached' : 'dead';
   }
 
   /** A dead mount is detached lazily; a FUSE server without its mount (it lost the race with an unmount) is ended. */
@@ -73,12 +73,12 @@ export class NfsDataPath implements DataPath {
   async start(req: StartRequest): Promise<Record<string, unknown>> {
     const { mounter } = await this.mounter();
     if (mounter === 'kernel') {
-      await run('mount', kernelMountArgs(this.s.options, this.s.folder, req.folder, req.mountpoint), { timeoutMs: this.s.timeoutMs }).catch((err: Error) => {
+      await run('mount', kernelMountArgs(this.s.options, this.s.folder, req.folder, req.mountpoint), { timeoutMs: this.s.timeoutMs, signal: req.signal }).catch((err: Error) => {
         throw new NetvolError('COMMAND_FAILED', `backend ${this.s.backend}: cannot attach volume ${req.volume}: ${err.message}`, { volume: req.volume, cause: err });
       });
     } else {
       const folderPath = [this.s.folder, req.folder].filter((p) => p !== '').join('/');
-      await startUserspace({ ...this.s.target, backend: this.s.backend, timeoutMs: this.s.timeoutMs }, folderPath, req.mountpoint, req.logFile, req.volume);
+      await startUserspace({ ...this.s.target, backend: this.s.backend, timeoutMs: this.s.timeoutMs }, folderPath, req.mountpoint, req.logFile, req.volume, req.signal);
     }
     return { mounter };
   }

@@ -92,6 +92,7 @@ export class NfsTree implements Tree {
         return out;
       },
       op.volume,
+      op.signal,
     );
   }
 
@@ -103,6 +104,7 @@ export class NfsTree implements Tree {
         return fh ? kindOf((await s.client.getattr(fh)).type) : undefined;
       },
       op.volume,
+      op.signal,
     );
   }
 
@@ -120,6 +122,7 @@ export class NfsTree implements Tree {
         }
       },
       op.volume,
+      op.signal,
     );
   }
 
@@ -131,6 +134,7 @@ export class NfsTree implements Tree {
         return fh ? readWholeFile(s.client, fh) : undefined;
       },
       op.volume,
+      op.signal,
     );
   }
 
@@ -162,6 +166,7 @@ export class NfsTree implements Tree {
         return true;
       },
       op.volume,
+      op.signal,
     );
   }
 
@@ -175,6 +180,7 @@ export class NfsTree implements Tree {
         await s.client.rename(a.dir, a.name, b.dir, b.name);
       },
       op.volume,
+      op.signal,
     );
   }
 
@@ -190,6 +196,7 @@ export class NfsTree implements Tree {
         });
       },
       op.volume,
+      op.signal,
     );
   }
 
@@ -215,15 +222,16 @@ export class NfsTree implements Tree {
         await s.client.setattr(fh, { uid: attrs.uid, gid: attrs.gid, mode: attrs.mode });
       },
       op.volume,
+      op.signal,
     );
   }
 
   /** Bytes the server reports as used (sparse files count what they occupy). */
   async usedBytes(op: Op, p: string): Promise<number> {
-    return this.conn.use(op.what, async ({ client }) => (await walk(client, this.where(p), { concurrency: 8 })).usedBytes, op.volume);
+    return this.conn.use(op.what, async ({ client }) => (await walk(client, this.where(p), { concurrency: 8 })).usedBytes, op.volume, op.signal);
   }
 
   async freeBytes(op: Op): Promise<number> {
-    return this.conn.use(op.what, async ({ client, root }) => (await client.fsstat(root)).availBytes, op.volume);
+    return this.conn.use(op.what, async ({ client, root }) => (await client.fsstat(root)).availBytes, op.volume, op.signal);
   }
 }

@@ -2,7 +2,7 @@ import type { SFTPWrapper } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import { ErrorCode, NetvolError, redactString } from '../../errors';
 import type { Logger } from '../../log';
-import { withDeadline } from '../deadline';
+import { abortedBecause, withDeadline } from '../deadline';
 import { fingerprint as fingerprintOf } from './host-key';
 
 /** Numeric status codes of SFTP v3 replies (ssh2 puts them in `err.code`). */
@@ -60,16 +60,20 @@ export class ControlConnection {
 
   /**
    * Runs `fn` on the SFTP session, connecting first if needed. A call that fails because a reused
-   * connection had died is retried once on a fresh connection.
+   * connection had died is retried once on a fresh connection. At the timeout, or when `signal`
+   * (the request's deadline) aborts, the call stops waiting and the connection is dropped: a
+   * request stuck on it never answers late, and the next call connects afresh.
    */
-  async use<T>(what: string, fn: (sftp: SFTPWrapper) => Promise<T>): Promise<T> {
+  async use<T>(what: string, fn: (sftp: SFTPWrapper) => Promise<T>, signal?: AbortSignal): Promise<T> {
     return withDeadline(
       this.s.timeoutMs,
-      () => {
+      (why) => {
         this.drop();
+        if (why === 'aborted') return new NetvolError('TIMEOUT', `backend ${this.s.backend}: ${what}: ${abortedBecause(signal)}; the connection to ${this.where} was reset`);
         return new NetvolError('BACKEND_UNAVAILABLE', `backend ${this.s.backend}: ${what}: the SSH server at ${this.where} did not answer within ${Math.round(this.s.timeoutMs / 1000)} s`);
       },
       (expired) => this.attempt(what, fn, expired),
+      signal,
     );
   }
 

@@ -36,7 +36,7 @@ export class SftpTree implements Tree {
 
   /** Runs `fn` on the control connection; its failures become NetvolErrors saying what `op` was doing. */
   private run<T>(op: Op, fn: (sftp: SFTPWrapper) => Promise<T>): Promise<T> {
-    return this.access.conn.use(op.what, fn).catch((err) => {
+    return this.access.conn.use(op.what, fn, op.signal).catch((err) => {
       throw this.fail(err, op);
     });
   }

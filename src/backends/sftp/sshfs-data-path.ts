@@ -16,10 +16,10 @@ export class SshfsDataPath implements DataPath {
     private readonly log: Logger,
   ) {}
 
-  async check(volume: string, mountpoint: string, entry: MountEntry): Promise<'attached' | 'dead'> {
+  async check(volume: string, mountpoint: string, entry: MountEntry, signal?: AbortSignal): Promise<'attached' | 'dead'> {
     if (entry.fsType !== SSHFS_FS_TYPE) return 'dead';
     if ((await sshfsPids(mountpoint)).length === 0) return 'dead';
-    const result = await checkMount(mountpoint, Math.min(this.timeoutMs, 5000));
+    const result = await checkMount(mountpoint, Math.min(this.timeoutMs, 5000), signal);
     if (result === 'ok') return 'attached';
     if (result === 'failed') {
       // sshfs lives and reconnects by itself once the server answers; replacing it now would cut
@@ -37,7 +37,7 @@ export class SshfsDataPath implements DataPath {
 
   /** Image volumes get no `reconnect` (see sshfsArgs). */
   async start(req: StartRequest): Promise<Record<string, unknown>> {
-    await startSshfs(await this.access.sshfsTarget(), posix.join(this.access.options.path, req.folder), req.mountpoint, req.directoryLayout, req.logFile, req.volume);
+    await startSshfs(await this.access.sshfsTarget(), posix.join(this.access.options.path, req.folder), req.mountpoint, req.directoryLayout, req.logFile, req.volume, req.signal);
     return { reconnect: req.directoryLayout };
   }
 

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, NetvolError, redactString } from '../../errors';
+import { abortedBecause } from '../deadline';
 import { cutOffFuseMount, findMount, run, unixPeersOf, waitForExit } from '../../system';
 import { logSince, pidsByArgv } from '../folder/data-path';
 
@@ -119,9 +120,12 @@ export async function fenceSshfs(mountpoint: string, timeoutMs: number): Promise
 /**
  * Starts sshfs in its own session; it connects, mounts, then daemonizes (its first process exits 0),
  * so the mount outlives netvol. Output of sshfs and ssh goes to `logFile`. Rejects with a
- * NetvolError naming the backend when sshfs fails or has not mounted within the timeout.
+ * NetvolError naming the backend when sshfs fails or has not mounted within the timeout. When
+ * `signal` aborts first, sshfs (its whole process group, ssh included) is killed at once and the
+ * call fails with TIMEOUT; the caller undoes a mount it may have made.
  */
-export async function startSshfs(t: SshfsTarget, remote: string, mountpoint: string, reconnect: boolean, logFile: string, volume: string): Promise<void> {
+export async function startSshfs(t: SshfsTarget, remote: string, mountpoint: string, reconnect: boolean, logFile: string, volume: string, signal?: AbortSignal): Promise<void> {
+  signal?.throwIfAborted();
   const log = await fs.open(logFile, 'a', 0o600);
   await log.write(`--- netvol: sshfs for volume ${volume} at ${new Date().toISOString()}\n`);
   const start = (await log.stat()).size;
@@ -130,25 +134,32 @@ export async function startSshfs(t: SshfsTarget, remote: string, mountpoint: str
   await log.close();
   child.stdin?.on('error', () => undefined);
   child.stdin?.end('password' in t.auth ? `${t.auth.password}\n` : '');
-  const result = await new Promise<{ code: number | null; error?: Error; timedOut?: boolean }>((resolve) => {
-    const timer = setTimeout(() => {
+  const result = await new Promise<{ code: number | null; error?: Error; timedOut?: boolean; aborted?: boolean }>((resolve) => {
+    const kill = (why: { timedOut?: boolean; aborted?: boolean }) => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       try {
         if (child.pid) process.kill(-child.pid, 'SIGKILL');
       } catch {
         /* gone */
       }
-      resolve({ code: null, timedOut: true });
-    }, t.timeoutMs);
-    child.on('error', (error) => {
+      resolve({ code: null, ...why });
+    };
+    const timer = setTimeout(() => kill({ timedOut: true }), t.timeoutMs);
+    const onAbort = () => kill({ aborted: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const done = (r: { code: number | null; error?: Error }) => {
       clearTimeout(timer);
-      resolve({ code: null, error });
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code });
-    });
+      signal?.removeEventListener('abort', onAbort);
+      resolve(r);
+    };
+    child.on('error', (error) => done({ code: null, error }));
+    child.on('exit', (code) => done({ code }));
   });
   child.unref();
+  if (result.aborted) {
+    throw new NetvolError('TIMEOUT', `backend ${t.backend}: cannot attach volume ${volume} from ${t.host}:${t.port}: sshfs (pid ${child.pid}) was killed: ${abortedBecause(signal)}`, { volume });
+  }
   if (result.code === 0 && (await findMount(mountpoint))?.fsType === SSHFS_FS_TYPE) return;
   const output = await logSince(logFile, start);
   throw sshfsError(t, volume, output, result);
