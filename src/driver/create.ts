@@ -71,11 +71,12 @@ export class Creation {
    * then, so a crash in between is undone at the next start. An image volume's size must fit the
    * backend's free space beside what other image volumes were promised (space.ts).
    */
-  async makeNew(backend: Backend, name: string, spec: VolumeSpec): Promise<void> {
-    await this.o.space.reserve(backend, name, spec.layout === 'image' ? spec.sizeBytes : undefined, () => this.make(backend, name, spec));
+  async makeNew(backend: Backend, name: string, spec: VolumeSpec, signal?: AbortSignal): Promise<void> {
+    await this.o.space.reserve(backend, name, spec.layout === 'image' ? spec.sizeBytes : undefined, () => this.make(backend, name, spec, signal));
   }
 
-  private async make(backend: Backend, name: string, spec: VolumeSpec): Promise<void> {
+  /** `signal` is the request's deadline: mkfs and its helpers are killed when it passes. */
+  private async make(backend: Backend, name: string, spec: VolumeSpec, signal?: AbortSignal): Promise<void> {
     const { pool, ledger, log } = this.o;
     const meta: VolumeMeta = { version: 1, name, createdAt: new Date().toISOString(), createdBy: this.o.hostId, spec };
     ledger.set(name, { backend: backend.name, layout: spec.layout, fs: spec.fs, mounts: {}, attached: false, pending: 'create' });
@@ -109,7 +110,7 @@ export class Creation {
       } else {
         const folder = await pool.bounded(backend.attach(name), `attaching volume ${name}`, name);
         try {
-          await this.o.mounts.createImage(path.join(folder, IMAGE_FILE), spec.sizeBytes as number, spec.fs ?? 'ext4', attrs);
+          await this.o.mounts.createImage(path.join(folder, IMAGE_FILE), spec.sizeBytes as number, spec.fs ?? 'ext4', attrs, signal);
         } finally {
           await pool.bounded(backend.detach(name), `detaching volume ${name}`, name);
         }

@@ -77,14 +77,14 @@ export class VolumeDriver implements VolumeDriverApi {
     const spec = parseVolumeOptions(name, opts, this.config.defaultBackend);
     refuseUnsupported(name, spec, this.pool.configured(spec.backend, name));
     const backend = await this.pool.open(spec.backend, name);
-    await this.locks.run(name, async () => {
+    await this.locks.run(name, async (signal) => {
       const existing = await this.catalog.lookup(name, true);
       if (existing?.meta) return checkSameOptions(name, existing.meta.spec, spec);
       if (existing) throw this.catalog.unavailable(existing);
       const onBackend = await this.pool.bounded(readMeta(backend, name), `looking up volume ${name}`, name);
       if (onBackend?.retained) return this.creation.adoptRetained(backend, onBackend, spec);
       refuseBelowMinimum(name, spec, opts);
-      await this.creation.makeNew(backend, name, spec);
+      await this.creation.makeNew(backend, name, spec, signal);
     }, 'create');
   }
 

@@ -106,4 +106,23 @@ describe('request deadline', () => {
     await sleep(2000);
     expect(slow.events).toEqual(['start 1', 'end 1']);
   });
+
+  it('a Create whose image is still being made at its budget stops the image maker (mkfs) and leaves no half-made volume', async () => {
+    const { r, driver } = await world('mkfs', 10, 0);
+    let sawAbort = false;
+    r.mounts.createImage = (_file: string, _size: number, _fs: unknown, _attrs: unknown, signal?: AbortSignal) =>
+      new Promise<void>((_resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('mkfs was never stopped')), 5000);
+        signal?.addEventListener('abort', () => {
+          sawAbort = true;
+          clearTimeout(timer);
+          reject(new Error('mkfs killed'));
+        });
+      });
+    const failed = await refusal(driver.create('slowimg', { size: '64M' }));
+    expect(failed.code).toBe('TIMEOUT');
+    expect(failed.message).toMatch(/volume slowimg/);
+    expect(sawAbort).toBe(true);
+    await expect(driver.get('slowimg')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
 });
