@@ -20,7 +20,7 @@ import { FUSE_READERS } from './threadpool';
 import { constants } from 'node:os';
 import { parseArgs } from 'node:util';
 import { FuseSession, mountFuse, mountinfoEntry, setReadahead, unmountFuse } from '../fuse';
-import { NfsClient } from '../nfs';
+import { NfsClient, type NfsTarget } from '../nfs';
 import { toErrno } from './errno';
 import { NfsFilesystem } from './filesystem';
 
@@ -76,13 +76,16 @@ async function main(): Promise<void> {
 
   let client: NfsClient;
   try {
-    client = await NfsClient.connect({
+    const target: NfsTarget = {
       host: server,
       exportPath,
       port: num(values.port),
       mountPort: num(values['mount-port']),
-      uid: num(values.uid),
-      gid: num(values.gid),
+      uid: num(values.uid) ?? 0,
+      gid: num(values.gid) ?? (process.getgid?.() ?? 0),
+    };
+    client = await NfsClient.connect({
+      ...target,
       timeoutMs: num(values['call-timeout-ms']) ?? 15_000,
       connectTimeoutMs: 5_000,
       maxIoSize: 1024 * 1024,

@@ -1,13 +1,4 @@
-import { RpcError } from '../nfs';
-
-/** Transport failures after which the same call may simply be sent again once the server is back. */
-const TRANSPORT = new Set(['ETIMEDOUT', 'ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'EJUKEBOX']);
-
-export function isTransportError(err: unknown): boolean {
-  const code = (err as { code?: unknown })?.code;
-  if (code === 'EJUKEBOX') return true;
-  return err instanceof RpcError && typeof code === 'string' && TRANSPORT.has(code);
-}
+import { isTransportError } from '../nfs';
 
 export interface RetryPolicy {
   /** Give up after this many milliseconds of failed attempts; 0 retries for ever, as a "hard" NFS mount does. */

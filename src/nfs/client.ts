@@ -10,15 +10,10 @@ import { MOUNT_PROGRAM, MOUNT_VERSION, mnt, umnt } from './mount3';
 import { FsInfo, LookupResult, NFS_PROGRAM, NFS_VERSION, StableHow } from './nfs3-types';
 import { NfsClientError, WriteVerifierError } from './errors';
 import { runLimited } from './limit';
+import type { NfsTarget } from './target';
 
-export interface NfsClientOptions {
-  host: string;
-  /** The exported directory, as the server's MOUNT service names it. */
-  exportPath: string;
-  /** NFS TCP port; asked of the portmapper when omitted. */
-  port?: number;
-  /** MOUNT TCP port; asked of the portmapper when omitted. */
-  mountPort?: number;
+/** Where to connect (the one NfsTarget shape), with the identity optional here, and how. */
+export interface NfsClientOptions extends Omit<NfsTarget, 'uid' | 'gid'> {
   /** Portmapper port; default 111. */
   portmapPort?: number;
   /** AUTH_SYS identity; defaults to this process's uid and gid. */

@@ -4,7 +4,7 @@
  */
 import type { Backend } from '../../src/backends';
 import { buildConfig } from '../../src/config';
-import { VolumeDriver } from '../../src/driver';
+import { VolumeDriver, type Mounts } from '../../src/driver';
 import { recordingLogger, refusal } from './support/driver-world';
 import { removeRigs, rig } from './support/fake-world';
 
@@ -110,7 +110,7 @@ describe('request deadline', () => {
   it('a Create whose image is still being made at its budget stops the image maker (mkfs) and leaves no half-made volume', async () => {
     const { r, driver } = await world('mkfs', 10, 0);
     let sawAbort = false;
-    r.mounts.createImage = (_file: string, _size: number, _fs: unknown, _attrs: unknown, signal?: AbortSignal) =>
+    (r.mounts as Mounts).createImage = (_file, _size, _fs, _attrs, signal) =>
       new Promise<void>((_resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('mkfs was never stopped')), 5000);
         signal?.addEventListener('abort', () => {
