@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { HOSTS_FOLDER, type Backend } from '../backends';
 import { NetvolError } from '../errors';
 import type { Logger } from '../log';
+import { keyedSchema } from '../state';
 import { CoalescedWriter, withTimeout } from '../system';
 
 /** The folder at a shared backend's root holding one heartbeat file per host (hidden: volume names never start with "."). */
@@ -21,7 +22,7 @@ const hostFileSchema = z.object({
   incarnation: z.string(),
   beat: z.number().int().nonnegative(),
   leaseSeconds: z.number().positive(),
-  volumes: z.record(z.string(), z.enum(['shared', 'claim', 'exclusive'])),
+  volumes: keyedSchema(z.enum(['shared', 'claim', 'exclusive'])),
   /** For people reading the file only: never compared with another host's clock. */
   writtenAt: z.string(),
 });

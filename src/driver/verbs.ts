@@ -2,7 +2,7 @@ import type { Backend } from '../backends';
 import type { Config } from '../config';
 import { NetvolError } from '../errors';
 import type { Logger } from '../log';
-import type { StateStore } from '../state';
+import { keyedRecord, type StateStore } from '../state';
 import { AttachStack } from './attach';
 import { BackendPool } from './backends';
 import { Catalog, readMeta } from './catalog';
@@ -108,7 +108,7 @@ export class VolumeDriver implements VolumeDriverApi {
       const presence = this.pool.presenceOf(backend);
       if (presence) await this.removal.mark(presence, backend, name);
       const policy = found.meta.spec.onRemove;
-      const record: VolumeRecord = found.record ?? { backend: backend.name, layout: found.meta.spec.layout, fs: found.meta.spec.fs, mounts: {}, attached: false };
+      const record: VolumeRecord = found.record ?? { backend: backend.name, layout: found.meta.spec.layout, fs: found.meta.spec.fs, mounts: keyedRecord(), attached: false };
       this.ledger.set(name, record);
       try {
         if (record.attached) await this.stack.detach(name, record, backend);
@@ -143,7 +143,7 @@ export class VolumeDriver implements VolumeDriverApi {
         // The backend cannot be read: only a mount this host already has, and that still works, can be counted.
         if (!(record && record.attached && (await this.stack.isLive(name, record)))) throw this.catalog.unavailable(found);
       } else if (!record) {
-        record = { backend: found.backend, layout: found.meta.spec.layout, fs: found.meta.spec.fs, mounts: {}, attached: false };
+        record = { backend: found.backend, layout: found.meta.spec.layout, fs: found.meta.spec.fs, mounts: keyedRecord(), attached: false };
         this.ledger.set(name, record);
       }
       const r = record as VolumeRecord;
