@@ -36,42 +36,33 @@ describe('bugs the chaos tier found, reproduced over the socket', () => {
     expect((await nv.request('Plugin.Activate')).json).toEqual({ Implements: ['VolumeDriver'] });
   });
 
-  knownBug(
-    'a volume may be named like an Object.prototype key (constructor, valueOf, toString)',
-    'the ledger is a plain object indexed by name: Create answers "backend undefined cannot be read", Get shows a phantom volume, Unmount an internal error',
-    async () => {
-      for (const name of ['constructor', 'valueOf', 'toString']) {
-        expect((await nv.request('VolumeDriver.Get', { Name: name })).json?.Err).toMatch(/not found|no such|does not exist/i);
-        expect((await nv.request('VolumeDriver.Create', { Name: name })).json).toEqual({ Err: '' });
-        expect((await nv.request('VolumeDriver.Mount', { Name: name, ID: 'c1' })).json?.Err).toBe('');
-        expect((await nv.request('VolumeDriver.Unmount', { Name: name, ID: 'c1' })).json).toEqual({ Err: '' });
-        expect((await nv.request('VolumeDriver.Remove', { Name: name })).json).toEqual({ Err: '' });
-      }
-    },
-  );
+  test('a volume or a mount ID may be named like an Object.prototype key (constructor, valueOf, toString, __proto__)', async () => {
+    // "__proto__" is no valid volume name (it starts with "_"), but dockerd may send any mount ID.
+    for (const name of ['constructor', 'valueOf', 'toString', 'hasOwnProperty']) {
+      expect((await nv.request('VolumeDriver.Get', { Name: name })).json?.Err).toMatch(/not found|no such|does not exist/i);
+      expect((await nv.request('VolumeDriver.Create', { Name: name })).json).toEqual({ Err: '' });
+      for (const id of ['c1', '__proto__', 'constructor']) expect((await nv.request('VolumeDriver.Mount', { Name: name, ID: id })).json?.Err).toBe('');
+      expect((await nv.request('VolumeDriver.Get', { Name: name })).json?.Volume?.Status?.mounts?.sort()).toEqual(['__proto__', 'c1', 'constructor']);
+      for (const id of ['c1', '__proto__', 'constructor']) expect((await nv.request('VolumeDriver.Unmount', { Name: name, ID: id })).json).toEqual({ Err: '' });
+      expect((await nv.request('VolumeDriver.Remove', { Name: name })).json).toEqual({ Err: '' });
+    }
+  });
 
-  knownBug(
-    'an Err quotes a huge option value or key only in part',
-    'parseVolumeOptions puts the whole value (and the whole key) in the sentence: a 200 kB value gives a 200 kB Err',
-    async () => {
-      const big = 'x'.repeat(200_000);
-      for (const opts of [{ size: big }, { [big]: '1' }]) {
-        const r = await nv.request('VolumeDriver.Create', { Name: 'kb-long', Opts: opts });
-        expect(r.json?.Err).toMatch(/kb-long/);
-        expect((r.json?.Err as string).length).toBeLessThanOrEqual(MAX_ERR_LENGTH);
-      }
-    },
-  );
+  test('an Err quotes a huge option value or key only in part', async () => {
+    const big = 'x'.repeat(200_000);
+    for (const opts of [{ size: big }, { [big]: '1' }]) {
+      const r = await nv.request('VolumeDriver.Create', { Name: 'kb-long', Opts: opts });
+      expect(r.json?.Err).toMatch(/kb-long/);
+      expect((r.json?.Err as string).length).toBeLessThanOrEqual(MAX_ERR_LENGTH);
+    }
+  });
 
-  knownBug(
-    'an option value that is not a string is refused with a sentence, not "[object Object]"',
-    'parseVolumeOptions prints String(value), and the validation library\'s "Invalid input: expected string, received object"',
-    async () => {
-      const r = await nv.request('VolumeDriver.Create', { Name: 'kb-obj', Opts: { backend: { a: 'b' } } });
-      expect(r.json?.Err).toMatch(/kb-obj.*backend/);
-      expect(r.json?.Err).not.toMatch(/\[object|Invalid input/);
-    },
-  );
+  test('an option value that is not a string is refused with a sentence, not "[object Object]"', async () => {
+    const r = await nv.request('VolumeDriver.Create', { Name: 'kb-obj', Opts: { backend: { a: 'b' } } });
+    expect(r.json?.Err).toMatch(/kb-obj.*backend/);
+    expect(r.json?.Err).not.toMatch(/\[object|Invalid input/);
+    expect(r.json?.Err).toMatch(/an object/);
+  });
 
   knownBug(
     'with the server unreachable (its packets dropped), Mount answers within timeoutSeconds and its Err names the volume',
