@@ -41,6 +41,8 @@ export class VolumeDriver implements VolumeDriverApi {
   private readonly describer: Describer;
   private readonly creation: Creation;
   private readonly recovery: Recovery;
+  /** Mount IDs (with their counts) each volume held when this daemon started, until reconciled with dockerd. */
+  private heldAtStart = new Map<string, Map<string, number>>();
 
   constructor(
     private readonly config: Config,
@@ -170,16 +172,68 @@ export class VolumeDriver implements VolumeDriverApi {
       }
       record.mounts[mountId] -= 1;
       if (record.mounts[mountId] <= 0) delete record.mounts[mountId];
-      try {
-        if (mountCount(record.mounts) === 0) {
-          delete record.fenced;
-          if (record.attached) await this.stack.detach(name, record, await this.pool.open(record.backend, name));
-        }
-      } finally {
-        this.ledger.tidy(name);
-        await this.ledger.save();
-      }
+      await this.detachIfUnused(name, record);
     });
+  }
+
+  /** After mount IDs were released (lock held): the last one gone, the volume is detached as by an Unmount. */
+  private async detachIfUnused(name: string, record: VolumeRecord): Promise<void> {
+    try {
+      if (mountCount(record.mounts) === 0) {
+        delete record.fenced;
+        if (record.attached) await this.stack.detach(name, record, await this.pool.open(record.backend, name));
+      }
+    } finally {
+      this.ledger.tidy(name);
+      await this.ledger.save();
+    }
+  }
+
+  /** The volumes that held mount IDs when this daemon started and are not yet reconciled (see releaseStaleMounts). */
+  mountedBeforeStart(): string[] {
+    return [...this.heldAtStart.keys()];
+  }
+
+  /**
+   * Reconciling with dockerd after a start: dockerd forgets a mount whose Unmount failed (netvol was
+   * down when its container ended), so a mount ID recorded before this start may have no container
+   * left. For each volume of mountedBeforeStart() not in `namesInUse` (the volumes dockerd's running
+   * containers use), the mount IDs recorded before this start are released as Unmounts would, and
+   * the volume is detached once none is left. IDs a Mount acquired after the start are never
+   * touched. Each volume is reconciled once; later calls do nothing for it.
+   */
+  async releaseStaleMounts(namesInUse: ReadonlySet<string>): Promise<void> {
+    const held = this.heldAtStart;
+    this.heldAtStart = new Map();
+    for (const [name, ids] of held) {
+      if (namesInUse.has(name)) continue;
+      try {
+        await this.locks.run(name, async () => {
+          const record = this.ledger.get(name);
+          if (!record) return;
+          const released: string[] = [];
+          for (const [id, count] of ids) {
+            const now = record.mounts[id];
+            if (!now) continue;
+            if (now > count) record.mounts[id] = now - count;
+            else delete record.mounts[id];
+            released.push(id);
+          }
+          if (released.length === 0) return;
+          this.log.info('released mount IDs recorded before this start: no running container uses the volume (dockerd forgot them while netvol was down)', {
+            volume: name,
+            backend: record.backend,
+            mountIds: released,
+          });
+          await this.detachIfUnused(name, record);
+        });
+      } catch (err) {
+        this.log.error('cannot release the stale mount IDs of volume; it stays held here: restart netvol to try again', {
+          volume: name,
+          error: (err as Error).message,
+        });
+      }
+    }
   }
 
   async path(rawName: unknown): Promise<string> {
@@ -209,9 +263,13 @@ export class VolumeDriver implements VolumeDriverApi {
     return id;
   }
 
-  /** At start, before the socket listens (see recovery.ts). */
-  restore(): Promise<void> {
-    return this.recovery.restore();
+  /** At start, before the socket listens (see recovery.ts); notes the mount IDs held before this start. */
+  async restore(): Promise<void> {
+    await this.recovery.restore();
+    for (const [name, record] of Object.entries(this.ledger.records)) {
+      const ids = Object.entries(record.mounts);
+      if (ids.length > 0) this.heldAtStart.set(name, new Map(ids));
+    }
   }
 
   /** At start, after the socket listens (see recovery.ts). */

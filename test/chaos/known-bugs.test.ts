@@ -73,23 +73,40 @@ describe('bugs the chaos tier found, reproduced over the socket', () => {
     },
   );
 
-  knownBug(
-    'a container that ends while the daemon is dead leaves no mount held once the daemon is back',
-    'dockerd\'s Unmount fails while netvol is down and dockerd forgets the mount; netvol restarts still holding the mount ID (no reconciliation with dockerd), so the volume stays mounted and `docker volume rm` says it is in use',
-    async () => {
-      const d = await startDockerd();
-      try {
-        await d.dockerOk(['volume', 'create', '-d', nv.pluginName, 'kb-leak']);
-        const c = await d.dockerOk(['run', '-d', '--network', 'none', '--pull', 'never', '-v', 'kb-leak:/data', BUSYBOX_IMAGE, 'sleep', '600']);
-        await nv.kill9();
-        await d.docker(['rm', '-f', c]);
-        await nv.restart();
-        expect((await nv.request('VolumeDriver.Get', { Name: 'kb-leak' })).json?.Volume?.Status?.mounts).toEqual([]);
-        expect((await d.docker(['volume', 'rm', 'kb-leak'])).code).toBe(0);
-      } finally {
-        await d.removeAll([nv.pluginName]).catch(() => undefined);
-        await d.stop();
+  test('a container that ends while the daemon is dead leaves no mount held once the daemon is back', async () => {
+    // dockerd's Unmount fails while netvol is down, and dockerd forgets the mount: the restarted
+    // daemon asks its dockerd which running containers use the volume and releases the rest.
+    const d = await startDockerd();
+    const own = await startNetvol({ extraConfig: { logLevel: 'info', dockerHost: d.host } });
+    try {
+      await d.dockerOk(['volume', 'create', '-d', own.pluginName, 'kb-leak']);
+      await d.dockerOk(['volume', 'create', '-d', own.pluginName, 'kb-kept']);
+      const c = await d.dockerOk(['run', '-d', '--network', 'none', '--pull', 'never', '-v', 'kb-leak:/data', BUSYBOX_IMAGE, 'sleep', '600']);
+      const kept = await d.dockerOk(['run', '-d', '--network', 'none', '--pull', 'never', '-v', 'kb-kept:/data', BUSYBOX_IMAGE, 'sleep', '600']);
+      const keptIds = (await own.request('VolumeDriver.Get', { Name: 'kb-kept' })).json?.Volume?.Status?.mounts;
+      expect(keptIds).toHaveLength(1);
+      await own.kill9();
+      await d.docker(['rm', '-f', c]);
+      await own.restart();
+      const deadline = Date.now() + 30_000;
+      let mounts: unknown;
+      while (Date.now() < deadline) {
+        mounts = (await own.request('VolumeDriver.Get', { Name: 'kb-leak' })).json?.Volume?.Status?.mounts;
+        if (Array.isArray(mounts) && mounts.length === 0) break;
+        await new Promise((r) => setTimeout(r, 200));
       }
-    },
-  );
+      expect(mounts).toEqual([]);
+      expect((await d.docker(['volume', 'rm', 'kb-leak'])).code).toBe(0);
+      const released = own.jsonLogs().filter((l) => /released mount IDs/.test(String(l.message)));
+      expect(released.map((l) => l.volume)).toEqual(['kb-leak']);
+      expect(released[0]).toMatchObject({ level: 'info', backend: 'local' });
+      // The volume a running container still uses keeps its mount ID.
+      expect((await own.request('VolumeDriver.Get', { Name: 'kb-kept' })).json?.Volume?.Status?.mounts).toEqual(keptIds);
+      expect((await d.docker(['exec', kept, 'ls', '/data'])).code).toBe(0);
+    } finally {
+      await d.removeAll([own.pluginName]).catch(() => undefined);
+      await own.cleanup();
+      await d.stop();
+    }
+  });
 });
