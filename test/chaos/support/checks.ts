@@ -37,8 +37,7 @@ export function answerProblem(route: string, r: PluginResponse): string | undefi
  * (test/chaos/known-bugs.test.ts reproduces each, skipped with its reason). Each returns a short
  * label when a problem is that bug. Delete an entry once its bug is fixed: the runs then fail on it.
  */
-export function knownBug(_body: unknown, problem: string): string | undefined {
-  if (/the Err does not name the volume: backend \S+: (writing \S+|listing the files) of volume \.netvol-hosts/.test(problem)) return 'an Err about the host heartbeat file names ".netvol-hosts" as the volume, not the volume asked for';
+export function knownBug(_body: unknown, _problem: string): string | undefined {
   return undefined;
 }
 
