@@ -7,11 +7,12 @@ import { loadConfig } from './config';
 import { buildBackends, Presence, stopDataPath } from './driver';
 import { isNetvolError } from './errors';
 import { createLogger } from './log';
+import { keyedSchema } from './state';
 import { withTimeout } from './system';
 
 const handoverSchema = z.object({
   backend: z.string(),
-  holds: z.record(z.string(), z.enum(['shared', 'claim', 'exclusive'])),
+  holds: keyedSchema(z.enum(['shared', 'claim', 'exclusive'])),
   lastGoodStart: z.number().optional(),
 });
 

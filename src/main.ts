@@ -5,12 +5,12 @@ import { loadConfig } from './config';
 import { buildBackends, openLedger, startCaretakers, stopCaretakers, VolumeDriver } from './driver';
 import { isNetvolError } from './errors';
 import { createLogger } from './log';
-import { announceToDocker, createApp, listenOnSocket, pluginNameOf } from './plugin';
+import { announceToDocker, createApp, listenOnSocket, pluginNameOf, releaseMountsDockerdForgot } from './plugin';
 import { logCommandsTo } from './system';
 
 const VERSION: string = (require('../package.json') as { version: string }).version;
 
-/** config → logger → caretakers ended → state restore → socket listen → background remount; on stop, caretakers started. */
+/** config → logger → caretakers ended → state restore → socket listen → background remount and reconcile with dockerd; on stop, caretakers started. */
 async function main(argv: string[]): Promise<void> {
   const program = new Command()
     .name('netvol')
@@ -39,6 +39,8 @@ async function main(argv: string[]): Promise<void> {
     volumes: Object.keys(store.data.volumes).length,
   });
   void driver.remountAll();
+  // Mount IDs whose containers ended while netvol was down (dockerd forgot them): released if dockerd says so.
+  void releaseMountsDockerdForgot({ dockerHost: config.dockerHost, driver, logger });
   // A legacy plugin is reported to swarm only once its dockerd has used it: use it now.
   const announcement = announceToDocker({ dockerHost: config.dockerHost, pluginName: pluginNameOf(config.socket), logger });
 

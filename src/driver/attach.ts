@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { DATA_DIR, IMAGE_FILE, type Backend } from '../backends';
-import { wrapError } from '../errors';
+import { isNetvolError, NetvolError, wrapError } from '../errors';
 import type { Logger } from '../log';
 import type { BackendPool } from './backends';
 import { Catalog, readMeta, VolumeMeta } from './catalog';
@@ -44,6 +44,34 @@ export class AttachStack {
     return (await this.o.pool.bounded(backend.health(name), `checking volume ${name}`, name).catch(() => 'dead')) === 'attached';
   }
 
+  /** On a shared backend: this host's attachment published (an image volume takes its single-writer lease). */
+  private async publishAttachment(name: string, record: VolumeRecord, backend: Backend): Promise<void> {
+    const { pool } = this.o;
+    const presence = pool.presenceOf(backend);
+    if (!presence) return;
+    if (record.layout === 'image') {
+      await presence.claimExclusive(name, pool.judgeDeadline(backend, 90_000));
+      return;
+    }
+    presence.setHold(name, 'shared');
+    await pool.bounded(presence.publish(), `recording the attachment of volume ${name}`, name).catch(async (err) => {
+      await presence.release(name);
+      throw err;
+    });
+  }
+
+  /**
+   * A Mount's error from the shared bookkeeping (heartbeats, the removal marker, volume.json): the
+   * heartbeat's errors speak of the backend and this host, so the volume being mounted and what to
+   * do are added.
+   */
+  private mountFailed(err: unknown, name: string, backend: Backend): unknown {
+    // These say what holds the volume and what to do already.
+    if (isNetvolError(err) && ['LEASE_HELD', 'REMOVING', 'NOT_FOUND', 'IN_USE'].includes(err.code)) return err;
+    const e = wrapError(err, 'BACKEND_UNAVAILABLE', `volume ${name} cannot be mounted`, name);
+    return new NetvolError(e.code, `${e.message}; check that backend ${backend.name} is reachable from this host, then try again`, { volume: name, cause: err });
+  }
+
   /**
    * Builds the stack: on a shared backend, publish this host's attachment (an image volume takes its
    * single-writer lease), check no other host is removing it and that it still exists; then the
@@ -60,22 +88,16 @@ export class AttachStack {
     const presence = pool.presenceOf(backend);
     let meta = known;
     if (presence) {
-      if (record.layout === 'image') {
-        await presence.claimExclusive(name, pool.judgeDeadline(backend, 90_000));
-      } else {
-        presence.setHold(name, 'shared');
-        await pool.bounded(presence.publish(), `recording the attachment of volume ${name}`, name).catch(async (err) => {
-          await presence.release(name);
-          throw err;
-        });
-      }
+      await this.publishAttachment(name, record, backend).catch((err: unknown) => {
+        throw this.mountFailed(err, name, backend);
+      });
       try {
         await this.o.removal.checkNotRemoving(presence, backend, name);
         meta = await pool.bounded(readMeta(backend, name), `looking up volume ${name}`, name);
         if (!meta || meta.retained) throw this.o.catalog.notFound(name);
       } catch (err) {
         await presence.release(name);
-        throw err;
+        throw this.mountFailed(err, name, backend);
       }
     }
     let folder: string;

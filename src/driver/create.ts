@@ -5,6 +5,7 @@ import type { Logger } from '../log';
 import type { BackendPool } from './backends';
 import { readMeta, VolumeMeta, writeMeta } from './catalog';
 import type { Ledger } from './ledger';
+import { keyedRecord } from '../state';
 import type { Mounts } from './mounts';
 import { specDifferences, VolumeSpec } from './options';
 import type { SpaceCheck } from './space';
@@ -79,7 +80,7 @@ export class Creation {
   private async make(backend: Backend, name: string, spec: VolumeSpec, signal?: AbortSignal): Promise<void> {
     const { pool, ledger, log } = this.o;
     const meta: VolumeMeta = { version: 1, name, createdAt: new Date().toISOString(), createdBy: this.o.hostId, spec };
-    ledger.set(name, { backend: backend.name, layout: spec.layout, fs: spec.fs, mounts: {}, attached: false, pending: 'create' });
+    ledger.set(name, { backend: backend.name, layout: spec.layout, fs: spec.fs, mounts: keyedRecord(), attached: false, pending: 'create' });
     await ledger.save();
     let made = false;
     try {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { StateStore } from '../state';
+import { asKeyed, keyedRecord, keyedSchema, StateStore } from '../state';
 
 /**
  * This host's ledger: the only contents of state.json. It holds what this host alone knows — which
@@ -14,7 +14,7 @@ const recordSchema = z.object({
   layout: z.enum(['directory', 'image']),
   fs: z.enum(['ext4', 'xfs']).optional(),
   /** Mount ID → number of Mount calls not yet matched by an Unmount. */
-  mounts: z.record(z.string(), z.number().int().nonnegative()),
+  mounts: keyedSchema(z.number().int().nonnegative()),
   /** The volume is mounted at its mountpoint on this host. */
   attached: z.boolean(),
   /** An operation that had started and not finished when this was saved. */
@@ -27,22 +27,22 @@ const recordSchema = z.object({
   fenced: z.string().optional(),
 });
 
-const stateSchema = z.object({ volumes: z.record(z.string(), recordSchema) });
+/** Keyed by volume name and mount ID, records without a prototype: a volume may be named `constructor`. */
+const stateSchema = z.object({ volumes: keyedSchema(recordSchema) });
 
 export type VolumeRecord = z.infer<typeof recordSchema>;
 export type HostState = z.infer<typeof stateSchema>;
 
 export const STATE_VERSION = 2;
-export const emptyState = (): HostState => ({ volumes: {} });
+export const emptyState = (): HostState => ({ volumes: keyedRecord() });
 
 /** Version 1 kept a copy of each volume's metadata in the record. */
 const v1Schema = z.object({
-  volumes: z.record(
-    z.string(),
+  volumes: keyedSchema(
     z.object({
       backend: z.string(),
       meta: z.object({ spec: z.object({ layout: z.enum(['directory', 'image']), fs: z.enum(['ext4', 'xfs']).optional(), onRemove: z.enum(['delete', 'retain', 'archive']) }) }),
-      mounts: z.record(z.string(), z.number().int().nonnegative()),
+      mounts: keyedSchema(z.number().int().nonnegative()),
       attached: z.boolean(),
       pending: z.enum(['create', 'remove']).optional(),
       lastUsage: z.object({ usedBytes: z.number().nonnegative(), availableBytes: z.number().nonnegative() }).optional(),
@@ -117,6 +117,7 @@ export class Ledger {
   }
 
   set(name: string, record: VolumeRecord): void {
+    record.mounts = asKeyed(record.mounts);
     this.records[name] = record;
   }
 

@@ -1,5 +1,5 @@
 import { ARCHIVE_MARK } from '../backends';
-import { NetvolError } from '../errors';
+import { NetvolError, QUOTE_LIMIT, quoteUserValue } from '../errors';
 
 /** Docker's rule for volume names (moby volume/local: [a-zA-Z0-9][a-zA-Z0-9_.-]+), capped at 255. */
 const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -13,14 +13,14 @@ export function validateVolumeName(name: unknown): string {
   if (typeof name !== 'string' || name.length === 0) {
     throw new NetvolError('INVALID_NAME', 'volume name is empty: give a name of 2 to 255 characters from [a-zA-Z0-9_.-]');
   }
-  const shown = name.length > 60 ? `${name.slice(0, 60)}…` : name;
+  const shown = name.length > QUOTE_LIMIT ? `${name.slice(0, QUOTE_LIMIT)}…` : name;
   if (name.length > 255) {
-    throw new NetvolError('INVALID_NAME', `volume name "${shown}" is ${name.length} characters long: the limit is 255`, { volume: shown });
+    throw new NetvolError('INVALID_NAME', `volume name ${quoteUserValue(name)} is ${name.length} characters long: the limit is 255`, { volume: shown });
   }
   if (!VOLUME_NAME.test(name)) {
     throw new NetvolError(
       'INVALID_NAME',
-      `volume name "${shown}" is not allowed: use at least 2 characters from [a-zA-Z0-9_.-], starting with a letter or digit`,
+      `volume name ${quoteUserValue(name)} is not allowed: use at least 2 characters from [a-zA-Z0-9_.-], starting with a letter or digit`,
       { volume: shown },
     );
   }

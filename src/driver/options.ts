@@ -1,6 +1,6 @@
 import bytes from 'bytes';
 import { z } from 'zod';
-import { NetvolError, validationMessages } from '../errors';
+import { NetvolError, quoteUserValue, validationMessages } from '../errors';
 
 export type Layout = 'directory' | 'image';
 export type OnRemove = 'delete' | 'retain' | 'archive';
@@ -66,12 +66,6 @@ const SECRET_OPTION = /pass|secret|key|token|credential|identity/i;
 
 const errorMap = validationMessages();
 
-/** A bad value as the user wrote it, quoted, and cut short: an Err is one readable line. */
-function shown(value: unknown): string {
-  const text = typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
-  return text.length > 40 ? `${text.slice(0, 32)}…` : text;
-}
-
 function mib(n: number): string {
   return n % (1024 * MiB) === 0 ? `${n / (1024 * MiB)}G` : `${Math.ceil(n / MiB)}M`;
 }
@@ -115,17 +109,17 @@ export function parseVolumeOptions(volume: string, opts: unknown, defaultBackend
       if (SECRET_OPTION.test(key)) {
         throw new NetvolError(
           'INVALID_OPTION',
-          `volume ${volume}: option "${key}" is refused: credentials never go in volume options; put them in the backend's entry of the netvol daemon config`,
+          `volume ${volume}: option ${quoteUserValue(key)} is refused: credentials never go in volume options; put them in the backend's entry of the netvol daemon config`,
           { volume },
         );
       }
-      throw new NetvolError('INVALID_OPTION', `volume ${volume}: invalid option "${key}": accepted options are ${ACCEPTED_OPTIONS.join(', ')}`, { volume });
+      throw new NetvolError('INVALID_OPTION', `volume ${volume}: invalid option ${quoteUserValue(key)}: accepted options are ${ACCEPTED_OPTIONS.join(', ')}`, { volume });
     }
     const schema = optionSchemas[key as keyof typeof optionSchemas] as z.ZodType;
     const result = schema.safeParse(typeof value === 'string' ? value.trim() : value, { error: errorMap });
     if (!result.success) {
       const why = result.error.issues[0]?.message ?? 'is not a valid value';
-      throw new NetvolError('INVALID_OPTION', `volume ${volume}: invalid value ${shown(value)} for option "${key}": ${why}`, { volume });
+      throw new NetvolError('INVALID_OPTION', `volume ${volume}: invalid value ${quoteUserValue(value)} for option "${key}": ${why}`, { volume });
     }
     parsed[key] = result.data;
   }

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { HOSTS_FOLDER, type Backend } from '../backends';
-import { NetvolError } from '../errors';
+import { NetvolError, wrapError } from '../errors';
 import type { Logger } from '../log';
+import { keyedSchema } from '../state';
 import { CoalescedWriter, withTimeout } from '../system';
 
 /** The folder at a shared backend's root holding one heartbeat file per host (hidden: volume names never start with "."). */
@@ -21,7 +22,7 @@ const hostFileSchema = z.object({
   incarnation: z.string(),
   beat: z.number().int().nonnegative(),
   leaseSeconds: z.number().positive(),
-  volumes: z.record(z.string(), z.enum(['shared', 'claim', 'exclusive'])),
+  volumes: keyedSchema(z.enum(['shared', 'claim', 'exclusive'])),
   /** For people reading the file only: never compared with another host's clock. */
   writtenAt: z.string(),
 });
@@ -199,7 +200,7 @@ export class Presence {
     } catch (err) {
       if (!this.failing) this.o.log.warn('cannot renew this host\'s heartbeat on the backend', { backend: this.o.backend.name, error: (err as Error).message });
       this.failing = true;
-      throw err;
+      throw wrapError(err, 'BACKEND_UNAVAILABLE', `this host's heartbeat on backend ${this.o.backend.name} could not be written`);
     }
     if (this.failing) this.o.log.info('heartbeat renewed again', { backend: this.o.backend.name });
     this.failing = false;
@@ -401,12 +402,17 @@ export class Presence {
 
 /** One host's heartbeat file on a shared backend; undefined when it is missing or unreadable. */
 export async function readHostFile(backend: Backend, host: string, timeoutMs: number): Promise<HostFile | undefined> {
-  return parseHostFile(await withTimeout(backend.readFile(HOSTS_FOLDER, `${host}.json`), timeoutMs, `reading the heartbeat of host ${host}`));
+  const raw = await withTimeout(backend.readFile(HOSTS_FOLDER, `${host}.json`), timeoutMs, `reading the heartbeat of host ${host}`).catch((err: unknown) => {
+    throw wrapError(err, 'BACKEND_UNAVAILABLE', `the heartbeat of host ${host} on backend ${backend.name} could not be read`);
+  });
+  return parseHostFile(raw);
 }
 
 /** Every host's heartbeat file on a shared backend (but `except`'s), read in parallel, by host id. */
 export async function readHostFiles(backend: Backend, timeoutMs: number, except?: string): Promise<Map<string, HostFile | undefined>> {
-  const names = await withTimeout(backend.listFiles(HOSTS_FOLDER), timeoutMs, `listing the hosts of backend ${backend.name}`);
+  const names = await withTimeout(backend.listFiles(HOSTS_FOLDER), timeoutMs, `listing the hosts of backend ${backend.name}`).catch((err: unknown) => {
+    throw wrapError(err, 'BACKEND_UNAVAILABLE', `the heartbeats of the hosts sharing backend ${backend.name} could not be read`);
+  });
   const hosts = names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -'.json'.length)).filter((h) => h !== except);
   return new Map(await Promise.all(hosts.map(async (host) => [host, await readHostFile(backend, host, timeoutMs)] as const)));
 }

@@ -2,7 +2,7 @@ import type { Backend } from '../backends';
 import type { Config } from '../config';
 import { NetvolError } from '../errors';
 import type { Logger } from '../log';
-import type { StateStore } from '../state';
+import { keyedRecord, type StateStore } from '../state';
 import { AttachStack } from './attach';
 import { BackendPool } from './backends';
 import { Catalog, readMeta } from './catalog';
@@ -41,6 +41,8 @@ export class VolumeDriver implements VolumeDriverApi {
   private readonly describer: Describer;
   private readonly creation: Creation;
   private readonly recovery: Recovery;
+  /** Mount IDs (with their counts) each volume held when this daemon started, until reconciled with dockerd. */
+  private heldAtStart = new Map<string, Map<string, number>>();
 
   constructor(
     private readonly config: Config,
@@ -111,7 +113,7 @@ export class VolumeDriver implements VolumeDriverApi {
       const presence = this.pool.presenceOf(backend);
       if (presence) await this.removal.mark(presence, backend, name);
       const policy = found.meta.spec.onRemove;
-      const record: VolumeRecord = found.record ?? { backend: backend.name, layout: found.meta.spec.layout, fs: found.meta.spec.fs, mounts: {}, attached: false };
+      const record: VolumeRecord = found.record ?? { backend: backend.name, layout: found.meta.spec.layout, fs: found.meta.spec.fs, mounts: keyedRecord(), attached: false };
       this.ledger.set(name, record);
       try {
         if (record.attached) await this.stack.detach(name, record, backend, signal);
@@ -146,7 +148,7 @@ export class VolumeDriver implements VolumeDriverApi {
         // The backend cannot be read: only a mount this host already has, and that still works, can be counted.
         if (!(record && record.attached && (await this.stack.isLive(name, record)))) throw this.catalog.unavailable(found);
       } else if (!record) {
-        record = { backend: found.backend, layout: found.meta.spec.layout, fs: found.meta.spec.fs, mounts: {}, attached: false };
+        record = { backend: found.backend, layout: found.meta.spec.layout, fs: found.meta.spec.fs, mounts: keyedRecord(), attached: false };
         this.ledger.set(name, record);
       }
       const r = record as VolumeRecord;
@@ -173,16 +175,68 @@ export class VolumeDriver implements VolumeDriverApi {
       }
       record.mounts[mountId] -= 1;
       if (record.mounts[mountId] <= 0) delete record.mounts[mountId];
-      try {
-        if (mountCount(record.mounts) === 0) {
-          delete record.fenced;
-          if (record.attached) await this.stack.detach(name, record, await this.pool.open(record.backend, name), signal);
-        }
-      } finally {
-        this.ledger.tidy(name);
-        await this.ledger.save();
-      }
+      await this.detachIfUnused(name, record, signal);
     }, 'unmount');
+  }
+
+  /** After mount IDs were released (lock held): the last one gone, the volume is detached as by an Unmount. */
+  private async detachIfUnused(name: string, record: VolumeRecord, signal?: AbortSignal): Promise<void> {
+    try {
+      if (mountCount(record.mounts) === 0) {
+        delete record.fenced;
+        if (record.attached) await this.stack.detach(name, record, await this.pool.open(record.backend, name), signal);
+      }
+    } finally {
+      this.ledger.tidy(name);
+      await this.ledger.save();
+    }
+  }
+
+  /** The volumes that held mount IDs when this daemon started and are not yet reconciled (see releaseStaleMounts). */
+  mountedBeforeStart(): string[] {
+    return [...this.heldAtStart.keys()];
+  }
+
+  /**
+   * Reconciling with dockerd after a start: dockerd forgets a mount whose Unmount failed (netvol was
+   * down when its container ended), so a mount ID recorded before this start may have no container
+   * left. For each volume of mountedBeforeStart() not in `namesInUse` (the volumes dockerd's running
+   * containers use), the mount IDs recorded before this start are released as Unmounts would, and
+   * the volume is detached once none is left. IDs a Mount acquired after the start are never
+   * touched. Each volume is reconciled once; later calls do nothing for it.
+   */
+  async releaseStaleMounts(namesInUse: ReadonlySet<string>): Promise<void> {
+    const held = this.heldAtStart;
+    this.heldAtStart = new Map();
+    for (const [name, ids] of held) {
+      if (namesInUse.has(name)) continue;
+      try {
+        await this.locks.run(name, async (signal) => {
+          const record = this.ledger.get(name);
+          if (!record) return;
+          const released: string[] = [];
+          for (const [id, count] of ids) {
+            const now = record.mounts[id];
+            if (!now) continue;
+            if (now > count) record.mounts[id] = now - count;
+            else delete record.mounts[id];
+            released.push(id);
+          }
+          if (released.length === 0) return;
+          this.log.info('released mount IDs recorded before this start: no running container uses the volume (dockerd forgot them while netvol was down)', {
+            volume: name,
+            backend: record.backend,
+            mountIds: released,
+          });
+          await this.detachIfUnused(name, record, signal);
+        }, 'unmount');
+      } catch (err) {
+        this.log.error('cannot release the stale mount IDs of volume; it stays held here: restart netvol to try again', {
+          volume: name,
+          error: (err as Error).message,
+        });
+      }
+    }
   }
 
   async path(rawName: unknown): Promise<string> {
@@ -212,9 +266,13 @@ export class VolumeDriver implements VolumeDriverApi {
     return id;
   }
 
-  /** At start, before the socket listens (see recovery.ts). */
-  restore(): Promise<void> {
-    return this.recovery.restore();
+  /** At start, before the socket listens (see recovery.ts); notes the mount IDs held before this start. */
+  async restore(): Promise<void> {
+    await this.recovery.restore();
+    for (const [name, record] of Object.entries(this.ledger.records)) {
+      const ids = Object.entries(record.mounts);
+      if (ids.length > 0) this.heldAtStart.set(name, new Map(ids));
+    }
   }
 
   /** At start, after the socket listens (see recovery.ts). */

@@ -47,6 +47,20 @@ export function describeValue(value: unknown): string {
   }
 }
 
+/** How many characters of a user's value an error quotes before cutting it short. */
+export const QUOTE_LIMIT = 60;
+
+/**
+ * A value the user wrote, as an error quotes it: text in double quotes, cut after QUOTE_LIMIT
+ * characters with "…" and its full length (an Err is one readable line, however long the value);
+ * anything that is not text is described in words ("an object", "a number"), never printed.
+ */
+export function quoteUserValue(value: unknown): string {
+  if (typeof value !== 'string') return `(${describeValue(value)})`;
+  if (value.length <= QUOTE_LIMIT) return JSON.stringify(value);
+  return `${JSON.stringify(value.slice(0, QUOTE_LIMIT)).slice(0, -1)}…" (${value.length} characters)`;
+}
+
 function listValues(values: readonly unknown[]): string {
   return values.map((v) => (typeof v === 'string' ? (v === '' ? '""' : v) : JSON.stringify(v) ?? String(v))).join(', ');
 }
@@ -110,10 +124,10 @@ function clause(issue: RawIssue, alsoAccepted: readonly string[]): string {
     }
     case 'invalid_key': {
       const why = issue.issues.map((i) => i.message).join('; ');
-      return `invalid name ${JSON.stringify(String(issue.input))}${why ? `: ${why}` : ''}`;
+      return `invalid name ${quoteUserValue(issue.input)}${why ? `: ${why}` : ''}`;
     }
     case 'invalid_element':
-      return `invalid entry ${JSON.stringify(String(issue.key))}: ${issue.issues.map((i) => i.message).join('; ')}`;
+      return `invalid entry ${quoteUserValue(typeof issue.key === 'number' ? String(issue.key) : issue.key)}: ${issue.issues.map((i) => i.message).join('; ')}`;
     case 'invalid_union': {
       const alternatives = issue.errors;
       if (alternatives.length > 0 && alternatives.every((a) => a.length === 1 && a[0].code === 'invalid_value')) {

@@ -20,6 +20,7 @@
 import http from 'node:http';
 import path from 'node:path';
 import type { Logger } from '../log';
+import { apiGet } from './docker-client';
 
 export interface AnnounceOptions {
   /** dockerd's API socket: `unix:///run/docker.sock` or an absolute path; `''` turns this off. */
@@ -51,27 +52,6 @@ export function pluginNameOf(socket: string): string {
 export function dockerSocketOf(dockerHost: string): string | undefined {
   if (dockerHost.startsWith('unix://')) return dockerHost.slice('unix://'.length) || undefined;
   return dockerHost.startsWith('/') ? dockerHost : undefined;
-}
-
-interface ApiAnswer {
-  status: number;
-  body: string;
-}
-
-function apiGet(socketPath: string, urlPath: string, timeoutMs: number, track: Set<http.ClientRequest>): Promise<ApiAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ socketPath, path: urlPath, agent: false, headers: { Host: 'docker' }, timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    track.add(req);
-    req.on('close', () => track.delete(req));
-    req.on('timeout', () => req.destroy(new Error(`GET ${urlPath} timed out after ${timeoutMs} ms`)));
-    req.on('error', reject);
-  });
 }
 
 /**

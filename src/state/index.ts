@@ -1,1 +1,2 @@
 export { StateStore } from './store';
+export { asKeyed, keyedRecord, keyedSchema, type Keyed } from './keyed';

@@ -62,6 +62,32 @@ describe('the driver over a fake mount seam', () => {
     expect((await r.driver.get('keptdir')).mountpoint).toBe(r.mountpoint('keptdir'));
   });
 
+  it('releaseStaleMounts() gives up only the mount IDs held before the start, only on volumes no running container uses', async () => {
+    const r = await rig('stale');
+    for (const v of ['gone', 'used', 'raced']) await r.driver.create(v, {});
+    await r.driver.mount('gone', 'A');
+    await r.driver.mount('gone', 'A');
+    await r.driver.mount('used', 'B');
+    await r.driver.mount('raced', 'C');
+    await r.restart();
+    await r.driver.restore();
+    expect(r.driver.mountedBeforeStart().sort()).toEqual(['gone', 'raced', 'used']);
+    // A container starting after the restart mounts "raced" with a new ID (and re-sends C, as docker cp would).
+    await r.driver.mount('raced', 'D');
+    await r.driver.mount('raced', 'C');
+    r.mounts.log.length = 0;
+
+    await r.driver.releaseStaleMounts(new Set(['used']));
+    expect(r.store.data.volumes.gone).toBeUndefined();
+    expect(r.mounts.log).toEqual([`unmount ${r.mountpoint('gone')}`]);
+    expect(r.store.data.volumes.used).toMatchObject({ attached: true, mounts: { B: 1 } });
+    expect(r.store.data.volumes.raced).toMatchObject({ attached: true, mounts: { C: 1, D: 1 } });
+    // Once per start: a second call releases nothing.
+    expect(r.driver.mountedBeforeStart()).toEqual([]);
+    await r.driver.releaseStaleMounts(new Set());
+    expect(r.store.data.volumes.used).toMatchObject({ mounts: { B: 1 } });
+  });
+
   it('restore() unmounts a volume the kernel still has mounted though no mount ID holds it', async () => {
     const r = await rig('orphan');
     await r.driver.create('orphan', {});

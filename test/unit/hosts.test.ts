@@ -215,3 +215,22 @@ describe('image volumes: one writer at a time, with fencing', () => {
     await b.driver.unmount('away', 'ctrB');
   });
 });
+
+describe('errors of the shared bookkeeping name the volume asked for', () => {
+  it("a Mount whose heartbeat cannot be written names the volume, this host's heartbeat and what to do, never .netvol-hosts as a volume", async () => {
+    const world = await fresh('beatfail', ['host-a']);
+    const [a] = world.hosts;
+    await a.driver.create('beatless', {});
+    const hosts = path.join(world.shared, '.netvol-hosts');
+    await fs.rm(hosts, { recursive: true, force: true });
+    await fs.writeFile(hosts, 'not a folder');
+    try {
+      const r = await refusal(a.driver.mount('beatless', 'm1'));
+      expect(r.message).toMatch(/^volume beatless cannot be mounted: this host's heartbeat on backend nas could not be written: .*netvol's folder \.netvol-hosts.*; check that backend nas is reachable from this host, then try again$/);
+      expect(r.message).not.toMatch(/volume \.netvol-hosts/);
+      expect(a.store.data.volumes.beatless).toBeUndefined();
+    } finally {
+      await fs.rm(hosts, { force: true });
+    }
+  });
+});

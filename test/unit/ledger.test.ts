@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openLedger, STATE_VERSION } from '../../src/driver';
+import { Ledger } from '../../src/driver/ledger';
 
 describe('the ledger (state.json)', () => {
   let dir: string;
@@ -57,5 +58,22 @@ describe('the ledger (state.json)', () => {
     const problems: string[] = [];
     await openLedger(file, (m) => problems.push(m));
     expect(problems[0]).toContain(`version ${STATE_VERSION + 1} is not one this netvol knows`);
+  });
+
+  it('keeps volumes and mount IDs named like Object.prototype keys (constructor, toString, __proto__) through a save and a load', async () => {
+    const file = await write('proto', { version: STATE_VERSION, data: { volumes: {} } });
+    const store = await openLedger(file, () => undefined);
+    const ledger = new Ledger(store);
+    for (const name of ['constructor', 'toString', 'valueOf', 'hasOwnProperty']) expect(ledger.get(name)).toBeUndefined();
+    ledger.set('__proto__', { backend: 'nas', layout: 'directory', mounts: { constructor: 1 }, attached: true });
+    ledger.set('constructor', { backend: 'nas', layout: 'directory', mounts: {}, attached: false, pending: 'create' });
+    expect(ledger.get('__proto__')?.mounts.toString).toBeUndefined();
+    await store.save();
+    const again = new Ledger(await openLedger(file, (m) => { throw new Error(m); }));
+    expect(Object.keys(again.records).sort()).toEqual(['__proto__', 'constructor']);
+    expect(again.get('__proto__')).toMatchObject({ backend: 'nas', attached: true });
+    expect(Object.entries(again.get('__proto__')?.mounts ?? {})).toEqual([['constructor', 1]]);
+    expect(again.get('toString')).toBeUndefined();
+    expect(again.get('__proto__')?.mounts.valueOf).toBeUndefined();
   });
 });

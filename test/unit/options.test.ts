@@ -160,8 +160,8 @@ describe('parseVolumeOptions()', () => {
   });
 
   it('refuses a non-string option value, saying values are text', () => {
-    expect(refusal({ size: 1024 })).toBe('volume vol1: invalid value 1024 for option "size": must be text, not a number');
-    expect(refusal({ backend: { a: 1 } })).toBe('volume vol1: invalid value {"a":1} for option "backend": must be text, not an object');
+    expect(refusal({ size: 1024 })).toBe('volume vol1: invalid value (a number) for option "size": must be text, not a number');
+    expect(refusal({ backend: { a: 1 } })).toBe('volume vol1: invalid value (an object) for option "backend": must be text, not an object');
   });
 
   it('refuses an empty backend name in our words', () => {
@@ -204,3 +204,31 @@ describe('parseVolumeOptions()', () => {
     expect(specDifferences(a, parseVolumeOptions('v', { mode: '700', size: '1024M' }, 'local'))).toEqual([]);
   });
 });
+
+describe('what an option error quotes of the value the user wrote', () => {
+  const refused = (opts: unknown): string => {
+    try {
+      parseVolumeOptions('vol1', opts, 'local');
+    } catch (err) {
+      if (isNetvolError(err, 'INVALID_OPTION')) return err.message;
+      throw err;
+    }
+    throw new Error('not refused');
+  };
+
+  it('cuts a long value or key after 60 characters and gives its length', () => {
+    const big = 'x'.repeat(200_000);
+    for (const opts of [{ size: big }, { [big]: '1' }, { [`${big}password`]: '1' }]) {
+      const msg = refused(opts);
+      expect(msg).toMatch(/^volume vol1: /);
+      expect(msg).toContain(`"${'x'.repeat(60)}…" (${opts.size ? 200_000 : Object.keys(opts)[0].length} characters)`);
+      expect(msg.length).toBeLessThan(300);
+    }
+  });
+
+  it('describes a value that is not text in words, never as "[object Object]" or the library\'s wording', () => {
+    expect(refused({ backend: { a: 'b' } })).toBe('volume vol1: invalid value (an object) for option "backend": must be text, not an object');
+    expect(refused({ fs: ['xfs'] })).not.toMatch(/\[object|Invalid input|expected/);
+  });
+});
+

@@ -8,6 +8,14 @@ import type { AttachmentHealth, Backend, BackendCapabilities, BackendContext, Ba
 import { helperLogFile, type DataPath } from './data-path';
 import type { Tree } from './tree';
 
+/**
+ * What a failing call on a folder was doing: the folder is a volume's, or netvol's own bookkeeping
+ * (a hidden name such as the hosts' heartbeat folder), which is no volume and is not called one.
+ */
+function folderOp(doing: string, name: string): { what: string; volume?: string } {
+  return isHiddenName(name) ? { what: `${doing} netvol's folder ${name}` } : { what: `${doing} volume ${name}`, volume: name };
+}
+
 export interface FolderBackendParts {
   type: string;
   capabilities: BackendCapabilities;
@@ -88,21 +96,21 @@ export class FolderBackend implements Backend {
   }
 
   async makeFolder(name: string, withDataDir: boolean, signal?: AbortSignal): Promise<boolean> {
-    if (!(await this.tree.mkdir({ what: `cannot create the folder of volume ${name}`, volume: name, signal }, name, 0o700))) return false;
+    if (!(await this.tree.mkdir({ ...folderOp('cannot create the folder of', name), signal }, name, 0o700))) return false;
     if (withDataDir) await this.tree.mkdir({ what: `cannot create the data folder of volume ${name}`, volume: name, signal }, join(name, DATA_DIR), 0o755);
     return true;
   }
 
   async readFile(name: string, file: string, signal?: AbortSignal): Promise<Buffer | undefined> {
-    return this.tree.read({ what: `cannot read ${file} of volume ${name}`, volume: name, signal }, join(name, file));
+    return this.tree.read({ ...folderOp(`cannot read ${file} of`, name), signal }, join(name, file));
   }
 
   /** A temporary file, written and made durable, then renamed over the target: readers see the old or the new bytes, never half. */
   async writeFile(name: string, file: string, data: Buffer, signal?: AbortSignal): Promise<void> {
-    const op = { what: `cannot write ${file} of volume ${name}`, volume: name, signal };
+    const op = { ...folderOp(`cannot write ${file} of`, name), signal };
     const temp = join(name, tempName(file));
     if (!(await this.tree.create(op, temp, data, 0o600))) {
-      throw new NetvolError('INTERNAL', `backend ${this.name}: ${op.what}: its temporary file ${temp} already exists`, { volume: name });
+      throw new NetvolError('INTERNAL', `backend ${this.name}: ${op.what}: its temporary file ${temp} already exists`, { volume: op.volume });
     }
     try {
       await this.tree.rename(op, temp, join(name, file));
@@ -113,15 +121,15 @@ export class FolderBackend implements Backend {
   }
 
   async removeFile(name: string, file: string, signal?: AbortSignal): Promise<void> {
-    await this.tree.remove({ what: `cannot remove ${file} of volume ${name}`, volume: name, signal }, join(name, file));
+    await this.tree.remove({ ...folderOp(`cannot remove ${file} of`, name), signal }, join(name, file));
   }
 
   async createFile(name: string, file: string, data: Buffer, signal?: AbortSignal): Promise<boolean> {
-    return this.tree.create({ what: `cannot create ${file} of volume ${name}`, volume: name, signal }, join(name, file), data, 0o600);
+    return this.tree.create({ ...folderOp(`cannot create ${file} of`, name), signal }, join(name, file), data, 0o600);
   }
 
   async listFiles(name: string, signal?: AbortSignal): Promise<string[]> {
-    const entries = await this.tree.list({ what: `cannot list the files of volume ${name}`, volume: name, signal }, name);
+    const entries = await this.tree.list({ ...folderOp('cannot list the files of', name), signal }, name);
     return (entries ?? []).filter((e) => e.kind === 'file' && !isTempName(e.name)).map((e) => e.name);
   }
 
