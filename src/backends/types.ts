@@ -33,7 +33,14 @@ export interface RootAttributes {
   mode?: number;
 }
 
-export type AttachmentHealth = 'attached' | 'detached' | 'dead';
+/**
+ * 'attached': the attachment works. 'unreachable': its helper lives and its mount is there, but the
+ * server does not answer right now; the helper reconnects by itself once it does, so it must not be
+ * replaced (that would cut off the containers using it, and a new one could not reach the server
+ * either). 'dead': the helper is gone or its connection is lost for good; attach() replaces it.
+ * 'detached': nothing is attached.
+ */
+export type AttachmentHealth = 'attached' | 'unreachable' | 'detached' | 'dead';
 
 /** What every backend instance is given by the registry. */
 export interface BackendContext {

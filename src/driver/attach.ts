@@ -38,10 +38,33 @@ export class AttachStack {
 
   /** Whether the volume's mountpoint is mounted and its backend attachment works. */
   async isLive(name: string, record: VolumeRecord): Promise<boolean> {
-    if (!(await this.o.mounts.isMounted(this.mountpoint(name)))) return false;
+    return (await this.liveness(name, record)) === 'live';
+  }
+
+  /**
+   * How the volume's stack on this host is: 'live' (mounted, its backend attachment works),
+   * 'unreachable' (mounted, but the backend's server does not answer: its helper waits and
+   * reconnects by itself, so the stack must be left as it is) or 'down' (to be attached again).
+   * A check that does not finish in time proves nothing dead: it counts as 'unreachable'.
+   */
+  async liveness(name: string, record: VolumeRecord): Promise<'live' | 'unreachable' | 'down'> {
+    if (!(await this.o.mounts.isMounted(this.mountpoint(name)))) return 'down';
     const backend = this.o.pool.find(record.backend);
-    if (!backend || !backend.capabilities.networked) return true;
-    return (await this.o.pool.bounded(backend.health(name), `checking volume ${name}`, name).catch(() => 'dead')) === 'attached';
+    if (!backend || !backend.capabilities.networked) return 'live';
+    const health = await this.o.pool.bounded(backend.health(name), `checking volume ${name}`, name).catch((err: Error) => {
+      this.o.log.warn('the check of an attached volume did not finish; leaving its attachment as it is', { volume: name, backend: record.backend, error: err.message });
+      return 'unreachable' as const;
+    });
+    return health === 'attached' ? 'live' : health === 'unreachable' ? 'unreachable' : 'down';
+  }
+
+  /** The answer to a Mount while the volume's server does not answer (liveness 'unreachable'). */
+  unreachable(name: string, record: VolumeRecord): NetvolError {
+    return new NetvolError(
+      'BACKEND_UNAVAILABLE',
+      `volume ${name}: the server of backend ${record.backend} does not answer; this host's attachment of the volume waits for it and reconnects by itself (containers already using the volume resume then); the mount was not counted: try again when the server answers`,
+      { volume: name },
+    );
   }
 
   /** On a shared backend: this host's attachment published (an image volume takes its single-writer lease). */

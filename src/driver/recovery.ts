@@ -115,7 +115,12 @@ export class Recovery {
           await locks.run(
             name,
             async (signal) => {
-              if (record.attached && (await stack.isLive(name, record))) return;
+              const live = record.attached ? await stack.liveness(name, record) : 'down';
+              if (live === 'live') return;
+              if (live === 'unreachable') {
+                log.warn('the server of a volume with live mounts does not answer; leaving its attachment to reconnect by itself', { volume: name, backend: record.backend });
+                return;
+              }
               log.warn('re-attaching a volume that has live mounts but lost its mount', { volume: name, backend: record.backend });
               await stack.attach(name, record, undefined, signal);
               await ledger.save();

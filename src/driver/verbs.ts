@@ -146,14 +146,20 @@ export class VolumeDriver implements VolumeDriverApi {
       let record = found.record;
       if (!found.meta) {
         // The backend cannot be read: only a mount this host already has, and that still works, can be counted.
-        if (!(record && record.attached && (await this.stack.isLive(name, record)))) throw this.catalog.unavailable(found);
+        const live = record?.attached ? await this.stack.liveness(name, record) : 'down';
+        if (live === 'unreachable') throw this.stack.unreachable(name, record as VolumeRecord);
+        if (live !== 'live') throw this.catalog.unavailable(found);
       } else if (!record) {
         record = { backend: found.backend, layout: found.meta.spec.layout, fs: found.meta.spec.fs, mounts: keyedRecord(), attached: false };
         this.ledger.set(name, record);
       }
       const r = record as VolumeRecord;
       try {
-        if (!(r.attached && (await this.stack.isLive(name, r)))) await this.stack.attach(name, r, found.meta, signal);
+        // A stack whose server does not answer is left as it is (its helper reconnects by itself):
+        // attaching it again would cut off its containers and wait in vain for the server.
+        const live = r.attached ? await this.stack.liveness(name, r) : 'down';
+        if (live === 'unreachable') throw this.stack.unreachable(name, r);
+        if (live === 'down') await this.stack.attach(name, r, found.meta, signal);
       } catch (err) {
         this.ledger.tidy(name);
         throw err;

@@ -18,12 +18,15 @@ import { rejection } from './contract/subject';
 class StandIn implements DataPath {
   readonly label = 'stand-in';
   healthy = true;
+  /** Its helper lives but the server does not answer (wins over `healthy`). */
+  unreachable = false;
   failStop = false;
   started: StartRequest[] = [];
   cleared: Array<string | undefined> = [];
   fenced: string[] = [];
 
-  async check(): Promise<'attached' | 'dead'> {
+  async check(): Promise<'attached' | 'unreachable' | 'dead'> {
+    if (this.unreachable) return 'unreachable';
     return this.healthy ? 'attached' : 'dead';
   }
   async clear(mountpoint: string, entry: MountEntry | undefined): Promise<void> {
@@ -101,6 +104,17 @@ test('attach() replaces a dead attachment: the data path clears it, then starts 
   expect(dataPath.cleared).toEqual([undefined, 'tmpfs']);
   expect(dataPath.started).toHaveLength(2);
   expect(logs.join('\n')).toMatch(/the attachment is dead; mounting it again/);
+});
+
+test('attach() leaves an attachment whose server does not answer as it is: BACKEND_UNAVAILABLE naming the volume, nothing cleared or started', async () => {
+  await backend.attach('dir');
+  dataPath.unreachable = true;
+  expect(await backend.health('dir')).toBe('unreachable');
+  const err = await rejection(backend.attach('dir'));
+  expect(err.code).toBe('BACKEND_UNAVAILABLE');
+  expect(err.message).toMatch(/^backend far: cannot attach volume dir: its server does not answer; .*try again when the server answers$/);
+  expect(dataPath.cleared).toEqual([undefined]);
+  expect(dataPath.started).toHaveLength(1);
 });
 
 test('detach() stops the data path and removes the mountpoint; a refusal is COMMAND_FAILED naming the backend and the mountpoint', async () => {

@@ -28,8 +28,8 @@ export interface DataPath {
   readonly label: string;
   /** Called once at the backend's open, e.g. to decide which NFS mounter this host uses. */
   open?(): Promise<void>;
-  /** Whether the attachment found in the mount table at `mountpoint` still works. */
-  check(volume: string, mountpoint: string, entry: MountEntry, signal?: AbortSignal): Promise<'attached' | 'dead'>;
+  /** Whether the attachment found in the mount table at `mountpoint` still works ('unreachable': its helper lives but the server does not answer; see AttachmentHealth). */
+  check(volume: string, mountpoint: string, entry: MountEntry, signal?: AbortSignal): Promise<'attached' | 'unreachable' | 'dead'>;
   /** Ends what is left at `mountpoint` before a new start: a dead attachment (lazily), or a helper whose mount is gone (`entry` undefined). */
   clear(mountpoint: string, entry: MountEntry | undefined): Promise<void>;
   /** Starts the helper; resolves once the mount is in the mount table. Returns facts for the "attached" log line. Undoes everything it did when it fails or `req.signal` aborts. */

@@ -203,9 +203,15 @@ export class FolderBackend implements Backend {
     const mp = this.mountpoint(name);
     const existing = await findMount(mp);
     if (existing) {
-      if ((await dataPath.check(name, mp, existing, signal)) === 'attached') {
+      const health = await dataPath.check(name, mp, existing, signal);
+      if (health === 'attached') {
         this.log.info('found the volume still attached; reusing it', { volume: name, backend: this.name, mountpoint: mp });
         return mp;
+      }
+      if (health === 'unreachable') {
+        // Its helper waits for the server and reconnects by itself: replacing it would cut off the
+        // containers that use it, and a new one could not reach the server either.
+        throw new NetvolError('BACKEND_UNAVAILABLE', `backend ${this.name}: cannot attach volume ${name}: its server does not answer; the attachment this host has waits for it and reconnects by itself; try again when the server answers`, { volume: name });
       }
       this.log.warn('the attachment is dead; mounting it again', { volume: name, backend: this.name });
     }

@@ -53,11 +53,13 @@ export class NfsDataPath implements DataPath {
    * itself, and re-attaching would throw away what it holds, so only an error (ENOTCONN) is dead.
    * A kernel mount must answer.
    */
-  async check(_volume: string, mountpoint: string, entry: MountEntry, signal?: AbortSignal): Promise<'attached' | 'dead'> {
+  async check(_volume: string, mountpoint: string, entry: MountEntry, signal?: AbortSignal): Promise<'attached' | 'unreachable' | 'dead'> {
     if (entry.fsType === USERSPACE_FS_TYPE) {
       if ((await userspacePids(mountpoint)).length === 0) return 'dead';
       const result = await checkMount(mountpoint, this.limit(), signal);
-      return result === 'disconnected' || result === 'failed' ? 'dead' : 'attached';
+      // A FUSE server that lives but does not answer in time waits for its server and resends by itself.
+      if (result === 'hung') return 'unreachable';
+      return result === 'ok' ? 'attached' : 'dead';
     }
     if (!KERNEL_FS_TYPES.includes(entry.fsType)) return 'dead';
     return (await checkMount(mountpoint, this.limit(), signal)) === 'ok' ? 'attached' : 'dead';
@@ -86,7 +88,7 @@ export class NfsDataPath implements DataPath {
   /** A live FUSE server is unmounted cleanly (it commits what it holds first); a dead one, or one left without its mount, lazily. */
   async stop(volume: string, mountpoint: string, entry: MountEntry | undefined): Promise<void> {
     if (entry?.fsType === USERSPACE_FS_TYPE || (!entry && (await userspacePids(mountpoint)).length > 0)) {
-      const live = entry ? (await this.check(volume, mountpoint, entry)) === 'attached' : false;
+      const live = entry ? (await this.check(volume, mountpoint, entry)) !== 'dead' : false;
       await stopUserspace(mountpoint, !live, this.s.timeoutMs);
     } else if (entry) {
       await run('umount', [mountpoint], { timeoutMs: this.s.timeoutMs });

@@ -16,19 +16,20 @@ export class SshfsDataPath implements DataPath {
     private readonly log: Logger,
   ) {}
 
-  async check(volume: string, mountpoint: string, entry: MountEntry, signal?: AbortSignal): Promise<'attached' | 'dead'> {
+  async check(volume: string, mountpoint: string, entry: MountEntry, signal?: AbortSignal): Promise<'attached' | 'unreachable' | 'dead'> {
     if (entry.fsType !== SSHFS_FS_TYPE) return 'dead';
     if ((await sshfsPids(mountpoint)).length === 0) return 'dead';
     const result = await checkMount(mountpoint, Math.min(this.timeoutMs, 5000), signal);
     if (result === 'ok') return 'attached';
-    if (result === 'failed') {
-      // sshfs lives and reconnects by itself once the server answers; replacing it now would cut
-      // off the containers that use it, so it stays.
-      this.log.warn('the server of an attached volume does not answer right now; sshfs will reconnect', { volume, backend: this.backend });
-      return 'attached';
+    if (result === 'disconnected') {
+      this.log.warn('sshfs attachment is dead', { volume, backend: this.backend, why: 'transport endpoint is not connected' });
+      return 'dead';
     }
-    this.log.warn('sshfs attachment is dead', { volume, backend: this.backend, why: result === 'hung' ? 'no answer in time' : 'transport endpoint is not connected' });
-    return 'dead';
+    // sshfs lives and waits for its server (no answer in time, or an error from it): it reconnects
+    // by itself once the server answers. Replacing it now would cut off the containers that use it,
+    // and a new one could not reach the server either, so it stays.
+    this.log.warn('the server of an attached volume does not answer right now; sshfs will reconnect', { volume, backend: this.backend, why: result === 'hung' ? 'no answer in time' : 'the server refused the request' });
+    return 'unreachable';
   }
 
   async clear(mountpoint: string, entry: MountEntry | undefined): Promise<void> {

@@ -253,13 +253,6 @@ function startWriter(dir: string, prefix: string): Writer {
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-/**
- * A known bug (test/chaos/known-bugs.test.ts): with the server's packets dropped, a Mount of a
- * volume already attached answers only after about twice timeoutSeconds (two connection attempts,
- * each with the full time limit). Counted apart unless `strict`.
- */
-const SLOW_MOUNT_BUG = 'with the server unreachable, Mount answers after about twice timeoutSeconds';
-
 export async function faultPhase(o: { kind: FaultKind; rounds: number; seed: number; progress?: Progress; strict?: boolean }): Promise<PhaseResult> {
   const result = emptyResult(`server fault: ${o.kind}`);
   const started = Date.now();
@@ -294,8 +287,7 @@ export async function faultPhase(o: { kind: FaultKind; rounds: number; seed: num
       }
       if (during && ms > limitMs) {
         const slow = `${route} ${String(body.Name)} took ${ms} ms during the fault (timeoutSeconds is ${TIMEOUT_SECONDS})`;
-        if (!o.strict && o.kind === 'unresponsive' && route === 'VolumeDriver.Mount' && ms <= 2 * limitMs) result.knownBugs[SLOW_MOUNT_BUG] = (result.knownBugs[SLOW_MOUNT_BUG] ?? 0) + 1;
-        else result.problems.push(slow);
+        result.problems.push(slow);
       }
       return r;
     };
