@@ -25,10 +25,16 @@ export class SshfsDataPath implements DataPath {
       this.log.warn('sshfs attachment is dead', { volume, backend: this.backend, why: 'transport endpoint is not connected' });
       return 'dead';
     }
-    // sshfs lives and waits for its server (no answer in time, or an error from it): it reconnects
-    // by itself once the server answers. Replacing it now would cut off the containers that use it,
-    // and a new one could not reach the server either, so it stays.
-    this.log.warn('the server of an attached volume does not answer right now; sshfs will reconnect', { volume, backend: this.backend, why: result === 'hung' ? 'no answer in time' : 'the server refused the request' });
+    // sshfs lives and waits for its server: it reconnects by itself once the server answers.
+    // Replacing it now would cut off the containers that use it, and a new one could not reach the
+    // server either, so it stays. A server that refuses at once (stopped, restarting) leaves the
+    // attachment usable for a new container, as before; one that does not answer at all is
+    // 'unreachable', so a Mount says so within one timeout instead of waiting on it again.
+    if (result === 'failed') {
+      this.log.warn('the server of an attached volume refused the request right now; sshfs will reconnect', { volume, backend: this.backend });
+      return 'attached';
+    }
+    this.log.warn('the server of an attached volume does not answer right now; sshfs will reconnect', { volume, backend: this.backend, why: 'no answer in time' });
     return 'unreachable';
   }
 
