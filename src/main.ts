@@ -30,7 +30,25 @@ async function main(argv: string[]): Promise<void> {
   const driver = new VolumeDriver(config, backends, store, logger);
   await driver.restore();
 
-  const server = await listenOnSocket(config.socket, createApp(driver, logger));
+  // The signal handlers are in place before the socket exists: a stop that comes as soon as the
+  // socket answers (or while it is being made) still closes it and hands over to the caretakers.
+  const listening = listenOnSocket(config.socket, createApp(driver, logger));
+  let announcement: { stop(): void } | undefined;
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    announcement?.stop();
+    logger.info('netvol stopping; mounted volumes stay mounted', { signal });
+    await listening.then((s) => s.close()).catch(() => undefined);
+    await startCaretakers(config.stateDir, file, await driver.close(), logger);
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+
+  await listening;
+  if (stopping) return;
   logger.info('netvol listening', {
     version: VERSION,
     socket: config.socket,
@@ -42,20 +60,7 @@ async function main(argv: string[]): Promise<void> {
   // Mount IDs whose containers ended while netvol was down (dockerd forgot them): released if dockerd says so.
   void releaseMountsDockerdForgot({ dockerHost: config.dockerHost, driver, logger });
   // A legacy plugin is reported to swarm only once its dockerd has used it: use it now.
-  const announcement = announceToDocker({ dockerHost: config.dockerHost, pluginName: pluginNameOf(config.socket), logger });
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    announcement.stop();
-    logger.info('netvol stopping; mounted volumes stay mounted', { signal });
-    await server.close();
-    await startCaretakers(config.stateDir, file, await driver.close(), logger);
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  announcement = announceToDocker({ dockerHost: config.dockerHost, pluginName: pluginNameOf(config.socket), logger });
 }
 
 main(process.argv).catch((err: unknown) => {
