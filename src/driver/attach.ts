@@ -123,15 +123,19 @@ export class AttachStack {
         throw this.mountFailed(err, name, backend);
       }
     }
+    // Recorded before the backend starts its helper: a daemon killed while the helper starts leaves
+    // a record saying something may be attached here, and the restore detaches it (recovery.ts).
+    record.attached = true;
+    await ledger.save();
     let folder: string;
     try {
       folder = await pool.bounded(backend.attach(name, signal), `attaching volume ${name} from backend ${backend.name}`, name);
     } catch (err) {
       if (presence) await presence.release(name);
+      record.attached = false;
+      await ledger.save();
       throw err;
     }
-    record.attached = true;
-    await ledger.save();
     try {
       if (record.layout === 'image') {
         await mounts.mountImage(path.join(folder, IMAGE_FILE), mp, record.fs ?? 'ext4', signal);

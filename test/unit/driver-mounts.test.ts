@@ -102,4 +102,33 @@ describe('the driver over a fake mount seam', () => {
     expect(r.mounts.log).toEqual([`bind ${r.mountpoint('orphan')}`, `unmount ${r.mountpoint('orphan')}`]);
     expect(r.store.data.volumes.orphan).toBeUndefined();
   });
+
+  it('a daemon killed while the backend starts its helper leaves a record, and restore() detaches what was half made', async () => {
+    const r = await rig('halfattach');
+    await r.driver.create('half', {});
+    const detached: string[] = [];
+    const attach = r.backend.attach.bind(r.backend);
+    const detach = r.backend.detach.bind(r.backend);
+    let started!: () => void;
+    const helperStarted = new Promise<void>((resolve) => (started = resolve));
+    let endOldProcess!: (err: Error) => void;
+    // The helper is up (sshfs running, mounted) but attach() has not returned when the daemon dies.
+    r.backend.attach = async () => {
+      started();
+      return new Promise<string>((_resolve, reject) => (endOldProcess = reject));
+    };
+    r.backend.detach = async (name: string) => {
+      detached.push(name);
+      return detach(name);
+    };
+    void r.driver.mount('half', 'A').catch(() => undefined);
+    await helperStarted;
+
+    await r.restart(); // kill -9: a new driver over the state file as it is on disk
+    r.backend.attach = attach;
+    await r.driver.restore();
+    expect(detached).toEqual(['half']);
+    expect(r.store.data.volumes.half).toBeUndefined();
+    endOldProcess(new Error('the old daemon is gone')); // lets the first driver's request end, so nothing is left running
+  });
 });
