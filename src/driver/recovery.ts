@@ -45,6 +45,9 @@ export class Recovery {
     const { pool, ledger, stack, log } = this.o;
     if (record.pending === 'create') {
       const backend = await pool.open(record.backend, name);
+      // Making an image attaches the volume for a moment (mkfs runs on this host): a daemon killed
+      // meanwhile leaves that attachment, which nothing else would ever detach.
+      await pool.bounded(backend.detach(name), `detaching half-created volume ${name}`, name);
       const meta = await pool.bounded(readMeta(backend, name), `checking half-created volume ${name}`, name);
       if (!meta) {
         await pool.bounded(backend.removeFolder(name), `removing half-created volume ${name}`, name);

@@ -131,4 +131,31 @@ describe('the driver over a fake mount seam', () => {
     expect(r.store.data.volumes.half).toBeUndefined();
     endOldProcess(new Error('the old daemon is gone')); // lets the first driver's request end, so nothing is left running
   });
+
+  it('a daemon killed while it formats a new image volume leaves no attachment behind: restore() detaches it', async () => {
+    const r = await rig('halfcreate');
+    const detached: string[] = [];
+    const detach = r.backend.detach.bind(r.backend);
+    r.backend.detach = async (name: string) => {
+      detached.push(name);
+      return detach(name);
+    };
+    let started!: () => void;
+    const formatting = new Promise<void>((resolve) => (started = resolve));
+    let endOldProcess!: (err: Error) => void;
+    const createImage = r.mounts.createImage.bind(r.mounts);
+    r.mounts.createImage = () => {
+      started();
+      return new Promise<void>((_resolve, reject) => (endOldProcess = reject));
+    };
+    void r.driver.create('halfimg', { size: '64M' }).catch(() => undefined);
+    await formatting;
+
+    await r.restart(); // kill -9 while mkfs runs
+    r.mounts.createImage = createImage;
+    await r.driver.restore();
+    expect(detached).toEqual(['halfimg']);
+    expect(r.store.data.volumes.halfimg).toBeUndefined();
+    endOldProcess(new Error('the old daemon is gone'));
+  });
 });
