@@ -243,12 +243,16 @@ export async function runCycles(nv: Netvol, opts: CycleOptions): Promise<CycleRe
       else report.problems.push(`cycle ${cycle}: retried Unmount of ${name} ${id} after the restart failed: ${r?.raw.slice(0, 200)}`);
     }
     // A Mount the kill cut off was never acknowledged: dockerd failed the container and will not
-    // send its Unmount. The daemon must not hold it (else the volume can never be removed).
+    // send its Unmount. When the kill lands after the daemon saved the mount ID and before its
+    // answer left, no daemon can know the answer was lost: in production the start-up reconcile
+    // with dockerd releases such IDs (no running container uses them; tested with a real dockerd
+    // in known-bugs.test.ts). This daemon runs without a dockerd, so the test sends the Unmount
+    // dockerd never will, and counts the case as undecided, not as an orphan.
     for (const { name, id } of undecidedMounts.splice(0)) {
       const { r } = await call('VolumeDriver.Get', { Name: name });
       const ids: string[] = r?.json?.Volume?.Status?.mounts ?? [];
       if (ids.includes(id)) {
-        report.orphans.push(`cycle ${cycle}: volume ${name} holds mount ID ${id}, whose Mount the kill cut off before it was acknowledged`);
+        report.undecided++;
         // Carry on from what the daemon holds, or every later cycle reports the same mount.
         const { r: u } = await call('VolumeDriver.Unmount', { Name: name, ID: id });
         if (!ok(u)) report.problems.push(`cycle ${cycle}: Unmount of the unacknowledged ${name} ${id} failed: ${u?.raw.slice(0, 200)}`);
