@@ -10,12 +10,21 @@ afterAll(async () => {
   for (const w of worlds) await w.cleanup();
 });
 
-/** Bytes the files and folders below `dir` occupy on disk (sparse files count what they hold). */
+/**
+ * Bytes the files and folders below `dir` occupy on disk (sparse files count what they hold).
+ * Files that vanish while it walks (heartbeats' temporary files, trash) count as gone.
+ */
 async function allocated(dir: string): Promise<number> {
+  const gone = (err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  };
   let total = 0;
-  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+  for (const entry of (await fs.readdir(dir, { withFileTypes: true }).catch(gone)) ?? []) {
     const p = path.join(dir, entry.name);
-    total += (await fs.lstat(p)).blocks * 512;
+    const st = await fs.lstat(p).catch(gone);
+    if (!st) continue;
+    total += st.blocks * 512;
     if (entry.isDirectory()) total += await allocated(p);
   }
   return total;
