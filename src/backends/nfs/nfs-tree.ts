@@ -45,6 +45,11 @@ export class NfsTree implements Tree {
   }
 
   /** The handle of `p`, or undefined when it (or a folder on the way) does not exist. */
+  /** One control call on the session, as `op` says (what it does, for which volume, until when). */
+  private use<T>(op: Op, fn: (s: Session) => Promise<T>): Promise<T> {
+    return this.conn.use(op.what, fn, op.volume, op.signal);
+  }
+
   private async find(s: Session, p: string): Promise<Buffer | undefined> {
     let fh = s.root;
     for (const part of p.split('/').filter((x) => x !== '')) {
@@ -78,64 +83,44 @@ export class NfsTree implements Tree {
   }
 
   async list(op: Op, p: string): Promise<TreeEntry[] | undefined> {
-    return this.conn.use(
-      op.what,
-      async (s) => {
-        const dir = await this.find(s, p);
-        if (!dir) return undefined;
-        const out: TreeEntry[] = [];
-        for (const e of await readdirAll(s.client, dir)) {
-          if (e.name === '.' || e.name === '..') continue;
-          const type = e.attrs?.type ?? (await s.client.lookup(dir, e.name).then((r) => r.attrs?.type, () => undefined));
-          out.push({ name: e.name, kind: kindOf(type) });
-        }
-        return out;
-      },
-      op.volume,
-      op.signal,
-    );
+    return this.use(op, async (s) => {
+      const dir = await this.find(s, p);
+      if (!dir) return undefined;
+      const out: TreeEntry[] = [];
+      for (const e of await readdirAll(s.client, dir)) {
+        if (e.name === '.' || e.name === '..') continue;
+        const type = e.attrs?.type ?? (await s.client.lookup(dir, e.name).then((r) => r.attrs?.type, () => undefined));
+        out.push({ name: e.name, kind: kindOf(type) });
+      }
+      return out;
+    });
   }
 
   async kind(op: Op, p: string): Promise<EntryKind | undefined> {
-    return this.conn.use(
-      op.what,
-      async (s) => {
-        const fh = await this.find(s, p);
-        return fh ? kindOf((await s.client.getattr(fh)).type) : undefined;
-      },
-      op.volume,
-      op.signal,
-    );
+    return this.use(op, async (s) => {
+      const fh = await this.find(s, p);
+      return fh ? kindOf((await s.client.getattr(fh)).type) : undefined;
+    });
   }
 
   async mkdir(op: Op, p: string, mode: number): Promise<boolean> {
-    return this.conn.use(
-      op.what,
-      async (s) => {
-        const { dir, name } = await this.parentOf(s, op, p);
-        try {
-          await s.client.mkdir(dir, name, { mode });
-          return true;
-        } catch (err) {
-          if (isNfsError(err, 'EEXIST')) return false;
-          throw err;
-        }
-      },
-      op.volume,
-      op.signal,
-    );
+    return this.use(op, async (s) => {
+      const { dir, name } = await this.parentOf(s, op, p);
+      try {
+        await s.client.mkdir(dir, name, { mode });
+        return true;
+      } catch (err) {
+        if (isNfsError(err, 'EEXIST')) return false;
+        throw err;
+      }
+    });
   }
 
   async read(op: Op, p: string): Promise<Buffer | undefined> {
-    return this.conn.use(
-      op.what,
-      async (s) => {
-        const fh = await this.find(s, p);
-        return fh ? readWholeFile(s.client, fh) : undefined;
-      },
-      op.volume,
-      op.signal,
-    );
+    return this.use(op, async (s) => {
+      const fh = await this.find(s, p);
+      return fh ? readWholeFile(s.client, fh) : undefined;
+    });
   }
 
   /**
@@ -145,59 +130,44 @@ export class NfsTree implements Tree {
    * The data is written FILE_SYNC.
    */
   async create(op: Op, p: string, data: Buffer, mode: number): Promise<boolean> {
-    return this.conn.use(
-      op.what,
-      async (s) => {
-        const { dir, name } = await this.parentOf(s, op, p);
-        let fh: Buffer;
-        try {
-          fh = (await s.client.create(dir, name, { mode: 'guarded', attrs: { mode } })).handle;
-        } catch (err) {
-          if (isNfsError(err, 'EEXIST')) return false;
-          throw err;
-        }
-        try {
-          if (data.length > 0) await s.client.writeRange(fh, 0, data, { stability: 'sync' });
-        } catch (err) {
-          // Undo: a half-written file would hold the name for nobody.
-          await s.client.remove(dir, name).catch(() => undefined);
-          throw err;
-        }
-        return true;
-      },
-      op.volume,
-      op.signal,
-    );
+    return this.use(op, async (s) => {
+      const { dir, name } = await this.parentOf(s, op, p);
+      let fh: Buffer;
+      try {
+        fh = (await s.client.create(dir, name, { mode: 'guarded', attrs: { mode } })).handle;
+      } catch (err) {
+        if (isNfsError(err, 'EEXIST')) return false;
+        throw err;
+      }
+      try {
+        if (data.length > 0) await s.client.writeRange(fh, 0, data, { stability: 'sync' });
+      } catch (err) {
+        // Undo: a half-written file would hold the name for nobody.
+        await s.client.remove(dir, name).catch(() => undefined);
+        throw err;
+      }
+      return true;
+    });
   }
 
   /** NFS RENAME, which replaces an existing file atomically. */
   async rename(op: Op, from: string, to: string): Promise<void> {
-    await this.conn.use(
-      op.what,
-      async (s) => {
-        const a = await this.parentOf(s, op, from);
-        const b = await this.parentOf(s, op, to);
-        await s.client.rename(a.dir, a.name, b.dir, b.name);
-      },
-      op.volume,
-      op.signal,
-    );
+    await this.use(op, async (s) => {
+      const a = await this.parentOf(s, op, from);
+      const b = await this.parentOf(s, op, to);
+      await s.client.rename(a.dir, a.name, b.dir, b.name);
+    });
   }
 
   async remove(op: Op, p: string): Promise<void> {
-    await this.conn.use(
-      op.what,
-      async (s) => {
-        const { parent, name } = split(p);
-        const dir = await this.find(s, parent);
-        if (!dir) return;
-        await s.client.remove(dir, name).catch((err) => {
-          if (!isNfsError(err, 'ENOENT')) throw err;
-        });
-      },
-      op.volume,
-      op.signal,
-    );
+    await this.use(op, async (s) => {
+      const { parent, name } = split(p);
+      const dir = await this.find(s, parent);
+      if (!dir) return;
+      await s.client.remove(dir, name).catch((err) => {
+        if (!isNfsError(err, 'ENOENT')) throw err;
+      });
+    });
   }
 
   /** On a client of its own, not bounded by the backend's timeout: a big tree takes as long as it takes, in the background. */
@@ -214,24 +184,19 @@ export class NfsTree implements Tree {
   }
 
   async setAttributes(op: Op, p: string, attrs: RootAttributes): Promise<void> {
-    await this.conn.use(
-      op.what,
-      async (s) => {
-        const fh = await this.find(s, p);
-        if (!fh) throw new NetvolError('NOT_FOUND', `backend ${this.s.backend}: ${op.what}: ${this.describe(p)} is missing on the server`, { volume: op.volume });
-        await s.client.setattr(fh, { uid: attrs.uid, gid: attrs.gid, mode: attrs.mode });
-      },
-      op.volume,
-      op.signal,
-    );
+    await this.use(op, async (s) => {
+      const fh = await this.find(s, p);
+      if (!fh) throw new NetvolError('NOT_FOUND', `backend ${this.s.backend}: ${op.what}: ${this.describe(p)} is missing on the server`, { volume: op.volume });
+      await s.client.setattr(fh, { uid: attrs.uid, gid: attrs.gid, mode: attrs.mode });
+    });
   }
 
   /** Bytes the server reports as used (sparse files count what they occupy). */
   async usedBytes(op: Op, p: string): Promise<number> {
-    return this.conn.use(op.what, async ({ client }) => (await walk(client, this.where(p), { concurrency: 8 })).usedBytes, op.volume, op.signal);
+    return this.use(op, async ({ client }) => (await walk(client, this.where(p), { concurrency: 8 })).usedBytes);
   }
 
   async freeBytes(op: Op): Promise<number> {
-    return this.conn.use(op.what, async ({ client, root }) => (await client.fsstat(root)).availBytes, op.volume, op.signal);
+    return this.use(op, async ({ client, root }) => (await client.fsstat(root)).availBytes);
   }
 }
