@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 import path from 'node:path';
 import { Command } from 'commander';
+import { createAdminApp } from './admin';
 import { loadConfig } from './config';
 import { buildBackends, openLedger, startCaretakers, stopCaretakers, VolumeDriver } from './driver';
 import { isNetvolError } from './errors';
 import { createLogger } from './log';
 import { announceToDocker, createApp, listenOnSocket, pluginNameOf, releaseMountsDockerdForgot } from './plugin';
-import { logCommandsTo } from './system';
+import { listenOnSocket as listenOnUnixSocket, logCommandsTo, SocketServer } from './system';
 
 const VERSION: string = (require('../package.json') as { version: string }).version;
 
@@ -33,6 +34,13 @@ async function main(argv: string[]): Promise<void> {
   // The signal handlers are in place before the socket exists: a stop that comes as soon as the
   // socket answers (or while it is being made) still closes it and hands over to the caretakers.
   const listening = listenOnSocket(config.socket, createApp(driver, logger));
+  // The admin socket (netvolctl): root only. Its failure to listen is logged, not fatal: Docker's verbs still work.
+  const adminListening: Promise<SocketServer | undefined> = config.adminSocket
+    ? listenOnUnixSocket(config.adminSocket, createAdminApp(driver.operations, logger), 0o600, 'adminSocket in the config (or NETVOL_ADMIN_SOCKET)').catch((err: Error) => {
+        logger.error('cannot listen on the admin socket; netvolctl cannot reach this daemon', { socket: config.adminSocket, error: err.message });
+        return undefined;
+      })
+    : Promise.resolve(undefined);
   let announcement: { stop(): void } | undefined;
   let stopping = false;
   const stop = async (signal: string) => {
@@ -41,6 +49,7 @@ async function main(argv: string[]): Promise<void> {
     announcement?.stop();
     logger.info('netvol stopping; mounted volumes stay mounted', { signal });
     await listening.then((s) => s.close()).catch(() => undefined);
+    await adminListening.then((s) => s?.close()).catch(() => undefined);
     await startCaretakers(config.stateDir, file, await driver.close(), logger);
     process.exit(0);
   };
@@ -52,6 +61,7 @@ async function main(argv: string[]): Promise<void> {
   logger.info('netvol listening', {
     version: VERSION,
     socket: config.socket,
+    adminSocket: config.adminSocket || undefined,
     scope: driver.scope,
     backends: config.backends.map((b) => `${b.name}(${b.type})`),
     volumes: Object.keys(store.data.volumes).length,

@@ -50,6 +50,8 @@ export function buildConfig(doc: unknown, source: string, env: NodeJS.ProcessEnv
     hostId: raw.hostId,
     dockerHost: raw.dockerHost,
     timeoutMs: raw.timeoutSeconds * 1000,
+    adminSocket: env.NETVOL_ADMIN_SOCKET ?? raw.adminSocket ?? path.join(raw.stateDir, 'admin.sock'),
+    metrics: raw.metrics ? Object.freeze({ ...raw.metrics }) : undefined,
     backends: Object.freeze(backends),
   });
 }

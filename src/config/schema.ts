@@ -42,6 +42,18 @@ export const configSchema = z.strictObject({
   dockerHost: z
     .union([z.literal(''), z.string().regex(/^unix:\/\/\//, 'use unix:///path/to/docker.sock, or "" to turn it off')])
     .default(DEFAULTS.dockerHost),
+  /**
+   * The admin API's Unix socket (root only, 0600), which netvolctl speaks to for operations Docker
+   * has no verb for. Default <stateDir>/admin.sock (reachable from the host also when netvol runs as
+   * a managed plugin, whose stateDir is the host's); "" turns it off.
+   */
+  adminSocket: z.union([z.literal(''), z.string().startsWith('/')]).optional(),
+  /** Prometheus metrics over HTTP; off unless set. `listen` is host:port, e.g. 127.0.0.1:9911. */
+  metrics: z
+    .strictObject({
+      listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'use host:port, e.g. 127.0.0.1:9911'),
+    })
+    .optional(),
   /** Upper bound of any single backend call; kept well below dockerd's 60 s. */
   timeoutSeconds: z.number().positive().max(50).default(DEFAULTS.timeoutSeconds),
   backends: z
@@ -71,5 +83,8 @@ export interface Config {
   hostId: string;
   dockerHost: string;
   timeoutMs: number;
+  /** The admin socket's path; '' when it is off. */
+  adminSocket: string;
+  metrics?: { listen: string };
   backends: readonly BackendConfig[];
 }

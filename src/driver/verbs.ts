@@ -8,12 +8,15 @@ import { BackendPool } from './backends';
 import { Catalog, readMeta } from './catalog';
 import { checkSameOptions, Creation, refuseUnsupported } from './create';
 import { Describer } from './describe';
+import { isEarlierAdminHold } from './holds';
+import { Inventory } from './inventory';
 import { HostState, Ledger, mountCount, VolumeRecord } from './ledger';
 import { RequestBudgets, VolumeLocks } from './locks';
 import { Mounts, realMounts } from './mounts';
 import { validateVolumeName } from './names';
 import { parseVolumeOptions, refuseBelowMinimum } from './options';
 import type { Handover } from './presence';
+import { VolumeOperations } from './operations';
 import { Recovery } from './recovery';
 import { Removal } from './removal';
 import { SpaceCheck } from './space';
@@ -41,6 +44,8 @@ export class VolumeDriver implements VolumeDriverApi {
   private readonly describer: Describer;
   private readonly creation: Creation;
   private readonly recovery: Recovery;
+  /** The operations Docker has no verb for, served by the admin API (admin/). */
+  readonly operations: VolumeOperations;
   /** Mount IDs (with their counts) each volume held when this daemon started, until reconciled with dockerd. */
   private heldAtStart = new Map<string, Map<string, number>>();
 
@@ -64,6 +69,10 @@ export class VolumeDriver implements VolumeDriverApi {
     this.describer = new Describer({ hostId: config.hostId, pool, stack, usage: this.usage, log });
     this.creation = new Creation({ hostId: config.hostId, pool, ledger, mounts, space: new SpaceCheck(pool), log });
     this.recovery = new Recovery({ pool, ledger, locks: this.locks, stack, removal, mounts, log });
+    const inventory = new Inventory({ pool, ledger, catalog, describer: this.describer, mountpoint: (name) => stack.mountpoint(name), log });
+    this.operations = new VolumeOperations({
+      hostId: config.hostId, timeoutMs: config.timeoutMs, verbs: this, pool, ledger, catalog, stack, locks: this.locks, mounts, inventory, log,
+    });
   }
 
   get scope(): 'local' | 'global' {
@@ -274,10 +283,24 @@ export class VolumeDriver implements VolumeDriverApi {
 
   /** At start, before the socket listens (see recovery.ts); notes the mount IDs held before this start. */
   async restore(): Promise<void> {
+    this.releaseEarlierAdminHolds();
     await this.recovery.restore();
     for (const [name, record] of Object.entries(this.ledger.records)) {
       const ids = Object.entries(record.mounts);
       if (ids.length > 0) this.heldAtStart.set(name, new Map(ids));
+    }
+  }
+
+  /**
+   * Admin holds (backup, clone, resize) taken by an earlier daemon run died with it: they are
+   * released before the restore, which then detaches a volume nothing else holds.
+   */
+  private releaseEarlierAdminHolds(): void {
+    for (const [name, record] of Object.entries(this.ledger.records)) {
+      const ids = Object.keys(record.mounts).filter(isEarlierAdminHold);
+      if (ids.length === 0) continue;
+      for (const id of ids) delete record.mounts[id];
+      this.log.warn('released admin holds of an earlier netvol run (the operation ended with that daemon)', { volume: name, backend: record.backend, mountIds: ids });
     }
   }
 

@@ -5,3 +5,4 @@ export { isAlive, waitForExit } from './processes';
 export { tcpConnectionsOf, resetConnections, unixPeersOf, cutOff, TcpConnection } from './sockets';
 export { abortFuseConnection, cutOffFuseMount } from './fusectl';
 export { CoalescedWriter } from './coalesced';
+export { listenOnSocket, SocketServer } from './unix-server';

@@ -24,20 +24,21 @@ export interface SocketServer {
 }
 
 /**
- * Listens on a Unix socket with mode 0660. A stale socket left by a dead process is replaced; a
- * socket that still answers means another netvol runs, and start-up stops.
+ * Listens on a Unix socket with `mode` (0660 for the plugin socket dockerd uses, 0600 for the admin
+ * socket). A stale socket left by a dead process is replaced; a socket that still answers means
+ * another netvol runs, and start-up stops. `envName` is the setting to change named in that error.
  */
-export async function listenOnSocket(file: string, handler: RequestListener): Promise<SocketServer> {
+export async function listenOnSocket(file: string, handler: RequestListener, mode = 0o660, envName = 'NETVOL_SOCKET'): Promise<SocketServer> {
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
   const st = await fs.lstat(file).catch(() => undefined);
   if (st) {
     if (!st.isSocket()) throw new NetvolError('CONFIG', `cannot listen on ${file}: a file that is not a socket is in the way`);
-    if (await socketAnswers(file)) throw new NetvolError('CONFIG', `another process already serves ${file}: stop it first, or set NETVOL_SOCKET to another path`);
+    if (await socketAnswers(file)) throw new NetvolError('CONFIG', `another process already serves ${file}: stop it first, or set ${envName} to another path`);
     await fs.unlink(file);
   }
   const server = http.createServer(handler);
   server.keepAliveTimeout = 65_000;
-  const oldMask = process.umask(0o117);
+  const oldMask = process.umask(0o777 & ~mode);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -46,7 +47,7 @@ export async function listenOnSocket(file: string, handler: RequestListener): Pr
   } finally {
     process.umask(oldMask);
   }
-  await fs.chmod(file, 0o660);
+  await fs.chmod(file, mode);
   return {
     close: async () => {
       await fs.unlink(file).catch(() => undefined);

@@ -1,0 +1,1 @@
+export { createAdminApp } from './server';

@@ -1,0 +1,62 @@
+/**
+ * What the driver offers the admin API (admin/) for operations Docker has no verb for, declared
+ * here so imports run admin → driver, as plugin/ uses view.ts. One method per operation; each is
+ * implemented in its own file of this folder and wired in operations.ts.
+ */
+
+/** Where a volume is in its life, as `netvolctl ls` shows it. */
+export type VolumeState = 'live' | 'retained' | 'archived' | 'unreadable';
+
+/** One volume (or retained or archived one) as the admin API describes it. */
+export interface VolumeDetails {
+  name: string;
+  backend: string;
+  state: VolumeState;
+  /** The folder on the backend (differs from name for archives). */
+  folder: string;
+  layout?: 'directory' | 'image';
+  fs?: 'ext4' | 'xfs';
+  sizeBytes?: number;
+  usedBytes?: number;
+  availableBytes?: number;
+  onRemove?: 'delete' | 'retain' | 'archive';
+  createdAt?: string;
+  createdBy?: string;
+  /** Hosts that have it attached now (this host included), from the heartbeats on shared backends. */
+  attachedOn: string[];
+  /** Image volumes on shared backends: the host holding its single-writer lease, null when none. */
+  leaseHolder?: string | null;
+  /** This host: whether its attachment works (absent when not attached here). */
+  healthy?: boolean;
+  /** This host's mount count and mountpoint. */
+  mountCount: number;
+  mountpoint: string;
+  /** Why the backend could not be read, for state 'unreadable'. */
+  error?: string;
+  /** The full Status map of `docker volume inspect` (live volumes). */
+  status?: Record<string, unknown>;
+}
+
+/**
+ * A volume held mounted on this host for an admin operation (backup, clone, resize): counted like a
+ * container's mount under a mount ID of its own, so Remove refuses meanwhile and a restart releases
+ * holds whose daemon died (see holds.ts).
+ */
+export interface VolumeHold {
+  name: string;
+  backend: string;
+  layout: 'directory' | 'image';
+  fs?: 'ext4' | 'xfs';
+  /** Where the volume's data is mounted on this host. */
+  mountpoint: string;
+  release(): Promise<void>;
+}
+
+export interface AdminApi {
+  /** Every volume on every backend: live, retained and archived; `measure` reads usage and health (slower). */
+  listAll(measure: boolean): Promise<VolumeDetails[]>;
+  /** One volume by name (a live one, else a retained one, else archives of it). */
+  inspect(name: string): Promise<VolumeDetails>;
+  /** Mounts the volume on this host for an admin operation until release(). */
+  hold(name: string, purpose: string): Promise<VolumeHold>;
+}
