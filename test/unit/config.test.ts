@@ -95,7 +95,7 @@ describe('daemon configuration', () => {
     ['string format', { socket: 'relative.sock' }, 'invalid configuration in c: socket: must start with "/"'],
     ['missing key', { backends: { s: { type: 'sftp', host: 'h', password: 'pw12345', insecureSkipHostKeyCheck: true, path: '/p' } } }, 'backends.s.username: is required'],
     ['empty string', { backends: { s: { type: 'sftp', host: '', username: 'u', password: 'pw12345', insecureSkipHostKeyCheck: true, path: '/p' } } }, 'backends.s.host: must not be empty'],
-    ['unknown key', { sockt: '/x.sock' }, 'invalid configuration in c: unknown key "sockt"; accepted keys are socket, stateDir, mountRoot, logLevel, scope, defaultBackend, hostId, dockerHost, timeoutSeconds, backends'],
+    ['unknown key', { sockt: '/x.sock' }, 'invalid configuration in c: unknown key "sockt"; accepted keys are socket, stateDir, mountRoot, logLevel, scope, defaultBackend, hostId, dockerHost, adminSocket, metrics, timeoutSeconds, backends'],
     ['unknown key in a backend', { backends: { local: { type: 'local', path: '/v', colour: 'red' } } }, 'invalid configuration in c: backends.local: unknown key "colour"; accepted keys are type, allowOvercommit, leaseSeconds, path'],
     ['bad backend name', { backends: { Big: { type: 'local', path: '/v' } } }, 'invalid configuration in c: backends.Big: invalid name "Big": backend names use a-z, 0-9, "_" and "-"'],
     ['map expected', { backends: ['local'] }, 'invalid configuration in c: backends: must be a map, not a list'],
