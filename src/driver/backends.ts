@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Backend, backendType } from '../backends';
 import type { Config } from '../config';
-import { NetvolError } from '../errors';
+import { NetvolError, wrapError } from '../errors';
 import type { Logger } from '../log';
 import { outsideRequest, withinRequest } from '../system';
 import { Ledger, mountCount } from './ledger';
@@ -83,7 +83,15 @@ export class BackendPool {
       this.opened.set(name, opening);
       opening.catch(() => this.opened.delete(name));
     }
-    await opening;
+    if (volume === undefined) {
+      await opening;
+      return backend;
+    }
+    // A request about a volume says which volume it could not serve, and what to do.
+    await opening.catch((err: unknown) => {
+      const e = wrapError(err, 'BACKEND_UNAVAILABLE', `volume ${volume}: backend ${name} cannot be opened`, volume);
+      throw new NetvolError(e.code, `${e.message}; check that backend ${name} is reachable from this host and its settings are right, then try again`, { volume, cause: err });
+    });
     return backend;
   }
 

@@ -80,3 +80,23 @@ describe('Mount while the server of an attached volume does not answer', () => {
     expect((await driver.get('vol')).status.mounts).toEqual(['c1', 'c2']);
   });
 });
+
+describe('a backend that cannot be opened', () => {
+  it('fails Create and Mount with an Err that names the volume, the backend and what to do', async () => {
+    const r = await rig('open-fails');
+    const config = buildConfig({ stateDir: r.config.stateDir, hostId: 'fake-host', timeoutSeconds: 0.5, backends: { local: { type: 'local', path: `${r.root}/volumes` } } }, 'unit test', {});
+    const backend = Object.create(r.backend) as Backend;
+    backend.open = async () => {
+      throw new Error('backend local: connection refused by 127.0.0.1:22');
+    };
+    const { log } = recordingLogger();
+    const driver = new (VolumeDriver as unknown as new (...a: unknown[]) => VolumeDriver)(config, new Map([['local', backend]]), r.store, log, r.mounts);
+    for (const attempt of [() => driver.create('vol-o', {}), () => driver.mount('vol-o', 'c1')]) {
+      const err = await refusal(attempt());
+      expect(err.message).toMatch(/^volume vol-o: /);
+      expect(err.message).toMatch(/backend local/);
+      expect(err.message).toMatch(/connection refused/);
+      expect(err.message).toMatch(/check that backend local is reachable from this host|try again/);
+    }
+  });
+});
