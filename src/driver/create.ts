@@ -24,9 +24,22 @@ export function refuseUnsupported(name: string, spec: VolumeSpec, backend: Backe
   }
 }
 
+/**
+ * The options in which a Create differs from an existing volume. The size of a resized image
+ * volume (netvolctl resize) matches both its current size and the size it was created with
+ * (`createdSizeBytes` in its volume.json): dockerd keeps the options of the original Create and
+ * re-sends them, so that Create must still succeed. Any other size is a difference, smaller or
+ * larger: a Create never resizes.
+ */
+export function optionDifferences(have: Pick<VolumeMeta, 'spec' | 'createdSizeBytes'>, want: VolumeSpec): string[] {
+  const diff = specDifferences(have.spec, want);
+  const originalSize = have.spec.layout === 'image' && want.layout === 'image' && want.sizeBytes !== undefined && want.sizeBytes === have.createdSizeBytes;
+  return originalSize ? diff.filter((d) => d !== 'size') : diff;
+}
+
 /** Create is idempotent: an existing volume with the same options is success, with other options a conflict. */
-export function checkSameOptions(name: string, have: VolumeSpec, want: VolumeSpec): void {
-  const diff = specDifferences(have, want);
+export function checkSameOptions(name: string, have: Pick<VolumeMeta, 'spec' | 'createdSizeBytes'>, want: VolumeSpec): void {
+  const diff = optionDifferences(have, want);
   if (diff.length > 0) {
     throw new NetvolError(
       'OPTIONS_CONFLICT',
@@ -51,7 +64,7 @@ export class Creation {
 
   /** A Create that matches retained data of an earlier volume of this name (onRemove=retain) adopts it. */
   async adoptRetained(backend: Backend, meta: VolumeMeta, spec: VolumeSpec): Promise<void> {
-    const diff = specDifferences(meta.spec, spec);
+    const diff = optionDifferences(meta, spec);
     if (diff.length > 0) {
       throw new NetvolError(
         'OPTIONS_CONFLICT',
@@ -90,7 +103,7 @@ export class Creation {
         if (made) break;
         const other = await pool.bounded(readMeta(backend, name), `looking up volume ${name}`, name);
         if (other && !other.retained) {
-          checkSameOptions(name, other.spec, spec);
+          checkSameOptions(name, other, spec);
           log.info('volume was created by another host at the same moment; options agree', { volume: name, backend: backend.name, createdBy: other.createdBy });
           return;
         }
