@@ -6,6 +6,8 @@ import { loopBackingFile, mountImage, unmountImage, type ImageFs } from './image
 
 const GROW_TIMEOUT_MS = 40_000;
 const STEP_TIMEOUT_MS = 20_000;
+/** resize2fs on an unmounted image writes new group descriptors and bitmaps: seconds even for terabytes. */
+const OFFLINE_RESIZE_TIMEOUT_MS = 120_000;
 
 /** What growImage() found and did. */
 export interface GrowResult {
@@ -123,8 +125,10 @@ async function growExt4Unmounted(target: string, file: string, fileBytes: number
       if (signal?.aborted) throw err;
       throw new NetvolError('COMMAND_FAILED', `its ext4 filesystem has errors (e2fsck -f -n found some), so it was not grown: repair it first (e2fsck -f on data.img with no host using the volume), then resize again`, { cause: err });
     }
-    // -f: e2fsck -n just checked it, but does not record the check, which resize2fs looks for.
-    await run('resize2fs', ['-f', file], { timeoutMs: GROW_TIMEOUT_MS, signal });
+    // -f: e2fsck -n just checked it, but does not record the check, which resize2fs looks for. Not
+    // killed at the request's deadline: an offline resize2fs cut off midway can damage the filesystem.
+    signal?.throwIfAborted();
+    await run('resize2fs', ['-f', file], { timeoutMs: OFFLINE_RESIZE_TIMEOUT_MS });
   } catch (err) {
     failure = wrapError(err, 'COMMAND_FAILED', `cannot grow image ${path.basename(file)} to ${sizeBytes} bytes`);
   }

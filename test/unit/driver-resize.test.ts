@@ -7,6 +7,7 @@ import { canGrowMountedExt4 } from '../../src/quota';
 import { fsUsage, readMountTable, run } from '../../src/system';
 import { makeWorld, MiB, mountsAt, loopsOf, refusal, World } from './support/driver-world';
 import { removeRigs, rig } from './support/fake-world';
+import { HostsWorld, makeHosts } from './support/hosts-world';
 
 /**
  * netvolctl resize through the driver (VolumeOperations.resize) over the real local backend: loop
@@ -206,5 +207,28 @@ maybe('resize over real loop devices and ext4', () => {
     expect(await fs.readFile(path.join(mp, 'keep'), 'utf8')).toBe('kept across the resize');
     await driver.unmount('online', 'C4');
     expect((await readMountTable()).filter((m) => m.mountPoint.startsWith(`${w.root}/`))).toEqual([]);
+  });
+});
+
+maybe('resize on a backend shared by several hosts (real loop devices)', () => {
+  let hw: HostsWorld;
+  afterAll(async () => {
+    await hw?.cleanup();
+  });
+
+  it('refuses on a host that does not have the volume while another host holds its lease, naming that host and saying to run it there; that host resizes it', async () => {
+    hw = await makeHosts('resize', ['host-a', 'host-b'], 5);
+    const [a, b] = hw.hosts;
+    await a.driver.create('sharedimg', { size: '64M', fs: 'ext4' });
+    await a.driver.mount('sharedimg', 'CA');
+    const refused = await refusal(b.driver.operations.resize('sharedimg', '128M'));
+    expect(refused.code).toBe('LEASE_HELD');
+    expect(refused.message).toBe('volume sharedimg is attached on host host-a: only the host that has an image volume mounted can grow it; run netvolctl resize there (or stop its containers there, then run it here)');
+    expect((await fs.stat(path.join(hw.shared, 'sharedimg', 'data.img'))).size).toBe(64 * MiB);
+    expect(await mountsAt(b.mountpoint('sharedimg'))).toBe(0);
+    // Offline on host-b once host-a let go; host-a then sees the new size.
+    await a.driver.unmount('sharedimg', 'CA');
+    expect(await b.driver.operations.resize('sharedimg', '96M')).toMatchObject({ mode: 'offline', newSizeBytes: 96 * MiB });
+    expect((await a.driver.get('sharedimg')).status.sizeBytes).toBe(96 * MiB);
   });
 });
