@@ -50,7 +50,7 @@ test('a mounted ext4 volume grows online where netvol has CAP_SYS_RESOURCE; with
   await w.d.dockerOk(['volume', 'create', '-d', w.plugin, '-o', 'size=64M', name]);
   const keep = await w.d.runContainer(['--rm', '-v', `${name}:/data`, BUSYBOX_IMAGE, 'sh', '-c', 'dd if=/dev/urandom of=/data/keep bs=1M count=4 2>/dev/null && sync && md5sum /data/keep']);
   expect(keep.code).toBe(0);
-  const c = await startWriter(w, name, 0.05);
+  const c = await startWriter(w, name, 0.05, 1);
   let oldTotal: number;
   try {
     oldTotal = await dfTotal(w, c);

@@ -22,7 +22,7 @@ export function resizeCommands(program: Command): void {
     const client = await clientFor(opts);
     const { resize } = await client.json<{ resize: ResizeResult }>('POST', `/v1/volumes/${encodeURIComponent(name)}/resize`, { size: newSize });
     if (opts.json) return printJson(resize);
-    const fsLine = resize.filesystemBytes === undefined ? '' : `; ${resize.fs} now ${size(resize.filesystemBytes)} usable`;
+    const fsLine = resize.filesystemBytes === undefined ? '' : `; ${resize.fs} now ${size(resize.filesystemBytes)}`;
     process.stdout.write(`${resize.name}: ${size(resize.oldSizeBytes)} → ${size(resize.newSizeBytes)} (${HOW[resize.mode]}${fsLine}, ${(resize.durationMs / 1000).toFixed(1)} s)\n`);
   });
 }

@@ -15,7 +15,7 @@ export function netvolctl(w: World, args: string[], timeoutMs = 90_000): Promise
 }
 
 export interface WriterState {
-  /** 1 MiB files written whole. */
+  /** MiB written in whole files. */
   ok: number;
   /** Writes that failed. */
   failed: number;
@@ -25,14 +25,15 @@ export interface WriterState {
 }
 
 /**
- * A container writing 1 MiB files (dd, each one synced) into /data, one every `pauseSeconds`,
- * until /data/.stop exists; a failed write is retried after a pause. Its counts are in /tmp/state.
+ * A container writing files of `chunkMiB` (dd, each one synced) into /data, one every
+ * `pauseSeconds`, until /data/.stop exists; a file that cannot be written whole is removed and
+ * retried after a pause. Its counts (in MiB) are in /tmp/state.
  */
-export async function startWriter(w: World, volume: string, pauseSeconds = 0.02): Promise<string> {
+export async function startWriter(w: World, volume: string, pauseSeconds = 0.02, chunkMiB = 4): Promise<string> {
   const script = [
     'n=0; f=0; first=-1',
     'while [ ! -e /data/.stop ]; do',
-    '  if dd if=/dev/zero of=/data/w.$n bs=1M count=1 conv=fsync 2>/tmp/err; then n=$((n+1));',
+    `  if dd if=/dev/zero of=/data/w.$n bs=1M count=${chunkMiB} conv=fsync 2>/tmp/err; then n=$((n+${chunkMiB}));`,
     '  else f=$((f+1)); [ $first -lt 0 ] && first=$n && cp /tmp/err /tmp/first-err; rm -f /data/w.$n; sleep 0.2; fi',
     '  echo "$n $f $first" > /tmp/state.new && mv /tmp/state.new /tmp/state',
     `  sleep ${pauseSeconds}`,
