@@ -7,7 +7,7 @@ import { readMeta, VolumeMeta, writeMeta } from './catalog';
 import type { Ledger } from './ledger';
 import { keyedRecord } from '../state';
 import type { Mounts } from './mounts';
-import { specDifferences, VolumeSpec } from './options';
+import { formatSize, specDifferences, VolumeSpec } from './options';
 import type { SpaceCheck } from './space';
 
 /** How long a Create waits for another host that is creating the same volume at the same moment. */
@@ -41,9 +41,12 @@ export function optionDifferences(have: Pick<VolumeMeta, 'spec' | 'createdSizeBy
 export function checkSameOptions(name: string, have: Pick<VolumeMeta, 'spec' | 'createdSizeBytes'>, want: VolumeSpec): void {
   const diff = optionDifferences(have, want);
   if (diff.length > 0) {
+    const resized = diff.includes('size') && have.createdSizeBytes !== undefined && have.spec.sizeBytes !== undefined
+      ? `; it was resized from ${formatSize(have.createdSizeBytes)} to ${formatSize(have.spec.sizeBytes)}, and a Create with either size matches (netvolctl resize grows it)`
+      : '';
     throw new NetvolError(
       'OPTIONS_CONFLICT',
-      `volume ${name} already exists with different options (${diff.join(', ')}): use the same options, or remove the volume first`,
+      `volume ${name} already exists with different options (${diff.join(', ')}): use the same options, or remove the volume first${resized}`,
       { volume: name },
     );
   }
