@@ -52,6 +52,23 @@ export interface VolumeHold {
   release(): Promise<void>;
 }
 
+/** What `netvolctl resize` did (see resize.ts). */
+export interface ResizeResult {
+  name: string;
+  backend: string;
+  fs: 'ext4' | 'xfs';
+  oldSizeBytes: number;
+  newSizeBytes: number;
+  /**
+   * 'online': grown while mounted on this host (its containers kept using it); 'offline': no host
+   * had it mounted, so it was mounted here for the resize only; 'unchanged': it already had that size.
+   */
+  mode: 'online' | 'offline' | 'unchanged';
+  /** The filesystem's size afterwards as statfs reports it (its own bookkeeping excluded); absent when unchanged. */
+  filesystemBytes?: number;
+  durationMs: number;
+}
+
 export interface AdminApi {
   /** Every volume on every backend: live, retained and archived; `measure` reads usage and health (slower). */
   listAll(measure: boolean): Promise<VolumeDetails[]>;
@@ -59,4 +76,6 @@ export interface AdminApi {
   inspect(name: string): Promise<VolumeDetails>;
   /** Mounts the volume on this host for an admin operation until release(). */
   hold(name: string, purpose: string): Promise<VolumeHold>;
+  /** Grows an image volume to `size` (e.g. "2G"), online where it is mounted here (resize.ts). */
+  resize(name: string, size: unknown): Promise<ResizeResult>;
 }

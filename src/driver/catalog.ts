@@ -28,6 +28,12 @@ const metaSchema = z.object({
   spec: specSchema,
   /** Set when the volume was removed with onRemove=retain: hidden, adopted by a matching Create. */
   retained: z.boolean().optional(),
+  // --- resize (netvolctl resize): spec.sizeBytes is the current size; these say where it came from.
+  /** The size the volume was created with, kept by its first resize: a re-sent Create with it still matches (see create.ts). */
+  createdSizeBytes: z.number().int().positive().optional(),
+  /** When and by which host the last resize was recorded (for people reading the file). */
+  resizedAt: z.string().optional(),
+  resizedBy: z.string().optional(),
 });
 
 export type VolumeMeta = z.infer<typeof metaSchema> & { spec: VolumeSpec };

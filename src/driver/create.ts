@@ -7,7 +7,7 @@ import { readMeta, VolumeMeta, writeMeta } from './catalog';
 import type { Ledger } from './ledger';
 import { keyedRecord } from '../state';
 import type { Mounts } from './mounts';
-import { specDifferences, VolumeSpec } from './options';
+import { formatSize, specDifferences, VolumeSpec } from './options';
 import type { SpaceCheck } from './space';
 
 /** How long a Create waits for another host that is creating the same volume at the same moment. */
@@ -24,13 +24,29 @@ export function refuseUnsupported(name: string, spec: VolumeSpec, backend: Backe
   }
 }
 
+/**
+ * The options in which a Create differs from an existing volume. The size of a resized image
+ * volume (netvolctl resize) matches both its current size and the size it was created with
+ * (`createdSizeBytes` in its volume.json): dockerd keeps the options of the original Create and
+ * re-sends them, so that Create must still succeed. Any other size is a difference, smaller or
+ * larger: a Create never resizes.
+ */
+export function optionDifferences(have: Pick<VolumeMeta, 'spec' | 'createdSizeBytes'>, want: VolumeSpec): string[] {
+  const diff = specDifferences(have.spec, want);
+  const originalSize = have.spec.layout === 'image' && want.layout === 'image' && want.sizeBytes !== undefined && want.sizeBytes === have.createdSizeBytes;
+  return originalSize ? diff.filter((d) => d !== 'size') : diff;
+}
+
 /** Create is idempotent: an existing volume with the same options is success, with other options a conflict. */
-export function checkSameOptions(name: string, have: VolumeSpec, want: VolumeSpec): void {
-  const diff = specDifferences(have, want);
+export function checkSameOptions(name: string, have: Pick<VolumeMeta, 'spec' | 'createdSizeBytes'>, want: VolumeSpec): void {
+  const diff = optionDifferences(have, want);
   if (diff.length > 0) {
+    const resized = diff.includes('size') && have.createdSizeBytes !== undefined && have.spec.sizeBytes !== undefined
+      ? `; it was resized from ${formatSize(have.createdSizeBytes)} to ${formatSize(have.spec.sizeBytes)}, and a Create with either size matches (netvolctl resize grows it)`
+      : '';
     throw new NetvolError(
       'OPTIONS_CONFLICT',
-      `volume ${name} already exists with different options (${diff.join(', ')}): use the same options, or remove the volume first`,
+      `volume ${name} already exists with different options (${diff.join(', ')}): use the same options, or remove the volume first${resized}`,
       { volume: name },
     );
   }
@@ -51,7 +67,7 @@ export class Creation {
 
   /** A Create that matches retained data of an earlier volume of this name (onRemove=retain) adopts it. */
   async adoptRetained(backend: Backend, meta: VolumeMeta, spec: VolumeSpec): Promise<void> {
-    const diff = specDifferences(meta.spec, spec);
+    const diff = optionDifferences(meta, spec);
     if (diff.length > 0) {
       throw new NetvolError(
         'OPTIONS_CONFLICT',
@@ -90,7 +106,7 @@ export class Creation {
         if (made) break;
         const other = await pool.bounded(readMeta(backend, name), `looking up volume ${name}`, name);
         if (other && !other.retained) {
-          checkSameOptions(name, other.spec, spec);
+          checkSameOptions(name, other, spec);
           log.info('volume was created by another host at the same moment; options agree', { volume: name, backend: backend.name, createdBy: other.createdBy });
           return;
         }

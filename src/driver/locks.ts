@@ -20,7 +20,7 @@ export interface RequestBudgets {
  */
 export const DEFAULT_BUDGETS: RequestBudgets = { createMs: 105_000, mountMs: 105_000, otherMs: 50_000, settleMs: 5_000 };
 
-export type Verb = 'create' | 'mount' | 'remove' | 'unmount' | 'restore' | 'remount';
+export type Verb = 'create' | 'mount' | 'remove' | 'unmount' | 'restore' | 'remount' | 'resize';
 
 /**
  * One mutex per volume name: operations on a volume are serialised, different volumes run in

@@ -1,4 +1,4 @@
-import { createImage, ImageAttributes, ImageFs, mountImage, unmountImage } from '../quota';
+import { createImage, GrowResult, growImage, ImageAttributes, ImageFs, imageBehind, mountImage, unmountImage } from '../quota';
 import { bindMount, findMount, FsUsage, fsUsage, unmount } from '../system';
 
 /**
@@ -23,6 +23,14 @@ export interface Mounts {
   unmount(target: string, opts?: { lazy?: boolean; signal?: AbortSignal }): Promise<void>;
   /** Used and available bytes of the filesystem holding `target`. */
   usage(target: string): Promise<FsUsage>;
+  /** Bytes of the image file behind the image mounted at `target` (resize). */
+  imageBytes(target: string): Promise<number>;
+  /**
+   * Grows the image mounted at `target` and its filesystem to `sizeBytes`; each step safe to repeat
+   * (resize). 'online' while containers use it; 'offline' when only the caller holds the mount, which
+   * may then be unmounted and mounted again meanwhile (ext4 grows unmounted).
+   */
+  growImage(target: string, fs: ImageFs, sizeBytes: number, how: 'online' | 'offline', signal?: AbortSignal): Promise<GrowResult>;
 }
 
 /** The kernel's mounts: loop devices and mkfs through quota/, mount(8) and the mount table through system/. */
@@ -34,4 +42,6 @@ export const realMounts: Mounts = {
   isMounted: async (target) => (await findMount(target)) !== undefined,
   unmount: (target, opts) => unmount(target, opts),
   usage: (target) => fsUsage(target),
+  imageBytes: async (target) => (await imageBehind(target)).fileBytes,
+  growImage: (target, fs, sizeBytes, how, signal) => growImage(target, fs, sizeBytes, how, signal),
 };

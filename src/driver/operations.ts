@@ -1,5 +1,5 @@
 import type { Logger } from '../log';
-import type { AdminApi, VolumeDetails, VolumeHold } from './admin-api';
+import type { AdminApi, ResizeResult, VolumeDetails, VolumeHold } from './admin-api';
 import type { AttachStack } from './attach';
 import type { BackendPool } from './backends';
 import type { Catalog } from './catalog';
@@ -8,6 +8,8 @@ import type { Inventory } from './inventory';
 import type { Ledger } from './ledger';
 import type { VolumeLocks } from './locks';
 import type { Mounts } from './mounts';
+import { Resizer } from './resize';
+import type { SpaceCheck } from './space';
 import type { VolumeDriverApi } from './view';
 
 /** The driver's parts an admin operation may use (the same objects the verbs use). */
@@ -22,6 +24,8 @@ export interface DriverParts {
   locks: VolumeLocks;
   mounts: Mounts;
   inventory: Inventory;
+  /** The free-space check of image volumes (Create and resize share its per-backend lock). */
+  space: SpaceCheck;
   log: Logger;
 }
 
@@ -31,7 +35,11 @@ export interface DriverParts {
  * hold (a counted mount) exactly as the Docker verbs do, so they never race a Mount or Remove.
  */
 export class VolumeOperations implements AdminApi {
-  constructor(private readonly p: DriverParts) {}
+  private readonly resizer: Resizer;
+
+  constructor(private readonly p: DriverParts) {
+    this.resizer = new Resizer(p, (name, purpose) => this.hold(name, purpose));
+  }
 
   listAll(measure: boolean): Promise<VolumeDetails[]> {
     return this.p.inventory.listAll(measure);
@@ -58,5 +66,9 @@ export class VolumeOperations implements AdminApi {
         await this.p.verbs.unmount(name, id);
       },
     };
+  }
+
+  resize(name: string, size: unknown): Promise<ResizeResult> {
+    return this.resizer.resize(name, size);
   }
 }

@@ -63,7 +63,24 @@ export class SpaceCheck {
     });
   }
 
-  private async check(backend: Backend, name: string, sizeBytes: number): Promise<void> {
+  // --- resize -----------------------------------------------------------------------------------
+  /**
+   * Runs `grow` once an image volume's growth to `newSizeBytes` is known to fit (at once when the
+   * backend allows overcommit): the volume's new promise (its new size less what its image already
+   * occupies) must fit the free space less what the other image volumes are promised. Under the same
+   * per-backend lock as Create, so a Create and a resize never both take the last space.
+   */
+  async reserveGrowth<T>(backend: Backend, name: string, newSizeBytes: number, grow: () => Promise<T>): Promise<T> {
+    if (this.pool.settings(backend.name).allowOvercommit) return grow();
+    return this.locks.run(backend.name, async () => {
+      const held = (await this.pool.bounded(backend.usage(name), `measuring volume ${name}`, name)).usedBytes;
+      await this.check(backend, name, Math.max(0, newSizeBytes - held), `growing it to ${formatSize(newSizeBytes)} needs ${formatSize(Math.max(0, newSizeBytes - held))} more`);
+      return grow();
+    });
+  }
+
+  /** `asked` says what the space is for in the error; by default "the requested size <size>". */
+  private async check(backend: Backend, name: string, sizeBytes: number, asked = `the requested size ${formatSize(sizeBytes)}`): Promise<void> {
     const { pool } = this;
     const [free, promised] = await Promise.all([
       pool.bounded(backend.freeBytes(), `checking free space on backend ${backend.name}`, name),
@@ -71,18 +88,17 @@ export class SpaceCheck {
     ]);
     const left = Math.max(0, free - promised.bytes);
     if (sizeBytes <= left) return;
-    const asked = formatSize(sizeBytes);
     if (promised.bytes === 0) {
       throw new NetvolError(
         'NO_SPACE',
-        `volume ${name}: backend ${backend.name} has ${formatSize(free)} free, less than the requested size ${asked}: choose a smaller size, free space, or set allowOvercommit: true on the backend`,
+        `volume ${name}: backend ${backend.name} has ${formatSize(free)} free, less than ${asked}: choose a smaller size, free space, or set allowOvercommit: true on the backend`,
         { volume: name },
       );
     }
     const count = promised.volumes === 1 ? '1 image volume on it is' : `${promised.volumes} image volumes on it are`;
     throw new NetvolError(
       'NO_SPACE',
-      `volume ${name}: backend ${backend.name} has ${formatSize(free)} free and ${count} still promised ${formatSize(promised.bytes)} (their sizes less what their images already hold), so ${formatSize(left)} is left, less than the requested size ${asked}: choose a smaller size, free space on the backend, or set allowOvercommit: true on the backend`,
+      `volume ${name}: backend ${backend.name} has ${formatSize(free)} free and ${count} still promised ${formatSize(promised.bytes)} (their sizes less what their images already hold), so ${formatSize(left)} is left, less than ${asked}: choose a smaller size, free space on the backend, or set allowOvercommit: true on the backend`,
       { volume: name },
     );
   }

@@ -67,11 +67,12 @@ export class VolumeDriver implements VolumeDriverApi {
     const stack = (this.stack = new AttachStack({ mountRoot: config.mountRoot, timeoutMs: config.timeoutMs, pool, ledger, catalog, removal, mounts, log }));
     this.usage = new UsageMeter(pool, mounts, (name) => stack.mountpoint(name));
     this.describer = new Describer({ hostId: config.hostId, pool, stack, usage: this.usage, log });
-    this.creation = new Creation({ hostId: config.hostId, pool, ledger, mounts, space: new SpaceCheck(pool), log });
+    const space = new SpaceCheck(pool);
+    this.creation = new Creation({ hostId: config.hostId, pool, ledger, mounts, space, log });
     this.recovery = new Recovery({ pool, ledger, locks: this.locks, stack, removal, mounts, log });
     const inventory = new Inventory({ pool, ledger, catalog, describer: this.describer, mountpoint: (name) => stack.mountpoint(name), log });
     this.operations = new VolumeOperations({
-      hostId: config.hostId, timeoutMs: config.timeoutMs, verbs: this, pool, ledger, catalog, stack, locks: this.locks, mounts, inventory, log,
+      hostId: config.hostId, timeoutMs: config.timeoutMs, verbs: this, pool, ledger, catalog, stack, locks: this.locks, mounts, inventory, space, log,
     });
   }
 
@@ -90,7 +91,7 @@ export class VolumeDriver implements VolumeDriverApi {
     const backend = await this.pool.open(spec.backend, name);
     await this.locks.run(name, async (signal) => {
       const existing = await this.catalog.lookup(name, true);
-      if (existing?.meta) return checkSameOptions(name, existing.meta.spec, spec);
+      if (existing?.meta) return checkSameOptions(name, existing.meta, spec);
       if (existing) throw this.catalog.unavailable(existing);
       const onBackend = await this.pool.bounded(readMeta(backend, name), `looking up volume ${name}`, name);
       if (onBackend?.retained) return this.creation.adoptRetained(backend, onBackend, spec);

@@ -163,7 +163,7 @@ export async function unmountImage(target: string, opts: { lazy?: boolean; signa
 }
 
 /** The file behind a loop device, or undefined when it is not one. */
-async function loopBackingFile(device: string): Promise<string | undefined> {
+export async function loopBackingFile(device: string): Promise<string | undefined> {
   const name = path.basename(device);
   if (!name.startsWith('loop')) return undefined;
   try {

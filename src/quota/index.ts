@@ -1,1 +1,2 @@
 export { createImage, mkfsExt4Args, mountImage, unmountImage, ImageFs, ImageAttributes } from './image';
+export { canGrowMountedExt4, growImage, imageBehind, GrowResult } from './grow';

@@ -64,6 +64,22 @@ export class FakeMounts implements Mounts {
     return { sizeBytes: 64 * 1024 * 1024, usedBytes: 3 * 1024 * 1024, availableBytes: 61 * 1024 * 1024 };
   }
 
+  /** Fake image sizes: the file the fake "mounted" at `target`. */
+  async imageBytes(target: string): Promise<number> {
+    const m = this.table.get(target);
+    if (m?.kind !== 'image') throw new Error(`${target} is not an image mount`);
+    return (await fs.stat(m.source)).size;
+  }
+
+  /** Extends the image file as the real grow does; no filesystem to grow here. */
+  async growImage(target: string, _fs: string, sizeBytes: number, _how: string): Promise<{ device: string; fileBytesBefore: number; deviceBytes: number; filesystemBytes: number }> {
+    const before = await this.imageBytes(target);
+    const m = this.table.get(target) as FakeMount;
+    if (before < sizeBytes) await fs.truncate(m.source, sizeBytes);
+    this.log.push(`growImage ${target} ${sizeBytes}`);
+    return { device: '/dev/loop-fake', fileBytesBefore: before, deviceBytes: sizeBytes, filesystemBytes: sizeBytes };
+  }
+
   /** As after a reboot: the kernel has forgotten every mount. */
   forgetAll(): void {
     this.table.clear();
