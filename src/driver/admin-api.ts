@@ -59,4 +59,6 @@ export interface AdminApi {
   inspect(name: string): Promise<VolumeDetails>;
   /** Mounts the volume on this host for an admin operation until release(). */
   hold(name: string, purpose: string): Promise<VolumeHold>;
+  /** netvolctl clone: a new volume `name` with the content and options of `request.source` (clone.ts). */
+  clone(name: string, request: import('./clone').CloneRequest): Promise<import('./clone').CloneResult>;
 }

@@ -28,6 +28,8 @@ const metaSchema = z.object({
   spec: specSchema,
   /** Set when the volume was removed with onRemove=retain: hidden, adopted by a matching Create. */
   retained: z.boolean().optional(),
+  /** The volume it was cloned from (-o from= or netvolctl clone): a re-sent Create with that from succeeds without copying again. */
+  clonedFrom: z.string().optional(),
 });
 
 export type VolumeMeta = z.infer<typeof metaSchema> & { spec: VolumeSpec };

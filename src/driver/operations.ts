@@ -3,6 +3,7 @@ import type { AdminApi, VolumeDetails, VolumeHold } from './admin-api';
 import type { AttachStack } from './attach';
 import type { BackendPool } from './backends';
 import type { Catalog } from './catalog';
+import type { CloneRequest, CloneResult, Cloner } from './clone';
 import { adminMountId } from './holds';
 import type { Inventory } from './inventory';
 import type { Ledger } from './ledger';
@@ -23,6 +24,8 @@ export interface DriverParts {
   mounts: Mounts;
   inventory: Inventory;
   log: Logger;
+  /** -o from= and netvolctl clone (clone.ts). */
+  cloner: Cloner;
 }
 
 /**
@@ -39,6 +42,10 @@ export class VolumeOperations implements AdminApi {
 
   inspect(name: string): Promise<VolumeDetails> {
     return this.p.inventory.inspect(name);
+  }
+
+  clone(name: string, request: CloneRequest): Promise<CloneResult> {
+    return this.p.cloner.clone(name, request);
   }
 
   async hold(name: string, purpose: string): Promise<VolumeHold> {
