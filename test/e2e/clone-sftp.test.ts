@@ -74,7 +74,7 @@ test('an image volume a container writes to: its live files without --consistent
   }
 });
 
-test('a directory volume on sftp is cloned to the local backend with -o backend (streamed), and a failed clone leaves nothing', async () => {
+test('a directory volume on sftp is cloned to the local backend with -o backend (streamed), and a clone too big for its backend is refused before anything is made', async () => {
   const src = uniqueName('sftp-dir');
   const dst = uniqueName('sftp-to-local');
   await w!.d.dockerOk(['volume', 'create', '-d', w!.plugin, src]);
@@ -85,7 +85,7 @@ test('a directory volume on sftp is cloned to the local backend with -o backend 
   expect(seen.stdout).toBe('640\nd/f\nhi\n');
   expect((await w!.d.dockerOk(['volume', 'inspect', '-f', '{{.Status.backend}}', dst])).trim()).toBe('local');
 
-  // An image volume cannot grow into less space than the clone needs: refused before anything is made.
+  // A size the backend has no room for: refused by the space check, before any folder exists.
   const img = uniqueName('sftp-img');
   await w!.d.dockerOk(['volume', 'create', '-d', w!.plugin, '-o', 'size=48M', img]);
   const tooBig = await w!.d.docker(['volume', 'create', '-d', w!.plugin, '-o', `from=${img}`, '-o', 'size=100T', 'sftp-huge']);
