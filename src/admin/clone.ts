@@ -19,7 +19,13 @@ async function serve(req: Request, res: Response, api: AdminApi, log: Logger): P
   const started = Date.now();
   const body = (req.body ?? {}) as { source?: unknown; opts?: unknown; consistent?: unknown };
   let streaming = false;
+  // netvolctl stopped (Ctrl-C): the copy is stopped and the half-made clone undone.
+  const gone = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) gone.abort(new NetvolError('TIMEOUT', `volume ${name}: the clone was stopped because netvolctl went away; nothing of ${name} was kept`, { volume: name }));
+  });
   const line = (value: unknown): void => {
+    if (res.destroyed) return;
     if (!streaming) {
       streaming = true;
       res.status(200).setHeader('content-type', 'application/x-ndjson');
@@ -37,6 +43,7 @@ async function serve(req: Request, res: Response, api: AdminApi, log: Logger): P
       opts: opts as Record<string, unknown>,
       consistent: body.consistent === true,
       progress: (p) => line({ progress: p }),
+      signal: gone.signal,
     });
     line({ result });
     res.end();
@@ -44,6 +51,7 @@ async function serve(req: Request, res: Response, api: AdminApi, log: Logger): P
   } catch (err) {
     const answer = errorBody(err);
     log.log(statusOf(err) >= 500 ? 'warn' : 'info', 'admin request failed', { op: 'clone', volume: name, err: answer.error, code: answer.code });
+    if (res.destroyed) return;
     if (streaming) {
       res.write(`${JSON.stringify(answer)}\n`);
       res.end();

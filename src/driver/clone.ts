@@ -45,6 +45,8 @@ export interface CloneRequest {
   /** Freeze an in-use image volume for the whole copy when no constant-time copy is possible. */
   consistent?: boolean;
   progress?: (p: CloneProgress) => void;
+  /** Ends the copy (and undoes the clone) when it aborts: netvolctl was stopped. */
+  signal?: AbortSignal;
 }
 
 /** How much of a Create's budget is kept for undoing a copy cut off by it. */
@@ -113,7 +115,7 @@ export class Cloner {
   async clone(name: unknown, request: CloneRequest): Promise<CloneResult> {
     const dst = validateVolumeName(name);
     const source = validateSource(dst, request.source);
-    return this.p.locks.run(dst, (signal) => this.cloneLocked(dst, { ...request, source }, signal), 'create', ADMIN_CLONE_BUDGET_MS);
+    return this.p.locks.run(dst, (signal) => this.cloneLocked(dst, { ...request, source }, request.signal ? AbortSignal.any([signal, request.signal]) : signal), 'create', ADMIN_CLONE_BUDGET_MS);
   }
 
   /** With DST's lock held. */
