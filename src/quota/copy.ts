@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { NetvolError, wrapError } from '../errors';
-import { CommandFailedError, findMount, run, unmount } from '../system';
+import { CommandFailedError, firstStderrLine, run, unmount } from '../system';
 import type { ImageAttributes, ImageFs } from './image';
 
 /** A copy through this host has no per-call timeout of its own: the caller's signal ends it. This only stops a runaway. */
@@ -36,8 +36,8 @@ export async function copyImageFile(src: string, dst: string, signal?: AbortSign
 }
 
 /**
- * Makes a copied image its own volume: grows it to `growTo` (file, then filesystem, online on a
- * private loop mount), applies a new owner and mode to its root, and gives an xfs copy a new UUID
+ * Makes a copied image its own volume: grows it to `growTo` (file, then filesystem: ext4 offline
+ * with e2fsck and resize2fs, xfs online on a private loop mount), applies a new owner and mode to its root, and gives an xfs copy a new UUID
  * (the kernel refuses to mount two xfs filesystems with one UUID, so the copy could never be used
  * beside its source). Mounting also replays the journal of a copy taken from a live filesystem.
  * Nothing to do (and no mount) for an ext4 copy that keeps its size and root.
@@ -49,30 +49,48 @@ export async function adoptImageCopy(file: string, fsType: ImageFs, change: { gr
   const grow = change.growTo !== undefined && change.growTo > size;
   if (!grow && !touchRoot && fsType === 'ext4') return;
   if (grow) await fs.truncate(file, change.growTo);
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'netvol-clone-'));
   try {
-    const opts = ['loop', 'nodev', 'nosuid', ...(fsType === 'xfs' ? ['nouuid'] : [])].join(',');
-    await run('mount', ['-t', fsType, '-o', opts, file, dir], { timeoutMs: FS_TOOL_TIMEOUT_MS, signal });
-    try {
-      if (grow) {
-        if (fsType === 'xfs') await run('xfs_growfs', [dir], { timeoutMs: FS_TOOL_TIMEOUT_MS, signal });
-        else {
-          const device = (await findMount(dir))?.source;
-          if (!device) throw new NetvolError('INTERNAL', `the copy of image ${path.basename(file)} is not mounted at ${dir}`);
-          await run('resize2fs', [device], { timeoutMs: FS_TOOL_TIMEOUT_MS, signal });
+    // ext4 grows offline: an online resize needs CAP_SYS_RESOURCE, which a daemon in a container
+    // may lack. e2fsck first replays the journal of a copy taken from a mounted filesystem.
+    if (grow && fsType === 'ext4') await growExt4Offline(file, signal);
+    const onlineGrow = grow && fsType === 'xfs';
+    if (onlineGrow || touchRoot || fsType === 'xfs') {
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'netvol-clone-'));
+      try {
+        const opts = ['loop', 'nodev', 'nosuid', ...(fsType === 'xfs' ? ['nouuid'] : [])].join(',');
+        await run('mount', ['-t', fsType, '-o', opts, file, dir], { timeoutMs: FS_TOOL_TIMEOUT_MS, signal });
+        try {
+          if (onlineGrow) await run('xfs_growfs', [dir], { timeoutMs: FS_TOOL_TIMEOUT_MS, signal });
+          if (attrs.uid !== undefined || attrs.gid !== undefined) await fs.chown(dir, attrs.uid ?? -1, attrs.gid ?? -1);
+          if (attrs.mode !== undefined) await fs.chmod(dir, attrs.mode);
+        } finally {
+          await unmount(dir, { timeoutMs: FS_TOOL_TIMEOUT_MS });
         }
+      } finally {
+        await fs.rmdir(dir).catch(() => undefined);
       }
-      if (attrs.uid !== undefined || attrs.gid !== undefined) await fs.chown(dir, attrs.uid ?? -1, attrs.gid ?? -1);
-      if (attrs.mode !== undefined) await fs.chmod(dir, attrs.mode);
-    } finally {
-      await unmount(dir, { timeoutMs: FS_TOOL_TIMEOUT_MS });
     }
     if (fsType === 'xfs') await run('xfs_admin', ['-U', 'generate', file], { timeoutMs: FS_TOOL_TIMEOUT_MS, signal });
   } catch (err) {
     throw wrapError(err, 'COMMAND_FAILED', `cannot make the copied image ${path.basename(file)} a volume of its own`);
-  } finally {
-    await fs.rmdir(dir).catch(() => undefined);
   }
+}
+
+/**
+ * e2fsck -f (exit 1: it fixed something, such as replaying the journal of a copy taken from a
+ * mounted filesystem, which is fine), then resize2fs to the file's size. e2fsck -y makes a
+ * lost+found the volume did not have (netvol images have none): it is removed again.
+ */
+async function growExt4Offline(file: string, signal?: AbortSignal): Promise<void> {
+  const hadLostFound = !firstStderrLine((await run('debugfs', ['-R', 'stat /lost+found', file], { timeoutMs: FS_TOOL_TIMEOUT_MS, signal })).stderr);
+  await run('e2fsck', ['-f', '-y', file], { timeoutMs: FS_TOOL_TIMEOUT_MS, signal }).catch((err) => {
+    if (!(err instanceof CommandFailedError && err.exitCode === 1)) throw err;
+  });
+  if (!hadLostFound) {
+    const { stderr } = await run('debugfs', ['-w', '-R', 'rmdir lost+found', file], { timeoutMs: FS_TOOL_TIMEOUT_MS, signal });
+    if (firstStderrLine(stderr)) throw new NetvolError('COMMAND_FAILED', `debugfs failed to remove the lost+found e2fsck made: ${firstStderrLine(stderr)}`);
+  }
+  await run('resize2fs', [file], { timeoutMs: FS_TOOL_TIMEOUT_MS, signal });
 }
 
 /** Mounts an image on a private folder for `work` (e.g. to copy files into a new image), then unmounts it. */

@@ -111,11 +111,12 @@ describe('a clone of an image volume while a container writes to it', () => {
     const big = uniqueName('from-big');
     await w!.d.dockerOk(['volume', 'create', '-d', w!.plugin, '-o', `from=${src}`, '-o', 'size=128M', big]);
     expect(await status(w!, big)).toMatchObject({ sizeBytes: 128 * MiB });
-    const df = await w!.d.runContainer(['--rm', '-v', `${big}:/data`, BUSYBOX_IMAGE, 'sh', '-c', 'df -k /data | tail -1; md5sum /data/marker']);
+    const df = await w!.d.runContainer(['--rm', '-v', `${big}:/data`, BUSYBOX_IMAGE, 'sh', '-c', 'df -k /data | tail -1; md5sum /data/marker; test -e /data/lost+found || echo no-lost-found']);
     expect(df.code).toBe(0);
     const totalKiB = Number(df.stdout.trim().split('\n')[0].split(/\s+/)[1]);
     expect(totalKiB * 1024).toBeGreaterThan(100 * MiB);
     expect(df.stdout).toContain(markerMd5);
+    expect(df.stdout).toContain('no-lost-found');
   });
 });
 
