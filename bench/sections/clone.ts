@@ -98,7 +98,7 @@ async function measure(ctx: BenchContext, daemon: BenchDaemon, mnt: string): Pro
   const allocated = fs.statSync(srcImg).blocks * 512;
 
   ctx.note(
-    `clone: every run (ms) — reflink clone with 1 GiB written ${nv.map((v) => v.toFixed(0)).join(', ')}; streamed copy ${base.map((v) => v.toFixed(0)).join(', ')}; ` +
+    `every run (ms) — reflink clone with 1 GiB written ${nv.map((v) => v.toFixed(0)).join(', ')}; streamed copy ${base.map((v) => v.toFixed(0)).join(', ')}; ` +
       `clone with 2 GiB written ${nv2.map((v) => v.toFixed(0)).join(', ')}. The source (10 GiB image, ${(allocated / GiB).toFixed(2)} GiB allocated) stays mounted, as under a container; ` +
       'each clone is a full admin request (hold, fsfreeze, FICLONE via cp --reflink=always, thaw, metadata), each copy is cp --sparse=always --reflink=never plus sync, on the same XFS (reflink=1) loop-mounted image.',
   );
