@@ -120,6 +120,27 @@ describe('a clone of an image volume while a container writes to it', () => {
   });
 });
 
+describe('a clone of an xfs image volume', () => {
+  test('gets a filesystem UUID of its own, so a container can mount it beside its source', async () => {
+    const src = uniqueName('xfs-src');
+    const dst = uniqueName('xfs-dst');
+    await w!.d.dockerOk(['volume', 'create', '-d', w!.plugin, '-o', 'size=300M', '-o', 'fs=xfs', src]);
+    const writer = await startWriter(w!, src);
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      const result = await cloneJson(w!, [src, dst, '-o', 'size=400M']);
+      expect(result).toMatchObject({ layout: 'image', sizeBytes: 400 * MiB, method: 'reflink', pointInTime: true });
+    } finally {
+      await w!.d.docker(['rm', '-f', writer]);
+    }
+    const both = await w!.d.runContainer(['--rm', '-v', `${src}:/a`, '-v', `${dst}:/b`, BUSYBOX_IMAGE, 'sh', '-c', 'head -3 /b/log; df -k /b | tail -1']);
+    expect(both.stderr).toBe('');
+    expect(both.code).toBe(0);
+    expect(both.stdout.split('\n').slice(0, 3)).toEqual(['line 1', 'line 2', 'line 3']);
+    expect(Number(both.stdout.split('\n')[3].split(/\s+/)[1]) * 1024).toBeGreaterThan(300 * MiB); // the 300M source's filesystem has about 236 MiB; its log does not grow
+  });
+});
+
 describe('clones of directory volumes and refusals', () => {
   test('a directory volume is cloned with its owners, modes and links', async () => {
     const src = uniqueName('dir-src');
