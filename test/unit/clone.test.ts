@@ -136,4 +136,19 @@ describe('create() with -o from: a clone of a directory volume on the local back
     expect((await fs.readdir(path.join(r.root, 'volumes'))).filter((n) => n === 'slow')).toEqual([]);
     expect(r.store.data.volumes.slow).toBeUndefined();
   });
+  it('netvolctl clone stopped by its client (the signal aborts) stops the copy and leaves nothing', async () => {
+    const r = await rig('clone-stopped');
+    await withSource(r);
+    Object.defineProperty(r.backend, 'copyWithin', {
+      configurable: true,
+      value: ({ signal }: { signal: AbortSignal }) => new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true })),
+    });
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(new NetvolError('TIMEOUT', 'volume stopped: the clone was stopped because netvolctl went away; nothing of stopped was kept', { volume: 'stopped' })), 300);
+    const answer = await refusal(r.driver.operations.clone('stopped', { source: 'src', opts: {}, signal: stop.signal }));
+    expect(answer.message).toBe('volume stopped: the clone was stopped because netvolctl went away; nothing of stopped was kept');
+    expect((await fs.readdir(path.join(r.root, 'volumes'))).filter((n) => n === 'stopped')).toEqual([]);
+    expect(r.store.data.volumes.stopped).toBeUndefined();
+    expect(r.store.data.volumes.src).toBeUndefined();
+  });
 });
