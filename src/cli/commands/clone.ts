@@ -44,6 +44,7 @@ export function cloneCommands(program: Command): void {
     }
     const bar = process.stderr.isTTY && !opts.json ? new SingleBar({ format: 'cloning {bar} {percentage}% | {done} of {total} | {eta_formatted} left', hideCursor: true }, undefined) : undefined;
     let result: CloneResult | undefined;
+    let started = false;
     let buffered = '';
     try {
       for await (const chunk of answer) {
@@ -58,7 +59,10 @@ export function cloneCommands(program: Command): void {
           if (message.result) result = message.result;
           if (message.progress && bar) {
             const { doneBytes, totalBytes } = message.progress;
-            if (!bar.getTotal() || bar.getTotal() !== totalBytes) bar.start(Math.max(totalBytes, 1), doneBytes, { done: size(doneBytes), total: size(totalBytes) });
+            if (!started) {
+              bar.start(Math.max(totalBytes, 1), doneBytes, { done: size(doneBytes), total: size(totalBytes) });
+              started = true;
+            } else if (bar.getTotal() !== Math.max(totalBytes, 1)) bar.setTotal(Math.max(totalBytes, 1));
             bar.update(doneBytes, { done: size(doneBytes), total: size(totalBytes) });
           }
         }
