@@ -22,8 +22,19 @@ function copyError(err: unknown, what: string): NetvolError {
  */
 export async function copyTree(src: string, dst: string, signal?: AbortSignal): Promise<void> {
   await run('cp', ['-a', '--reflink=auto', '--sparse=always', '--', `${src}/.`, `${dst}/`], { timeoutMs: COPY_TIMEOUT_MS, signal }).catch((err) => {
+    if (!signal?.aborted && onlyUnsupportedTimes(err)) return;
     throw copyError(err, `cannot copy the files of ${src} to ${dst}`);
   });
+}
+
+/**
+ * cp copies everything and only reports, at the end, that the target filesystem cannot set the
+ * times of some entries (a symlink's, on the userspace NFS mount): the copy is complete otherwise.
+ */
+function onlyUnsupportedTimes(err: unknown): boolean {
+  if (!(err instanceof CommandFailedError) || err.exitCode !== 1) return false;
+  const lines = err.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.length > 0 && lines.every((l) => /^cp: preserving times for .*: Operation not supported$/.test(l));
 }
 
 /** Copies an image file to a new file, keeping holes (a reflink where the filesystem can). */
