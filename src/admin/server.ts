@@ -3,6 +3,7 @@ import type { AdminApi } from '../driver';
 import type { Logger } from '../log';
 import { errorBody } from './http';
 import { resizeRoutes } from './resize';
+import { cloneRoutes } from './clone';
 import { volumeRoutes } from './volumes';
 
 /**
@@ -17,6 +18,7 @@ export function createAdminApp(api: AdminApi, log: Logger): express.Express {
   const router = express.Router();
   volumeRoutes(router, api, log);
   resizeRoutes(router, api, log);
+  cloneRoutes(router, api, log);
   app.use(router);
   app.use((req: Request, res: Response) => {
     res.status(404).json({ error: `the netvol admin API has no ${req.method} ${req.path}; is netvolctl newer than the daemon?`, code: 'NOT_FOUND' });

@@ -5,7 +5,7 @@ import type { Logger } from '../log';
  * one flag per decision, read by the driver instead of asking which type a backend is. Optional
  * operations that only some types will have (a server-side copy for clone, growing a file in
  * place for resize) are to be optional methods of Backend, as fence() and statusFields() are:
- * present only where they exist. No backend type has those two yet.
+ * present only where they exist. copyWithin (below, for clone) is the first of them.
  */
 export interface BackendCapabilities {
   /** Data travels over a network: attachments can die with the network and need health checks. */
@@ -125,7 +125,36 @@ export interface Backend {
   health(name: string, signal?: AbortSignal): Promise<AttachmentHealth>;
   /** Optional facts about the data path shown in the volume's Status (e.g. which mounter serves it). No secrets. */
   statusFields?(name: string): Promise<Record<string, string | number | boolean>>;
+
+  // ---- clone: server-side copy (optional) ------------------------------------------------------
+  /**
+   * Copies `<root>/<from>/<entry>` to `<root>/<to>/<entry>` on the backend's own storage, without
+   * the bytes passing through this host's data path: a reflink where the filesystem has them
+   * (constant time, shares blocks until either side writes), else a copy made by the server (e.g.
+   * OpenSSH's copy-data SFTP extension). `<root>/<to>/` exists; for `data` its empty `data/` does
+   * too, and the copy keeps owners, modes, links and extended attributes. With `cheapOnly`, only a
+   * constant-time copy (a reflink) is made. Answers how the copy was made, or undefined — leaving
+   * nothing behind — when this backend cannot copy this entry that way (the caller then streams it).
+   * Runs for as long as the copy takes (no per-call timeout) until `signal` aborts, which stops it
+   * and removes what it had written. Absent on backends that can never copy on the server.
+   */
+  copyWithin?(request: ServerCopyRequest): Promise<ServerCopyKind | undefined>;
 }
+
+/** What to copy within a backend (see Backend.copyWithin). */
+export interface ServerCopyRequest {
+  from: string;
+  to: string;
+  /** The image (`data.img`) or the data folder (`data`) of a volume. */
+  entry: 'data.img' | 'data';
+  /** Only a constant-time copy: a reflink, never a byte-by-byte one. */
+  cheapOnly: boolean;
+  signal?: AbortSignal;
+}
+
+/** 'reflink': blocks shared, constant time, a point-in-time copy. 'server': every byte copied by the server. */
+export type ServerCopyKind = 'reflink' | 'server';
+// ---- end clone ------------------------------------------------------------------------------
 
 /** A backend type as data: its name, option schema and constructor (after rclone's fs.RegInfo). */
 export interface BackendType<Options> {

@@ -78,4 +78,6 @@ export interface AdminApi {
   hold(name: string, purpose: string): Promise<VolumeHold>;
   /** Grows an image volume to `size` (e.g. "2G"), online where it is mounted here (resize.ts). */
   resize(name: string, size: unknown): Promise<ResizeResult>;
+  /** netvolctl clone: a new volume `name` with the content and options of `request.source` (clone.ts). */
+  clone(name: string, request: import('./clone').CloneRequest): Promise<import('./clone').CloneResult>;
 }

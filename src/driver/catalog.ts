@@ -34,6 +34,8 @@ const metaSchema = z.object({
   /** When and by which host the last resize was recorded (for people reading the file). */
   resizedAt: z.string().optional(),
   resizedBy: z.string().optional(),
+  /** The volume it was cloned from (-o from= or netvolctl clone): a re-sent Create with that from succeeds without copying again. */
+  clonedFrom: z.string().optional(),
 });
 
 export type VolumeMeta = z.infer<typeof metaSchema> & { spec: VolumeSpec };

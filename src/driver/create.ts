@@ -52,6 +52,12 @@ export function checkSameOptions(name: string, have: Pick<VolumeMeta, 'spec' | '
   }
 }
 
+/** A clone's data instead of an empty volume's: `fill` copies it into the new, empty folder (clone.ts). */
+export interface CloneFill {
+  from: string;
+  fill(): Promise<void>;
+}
+
 /** Making a volume on its backend: a new one (folder, data folder or image, metadata), or adopting retained data. */
 export class Creation {
   constructor(
@@ -88,14 +94,14 @@ export class Creation {
    * then, so a crash in between is undone at the next start. An image volume's size must fit the
    * backend's free space beside what other image volumes were promised (space.ts).
    */
-  async makeNew(backend: Backend, name: string, spec: VolumeSpec, signal?: AbortSignal): Promise<void> {
-    await this.o.space.reserve(backend, name, spec.layout === 'image' ? spec.sizeBytes : undefined, () => this.make(backend, name, spec, signal));
+  async makeNew(backend: Backend, name: string, spec: VolumeSpec, signal?: AbortSignal, clone?: CloneFill): Promise<void> {
+    await this.o.space.reserve(backend, name, spec.layout === 'image' ? spec.sizeBytes : undefined, () => this.make(backend, name, spec, signal, clone));
   }
 
   /** `signal` is the request's deadline: mkfs and its helpers are killed when it passes. */
-  private async make(backend: Backend, name: string, spec: VolumeSpec, signal?: AbortSignal): Promise<void> {
+  private async make(backend: Backend, name: string, spec: VolumeSpec, signal?: AbortSignal, clone?: CloneFill): Promise<void> {
     const { pool, ledger, log } = this.o;
-    const meta: VolumeMeta = { version: 1, name, createdAt: new Date().toISOString(), createdBy: this.o.hostId, spec };
+    const meta: VolumeMeta = { version: 1, name, createdAt: new Date().toISOString(), createdBy: this.o.hostId, spec, ...(clone ? { clonedFrom: clone.from } : {}) };
     ledger.set(name, { backend: backend.name, layout: spec.layout, fs: spec.fs, mounts: keyedRecord(), attached: false, pending: 'create' });
     await ledger.save();
     let made = false;
@@ -120,7 +126,9 @@ export class Creation {
         await new Promise((r) => setTimeout(r, 250));
       }
       const attrs = { uid: spec.uid, gid: spec.gid, mode: spec.mode };
-      if (spec.layout === 'directory') {
+      if (clone) {
+        await clone.fill();
+      } else if (spec.layout === 'directory') {
         if (spec.uid !== undefined || spec.gid !== undefined || spec.mode !== undefined) {
           await pool.bounded(backend.setDataAttributes(name, attrs), `setting owner and mode of volume ${name}`, name);
         }

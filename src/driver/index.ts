@@ -9,3 +9,4 @@ export { stopDataPath } from './fencing';
 export { startCaretakers, stopCaretakers } from './caretaker';
 export { Mounts, realMounts } from './mounts';
 export type { AdminApi, ResizeResult, VolumeDetails, VolumeHold, VolumeState } from './admin-api';
+export type { CloneRequest, CloneResult, CloneProgress, CloneMethod } from './clone';

@@ -48,13 +48,13 @@ export class VolumeLocks {
     return verb === 'create' ? this.budgets.createMs : verb === 'mount' || verb === 'remount' ? this.budgets.mountMs : this.budgets.otherMs;
   }
 
-  async run<T>(name: string, work: (signal: AbortSignal) => Promise<T>, verb: Verb = 'restore'): Promise<T> {
+  /** `budgetMs` replaces the verb's budget: admin operations that Docker does not wait for (a clone) may run longer. */
+  async run<T>(name: string, work: (signal: AbortSignal) => Promise<T>, verb: Verb = 'restore', budgetMs = this.budgetOf(verb)): Promise<T> {
     let lock = this.locks.get(name);
     if (!lock) {
       lock = new Mutex();
       this.locks.set(name, lock);
     }
-    const budgetMs = this.budgetOf(verb);
     const deadline = new RequestDeadline(budgetMs, () => new NetvolError('TIMEOUT', `volume ${name}: ${verb} did not finish within ${seconds(budgetMs)} s; what it had started was stopped and undone where possible, try again`, { volume: name }));
     const release = await this.acquire(lock, name, verb, deadline);
     const running = runWithin(deadline, () => work(deadline.signal));

@@ -3,6 +3,7 @@ import type { AdminApi, ResizeResult, VolumeDetails, VolumeHold } from './admin-
 import type { AttachStack } from './attach';
 import type { BackendPool } from './backends';
 import type { Catalog } from './catalog';
+import type { CloneRequest, CloneResult, Cloner } from './clone';
 import { adminMountId } from './holds';
 import type { Inventory } from './inventory';
 import type { Ledger } from './ledger';
@@ -27,6 +28,8 @@ export interface DriverParts {
   /** The free-space check of image volumes (Create and resize share its per-backend lock). */
   space: SpaceCheck;
   log: Logger;
+  /** -o from= and netvolctl clone (clone.ts). */
+  cloner: Cloner;
 }
 
 /**
@@ -47,6 +50,10 @@ export class VolumeOperations implements AdminApi {
 
   inspect(name: string): Promise<VolumeDetails> {
     return this.p.inventory.inspect(name);
+  }
+
+  clone(name: string, request: CloneRequest): Promise<CloneResult> {
+    return this.p.cloner.clone(name, request);
   }
 
   async hold(name: string, purpose: string): Promise<VolumeHold> {

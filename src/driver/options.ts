@@ -59,9 +59,17 @@ const optionSchemas = {
   gid: idText,
   mode: z.string().regex(/^0?[0-7]{3,4}$/, 'must be octal such as 0755').transform((s) => parseInt(s, 8)),
   onRemove: z.enum(['delete', 'retain', 'archive']),
+  /** A clone of this volume (clone.ts); not part of the spec. */
+  from: z.string().min(1),
 } as const;
 
 export const ACCEPTED_OPTIONS = Object.keys(optionSchemas);
+
+/** The `from` option of a Create (a clone's source), as given; undefined when absent. */
+export function cloneSource(opts: unknown): unknown {
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) return undefined;
+  return Object.prototype.hasOwnProperty.call(opts, 'from') ? (opts as Record<string, unknown>).from : undefined;
+}
 const SECRET_OPTION = /pass|secret|key|token|credential|identity/i;
 
 const errorMap = validationMessages();

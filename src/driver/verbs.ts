@@ -14,7 +14,8 @@ import { HostState, Ledger, mountCount, VolumeRecord } from './ledger';
 import { RequestBudgets, VolumeLocks } from './locks';
 import { Mounts, realMounts } from './mounts';
 import { validateVolumeName } from './names';
-import { parseVolumeOptions, refuseBelowMinimum } from './options';
+import { cloneSource, parseVolumeOptions, refuseBelowMinimum } from './options';
+import { Cloner } from './clone';
 import type { Handover } from './presence';
 import { VolumeOperations } from './operations';
 import { Recovery } from './recovery';
@@ -44,6 +45,8 @@ export class VolumeDriver implements VolumeDriverApi {
   private readonly describer: Describer;
   private readonly creation: Creation;
   private readonly recovery: Recovery;
+  /** `-o from=` on Create, and netvolctl clone (clone.ts). */
+  private readonly cloner: Cloner;
   /** The operations Docker has no verb for, served by the admin API (admin/). */
   readonly operations: VolumeOperations;
   /** Mount IDs (with their counts) each volume held when this daemon started, until reconciled with dockerd. */
@@ -71,8 +74,13 @@ export class VolumeDriver implements VolumeDriverApi {
     this.creation = new Creation({ hostId: config.hostId, pool, ledger, mounts, space, log });
     this.recovery = new Recovery({ pool, ledger, locks: this.locks, stack, removal, mounts, log });
     const inventory = new Inventory({ pool, ledger, catalog, describer: this.describer, mountpoint: (name) => stack.mountpoint(name), log });
+    this.cloner = new Cloner({
+      pool, ledger, catalog, locks: this.locks, creation: this.creation, mounts, defaultBackend: config.defaultBackend, log,
+      hold: (name, purpose) => this.operations.hold(name, purpose),
+    });
     this.operations = new VolumeOperations({
       hostId: config.hostId, timeoutMs: config.timeoutMs, verbs: this, pool, ledger, catalog, stack, locks: this.locks, mounts, inventory, space, log,
+      cloner: this.cloner,
     });
   }
 
@@ -86,6 +94,11 @@ export class VolumeDriver implements VolumeDriverApi {
 
   async create(rawName: unknown, opts: unknown): Promise<void> {
     const name = validateVolumeName(rawName);
+    if (cloneSource(opts) !== undefined) {
+      // A clone (-o from=SRC): its copy must end within the Create's budget, or it is undone.
+      const o = opts as Record<string, unknown>;
+      return this.locks.run(name, (signal) => this.cloner.createFrom(name, o, signal, this.locks.budgetOf('create')), 'create');
+    }
     const spec = parseVolumeOptions(name, opts, this.config.defaultBackend);
     refuseUnsupported(name, spec, this.pool.configured(spec.backend, name));
     const backend = await this.pool.open(spec.backend, name);

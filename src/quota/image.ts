@@ -143,7 +143,12 @@ export async function mountImage(file: string, target: string, fsType: ImageFs, 
  */
 async function attachLoop(file: string, signal?: AbortSignal): Promise<string> {
   try {
-    return (await run('losetup', ['--find', '--show', '--direct-io=on', file], { timeoutMs: MOUNT_TIMEOUT_MS, signal })).stdout.trim();
+    // 512-byte sectors always: with direct I/O the kernel would otherwise give the device the
+    // backing file's direct-I/O alignment, which is the block size (4096) for a file on XFS that
+    // shares extents (a reflinked clone and its source), and an xfs image with 512-byte sectors
+    // (or ext4 with 1 KiB blocks) could then no longer be mounted. Where 512 is too fine for
+    // direct I/O the kernel uses the page cache for that device instead.
+    return (await run('losetup', ['--find', '--show', '--direct-io=on', '--sector-size', '512', file], { timeoutMs: MOUNT_TIMEOUT_MS, signal })).stdout.trim();
   } catch (err) {
     for (const l of await loopsAttachedTo(file).catch(() => [])) if (l.sameFile) await run('losetup', ['-d', l.device]).catch(() => undefined);
     throw err;

@@ -104,7 +104,7 @@ describe('parseVolumeOptions()', () => {
     const message = refusal({ colour: 'blue' });
     expect(message).toContain('invalid option "colour"');
     for (const option of ACCEPTED_OPTIONS) expect(message).toContain(option);
-    expect(ACCEPTED_OPTIONS).toEqual(['backend', 'size', 'fs', 'uid', 'gid', 'mode', 'onRemove']);
+    expect(ACCEPTED_OPTIONS).toEqual(['backend', 'size', 'fs', 'uid', 'gid', 'mode', 'onRemove', 'from']);
   });
 
   it.each(['password', 'sshPassword', 'secret', 'apiToken', 'privateKey', 'credentials'])(

@@ -4,7 +4,7 @@ import { isNetvolError, NetvolError, redactString } from '../../errors';
 import { findMount } from '../../system';
 import { BackgroundTasks } from '../background';
 import { DATA_DIR, isHiddenName, isTempName, probeName, tempName, trashName, TRASH_PREFIX } from '../layout';
-import type { AttachmentHealth, Backend, BackendCapabilities, BackendContext, BackendUsage, RootAttributes } from '../types';
+import type { AttachmentHealth, Backend, BackendCapabilities, BackendContext, BackendUsage, RootAttributes, ServerCopyKind, ServerCopyRequest } from '../types';
 import { helperLogFile, type DataPath } from './data-path';
 import type { Tree } from './tree';
 
@@ -42,6 +42,8 @@ export class FolderBackend implements Backend {
   /** Present only when the data path can fence (see Backend.fence). */
   readonly fence?: (name: string) => Promise<void>;
   readonly statusFields?: (name: string) => Promise<Record<string, string | number | boolean>>;
+  /** Present only when the tree can copy on the server (see Backend.copyWithin). */
+  readonly copyWithin?: (request: ServerCopyRequest) => Promise<ServerCopyKind | undefined>;
   private readonly tree: Tree;
   private readonly dataPath: DataPath | undefined;
   private readonly log: BackendContext['logger'];
@@ -62,6 +64,12 @@ export class FolderBackend implements Backend {
     if (dataPath?.statusFields) {
       const fields = dataPath.statusFields.bind(dataPath);
       this.statusFields = () => fields();
+    }
+    const tree = parts.tree;
+    if (tree.copy) {
+      const copy = tree.copy.bind(tree);
+      this.copyWithin = (r) =>
+        copy({ what: `cannot copy volume ${r.from} to ${r.to}`, volume: r.to, signal: r.signal }, join(r.from, r.entry), join(r.to, r.entry), { folder: r.entry === DATA_DIR, cheapOnly: r.cheapOnly });
     }
     if (!dataPath && !parts.tree.hostPath) throw new Error(`backend type ${parts.type}: a tree without a host path needs a data path`);
   }

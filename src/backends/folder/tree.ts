@@ -1,4 +1,4 @@
-import type { RootAttributes } from '../types';
+import type { RootAttributes, ServerCopyKind } from '../types';
 
 /**
  * What a failing call was doing, for its error: the text after "backend <name>: " (e.g. "cannot
@@ -61,4 +61,13 @@ export interface Tree {
   freeBytes(op: Op): Promise<number>;
   /** For a tree on this host's own disk: the local path of `path` (its volumes need no data path). */
   hostPath?(path: string): string;
+
+  // ---- clone: server-side copy (optional) ------------------------------------------------------
+  /**
+   * Copies the file or folder `from` to `to` on the server (see Backend.copyWithin): for a folder,
+   * its contents into the existing empty folder `to`; for a file, a new file `to`. Undefined, leaving
+   * nothing behind, when it cannot copy it that way (`cheapOnly`: no reflink). No per-call timeout:
+   * it runs until done or until `op.signal` aborts, which stops it and removes what it wrote.
+   */
+  copy?(op: Op, from: string, to: string, how: { folder: boolean; cheapOnly: boolean }): Promise<ServerCopyKind | undefined>;
 }

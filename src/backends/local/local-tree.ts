@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fromErrno, NetvolError } from '../../errors';
-import { fsUsage } from '../../system';
-import type { RootAttributes } from '../types';
+import { CommandFailedError, fsUsage, run } from '../../system';
+import type { RootAttributes, ServerCopyKind } from '../types';
 import type { EntryKind, Op, Tree, TreeEntry } from '../folder/tree';
 
 function kindOf(st: { isDirectory(): boolean; isFile(): boolean }): EntryKind {
@@ -166,4 +166,47 @@ export class LocalTree implements Tree {
       throw this.fail(err, op);
     }
   }
+
+  // ---- clone: server-side copy ------------------------------------------------------------------
+  /**
+   * The "server" is this host's disk: cp(1) with `--reflink=always` first (XFS with reflink=1,
+   * btrfs: constant time, blocks shared until written), and without `cheapOnly` a plain sparse
+   * `cp` when the filesystem has no reflinks. A folder's contents are copied with `-a` (owners,
+   * modes, times, symlinks, hard links, xattrs). What a failed attempt wrote is removed.
+   */
+  async copy(op: Op, from: string, to: string, how: { folder: boolean; cheapOnly: boolean }): Promise<ServerCopyKind | undefined> {
+    const src = this.at(from);
+    const dst = this.at(to);
+    // cp takes --sparse only with --reflink=auto or never; a reflink keeps holes anyway.
+    const args = (reflink: 'always' | 'never'): string[] => {
+      const copyMode = reflink === 'always' ? ['--reflink=always'] : ['--reflink=never', '--sparse=always'];
+      return how.folder ? ['-a', ...copyMode, '--', `${src}/.`, `${dst}/`] : [...copyMode, '--', src, dst];
+    };
+    const undo = async (): Promise<void> => {
+      if (!how.folder) return fs.rm(dst, { force: true });
+      for (const e of await fs.readdir(dst).catch(() => [] as string[])) await fs.rm(path.join(dst, e), { recursive: true, force: true });
+    };
+    const attempt = async (reflink: 'always' | 'never'): Promise<boolean> => {
+      try {
+        await run('cp', args(reflink), { timeoutMs: reflink === 'always' ? 120_000 : 24 * 3600_000, signal: op.signal });
+        return true;
+      } catch (err) {
+        await undo().catch(() => undefined);
+        if (op.signal?.aborted) throw err;
+        if (reflink === 'always') return false;
+        throw this.copyFailed(err, op);
+      }
+    };
+    if (await attempt('always')) return 'reflink';
+    if (how.cheapOnly) return undefined;
+    await attempt('never');
+    return 'server';
+  }
+
+  private copyFailed(err: unknown, op: Op): NetvolError {
+    const stderr = err instanceof CommandFailedError ? err.stderr : String((err as Error)?.message ?? err);
+    if (/No space left|Disk quota exceeded/i.test(stderr)) return new NetvolError('NO_SPACE', `backend ${this.backend}: ${op.what}: the disk is full (${this.root})`, { volume: op.volume, cause: err });
+    return new NetvolError('COMMAND_FAILED', `backend ${this.backend}: ${op.what}: ${(err as Error).message}`, { volume: op.volume, cause: err });
+  }
+  // ---- end clone --------------------------------------------------------------------------------
 }

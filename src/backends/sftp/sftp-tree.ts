@@ -2,13 +2,15 @@ import { posix } from 'node:path';
 import type { FileEntry, SFTPWrapper, Stats } from 'ssh2';
 import { NetvolError, redactString } from '../../errors';
 import type { EntryKind, Op, Tree, TreeEntry } from '../folder/tree';
-import type { RootAttributes } from '../types';
+import type { RootAttributes, ServerCopyKind } from '../types';
 import type { SftpAccess } from './access';
 import { request, SFTP_STATUS, sftpStatus } from './connection';
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
+/** Bytes per copy-data request: each is one bounded call, so a big image never outlasts the backend's timeout in one request. */
+const COPY_CHUNK = 64 * 1024 * 1024;
 
 function kindOf(mode: number): EntryKind {
   const type = mode & S_IFMT;
@@ -288,6 +290,57 @@ export class SftpTree implements Tree {
   async freeBytes(op: Op): Promise<number> {
     return this.run(op, (sftp) => this.statvfsFree(sftp));
   }
+
+  // ---- clone: server-side copy ------------------------------------------------------------------
+  /**
+   * OpenSSH's copy-data extension (sftp-server since 9.0): the server copies a file's bytes from
+   * one handle to another, so an image never crosses the network. Files only (a folder of many
+   * files keeps owners and links better when streamed), never cheap: the server reads and writes
+   * every byte, and the copy is fully allocated (holes are written as zeros). Undefined when the
+   * server lacks the extension. Sent in chunks of COPY_CHUNK, each within the backend's timeout; a
+   * failed or aborted copy removes the new file.
+   */
+  async copy(op: Op, from: string, to: string, how: { folder: boolean; cheapOnly: boolean }): Promise<ServerCopyKind | undefined> {
+    if (how.folder || how.cheapOnly) return undefined;
+    const src = this.remote(from);
+    const dst = this.remote(to);
+    const size = await this.run(op, async (sftp) => {
+      if ((sftp as unknown as { _extensions?: Record<string, string> })._extensions?.['copy-data'] !== '1') return undefined;
+      return (await request<Stats>((cb) => sftp.stat(src, cb))).size;
+    });
+    if (size === undefined) return undefined;
+    await this.run(op, async (sftp) => {
+      const h = await request<Buffer>((cb) => sftp.open(dst, 'wx', { mode: 0o600 }, cb));
+      await request((cb) => sftp.close(h, cb));
+    });
+    try {
+      for (let off = 0; off < size; off += COPY_CHUNK) {
+        op.signal?.throwIfAborted();
+        const len = Math.min(COPY_CHUNK, size - off);
+        await this.run(op, (sftp) => this.copyChunk(sftp, src, dst, off, len, off + len >= size));
+      }
+    } catch (err) {
+      await this.run({ ...op, signal: undefined }, (sftp) => request((cb) => sftp.unlink(dst, cb))).catch(() => undefined);
+      throw err;
+    }
+    return 'server';
+  }
+
+  private async copyChunk(sftp: SFTPWrapper, src: string, dst: string, off: number, len: number, last: boolean): Promise<void> {
+    const hs = await request<Buffer>((cb) => sftp.open(src, 'r', cb));
+    try {
+      const hd = await request<Buffer>((cb) => sftp.open(dst, 'r+', cb));
+      try {
+        await request((cb) => sftp.ext_copy_data(hs, off, len, hd, off, cb));
+        if (last) await request((cb) => sftp.ext_openssh_fsync(hd, cb)).catch(() => undefined);
+      } finally {
+        await request((cb) => sftp.close(hd, cb)).catch(() => undefined);
+      }
+    } finally {
+      await request((cb) => sftp.close(hs, cb)).catch(() => undefined);
+    }
+  }
+  // ---- end clone --------------------------------------------------------------------------------
 }
 
 async function inBatches<T>(items: T[], width: number, f: (item: T) => Promise<unknown>): Promise<void> {
