@@ -1,5 +1,5 @@
 import type { Logger } from '../log';
-import type { AdminApi, VolumeDetails, VolumeHold } from './admin-api';
+import type { AdminApi, StatsSweep, VolumeDetails, VolumeHold, VolumeRef } from './admin-api';
 import type { AttachStack } from './attach';
 import type { BackendPool } from './backends';
 import type { Catalog } from './catalog';
@@ -8,6 +8,7 @@ import type { Inventory } from './inventory';
 import type { Ledger } from './ledger';
 import type { VolumeLocks } from './locks';
 import type { Mounts } from './mounts';
+import type { VolumeStats } from './stats';
 import type { VolumeDriverApi } from './view';
 
 /** The driver's parts an admin operation may use (the same objects the verbs use). */
@@ -22,6 +23,7 @@ export interface DriverParts {
   locks: VolumeLocks;
   mounts: Mounts;
   inventory: Inventory;
+  stats: VolumeStats;
   log: Logger;
 }
 
@@ -39,6 +41,18 @@ export class VolumeOperations implements AdminApi {
 
   inspect(name: string): Promise<VolumeDetails> {
     return this.p.inventory.inspect(name);
+  }
+
+  sweepStats(concurrency: number, signal?: AbortSignal): Promise<StatsSweep> {
+    return this.p.stats.sweep(concurrency, signal);
+  }
+
+  volumesHere(): VolumeRef[] {
+    return this.p.stats.here();
+  }
+
+  hostFacts(ref: VolumeRef): { mounts: number; leaseHeld?: boolean } {
+    return this.p.stats.hostFacts(ref);
   }
 
   async hold(name: string, purpose: string): Promise<VolumeHold> {
