@@ -23,22 +23,23 @@ export class VolumeStats {
   async sweep(concurrency: number, signal?: AbortSignal): Promise<StatsSweep> {
     const { pool } = this.o;
     const backends: StatsSweep['backends'] = [];
-    const metas: VolumeMeta[] = [];
-    const seen = new Set<string>();
+    const names = pool.names();
+    const listed: VolumeMeta[][] = names.map(() => []);
     await Promise.all(
-      pool.names().map(async (name) => {
+      names.map(async (name, i) => {
         try {
           const backend = await pool.open(name);
-          const listed = await pool.bounded(listMetas(backend), `listing backend ${name}`);
+          listed[i] = await pool.bounded(listMetas(backend), `listing backend ${name}`);
           backends.push({ name, up: true });
-          for (const m of listed) metas.push(m);
         } catch (err) {
           backends.push({ name, up: false, error: (err as Error).message });
         }
       }),
     );
+    // A name on two backends is the first backend's, in config order, as the catalog finds it.
+    const seen = new Set<string>();
+    const todo = listed.flat().filter((m) => !seen.has(m.name) && seen.add(m.name));
     const volumes: VolumeSample[] = [];
-    const todo = metas.filter((m) => !seen.has(m.name) && seen.add(m.name));
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < todo.length && !signal?.aborted) {

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import net from 'node:net';
+import { buildConfig } from '../../src/config';
 import type { StatsApi, StatsSweep, VolumeRef } from '../../src/driver';
 import { isNetvolError, NetvolError } from '../../src/errors';
 import { createLogger, OperationTiming, OperationTimings, timed } from '../../src/log';
@@ -89,6 +90,22 @@ describe('metrics.listen', () => {
     expect((err as Error).message).toContain(`metrics.listen "${text}"`);
     expect((err as Error).message).toContain(why);
     expect((err as Error).message).toContain('e.g. 127.0.0.1:9911');
+  });
+});
+
+describe('the metrics block of the daemon config', () => {
+  it('is off by default; when set, sweeps every 60 s unless intervalSeconds says otherwise', () => {
+    expect(buildConfig({}, 'c', {}).metrics).toBeUndefined();
+    expect(buildConfig({ metrics: { listen: '127.0.0.1:9911' } }, 'c', {}).metrics).toEqual({ listen: '127.0.0.1:9911', intervalSeconds: 60 });
+    expect(buildConfig({ metrics: { listen: '127.0.0.1:9911', intervalSeconds: 15 } }, 'c', {}).metrics).toEqual({ listen: '127.0.0.1:9911', intervalSeconds: 15 });
+  });
+
+  it.each([
+    [{ listen: '127.0.0.1:9911', intervalSeconds: 1 }, 'intervalSeconds'],
+    [{ listen: '127.0.0.1:9911', port: 9911 }, 'port'],
+    [{ listen: '9911' }, 'listen'],
+  ])('refuses %j, naming the key', (metrics, key) => {
+    expect(() => buildConfig({ metrics }, 'c', {})).toThrow(key);
   });
 });
 
