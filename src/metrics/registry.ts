@@ -2,6 +2,7 @@ import { Gauge, Histogram, Registry } from 'prom-client';
 import type { StatsApi, StatsSweep, VolumeRef } from '../driver';
 import type { OperationTiming } from '../log';
 import { backupSuccesses, forgetBackups, recordBackupSuccess } from './backups';
+import { Block, EMPTY_BLOCK, formatBlock } from './block';
 
 type VolumeLabels = 'volume' | 'backend';
 
@@ -31,8 +32,8 @@ export class NetvolMetrics {
   /** The volumes of the last sweep, by name. */
   private swept = new Map<string, VolumeRef>();
   /** Formatted texts; undefined when they must be formatted again. */
-  private sweepText?: Promise<string>;
-  private hostText?: Promise<string>;
+  private sweepText?: Promise<Block>;
+  private hostText?: Promise<Block>;
   /** A sweep's results are being set: scrapes meanwhile serve the previous sweep's text. */
   private applying = false;
 
@@ -109,12 +110,20 @@ export class NetvolMetrics {
     this.hostText = undefined;
   }
 
-  /** The text of one scrape: each block formatted again only when it changed. */
+  /** The text of one scrape. */
   async scrape(): Promise<string> {
-    if (!this.applying) this.sweepText ??= this.sweepRegistry.metrics();
-    this.hostText ??= this.hostRegistry.metrics();
-    const [sweep, host, live] = await Promise.all([this.sweepText ?? '', this.hostText, this.liveRegistry.metrics()]);
-    return `${sweep}\n${host}\n${live}`;
+    return Buffer.concat(await this.scrapeParts(false)).toString('utf8');
+  }
+
+  /**
+   * One scrape as parts to send one after another: plain text, or gzip members (which together are
+   * one gzip stream). Each block is formatted (and compressed) again only when it changed.
+   */
+  async scrapeParts(gzipped: boolean): Promise<Buffer[]> {
+    if (!this.applying) this.sweepText ??= formatBlock(this.sweepRegistry);
+    this.hostText ??= formatBlock(this.hostRegistry);
+    const blocks = await Promise.all([this.sweepText ?? EMPTY_BLOCK, this.hostText, formatBlock(this.liveRegistry)]);
+    return gzipped ? Promise.all(blocks.map((b) => b.gzipped())) : blocks.map((b) => b.raw);
   }
 
   /** One operation's timing (a subscriber of the observer, log/timings.ts). */
@@ -129,7 +138,7 @@ export class NetvolMetrics {
   /** A sweep's results replace the previous ones (set a chunk of volumes per turn of the event loop). */
   async applySweep(sweep: StatsSweep, endedAt: Date, durationSeconds: number): Promise<void> {
     // Scrapes meanwhile serve the previous sweep's text, formatted before anything is changed.
-    this.sweepText ??= this.sweepRegistry.metrics();
+    this.sweepText ??= formatBlock(this.sweepRegistry);
     await this.sweepText;
     this.applying = true;
     try {
@@ -158,11 +167,11 @@ export class NetvolMetrics {
       this.sweepFailures.set(failures);
     } finally {
       this.applying = false;
-      // Formatted now, in the background, so that no scrape pays for it.
-      this.sweepText = this.sweepRegistry.metrics();
+      // Formatted (and compressed) now, in the background, so that no scrape pays for it.
+      this.sweepText = formatBlock(this.sweepRegistry);
       this.hostText = undefined;
     }
-    await this.sweepText;
+    await (await this.sweepText).gzipped();
   }
 
   /** A volume removed on this host: its series go at once rather than at the next sweep. */

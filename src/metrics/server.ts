@@ -22,8 +22,20 @@ export function serveMetrics(listen: ListenAddress, metrics: NetvolMetrics, log:
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('use GET /metrics\n');
       return;
     }
-    metrics.scrape().then(
-      (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(req.method === 'HEAD' ? undefined : text),
+    // Prometheus asks for gzip: unchanged blocks are sent as compressed before (see block.ts).
+    const gzipped = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+    metrics.scrapeParts(gzipped).then(
+      (parts) => {
+        res.writeHead(200, {
+          'content-type': metrics.contentType,
+          'content-length': parts.reduce((n, p) => n + p.length, 0),
+          vary: 'Accept-Encoding',
+          ...(gzipped ? { 'content-encoding': 'gzip' } : {}),
+        });
+        if (req.method === 'HEAD') return void res.end();
+        for (const p of parts) res.write(p);
+        res.end();
+      },
       (err: Error) => {
         log.error('metrics: a scrape failed', { error: err.message });
         res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('netvol could not format its metrics; see the netvol log\n');

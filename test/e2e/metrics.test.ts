@@ -50,6 +50,9 @@ describe('Prometheus scrapes netvol', () => {
     await prom!.waitFor(`netvol_volume_mounts{volume="${dir}"}`, (x) => one(x) === 0);
   });
 
+  // Prometheus asks for gzip: netvol answers with one gzip member per block (sweep, host facts,
+  // timings). The mount counts above (second member) and the timings below (third) read through
+  // Prometheus prove that its Go client reads the whole multi-member stream.
   test('operation timings are counted by operation, backend and result', async () => {
     const r = await prom!.waitFor('sum by (operation) (netvol_operation_duration_seconds_count{backend="local",result="ok"})', (x) => x.length >= 2);
     const byOp = Object.fromEntries(r.map((s) => [s.metric.operation, Number(s.value[1])]));

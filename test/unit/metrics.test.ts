@@ -1,5 +1,6 @@
 import http from 'node:http';
 import net from 'node:net';
+import zlib from 'node:zlib';
 import { buildConfig } from '../../src/config';
 import type { StatsApi, StatsSweep, VolumeRef } from '../../src/driver';
 import { isNetvolError, NetvolError } from '../../src/errors';
@@ -49,13 +50,16 @@ function value(text: string, series: string): number | undefined {
   return undefined;
 }
 
-function get(port: number, path: string, method = 'GET', host = '127.0.0.1'): Promise<{ status: number; type?: string; text: string }> {
+function get(port: number, path: string, method = 'GET', host = '127.0.0.1', headers: Record<string, string> = {}): Promise<{ status: number; type?: string; encoding?: string; text: string; body: Buffer }> {
   return new Promise((resolve, reject) => {
     http
-      .request({ host, port, path, method, agent: false }, (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], text }));
+      .request({ host, port, path, method, agent: false, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks);
+          resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], encoding: res.headers['content-encoding'], text: body.toString('utf8'), body });
+        });
       })
       .on('error', reject)
       .end();
@@ -226,6 +230,19 @@ describe('the registry', () => {
     expect(value(text, 'netvol_backup_last_success_timestamp_seconds{volume="kept",backend="local",host="h1"}')).toBe(at.getTime() / 1000);
   });
 
+  it('a gzip scrape is one gzip stream of the same text, and an unchanged block is compressed only once', async () => {
+    const m = new NetvolMetrics('h1');
+    m.attach(new FakeSource());
+    await m.applySweep(sweep, new Date(), 1);
+    m.observe({ operation: 'mount', volume: 'img', backend: 'local', durationSeconds: 0.2, result: 'ok' });
+    const parts = await m.scrapeParts(true);
+    expect(parts.length).toBe(3);
+    expect(zlib.gunzipSync(Buffer.concat(parts)).toString('utf8')).toBe(await m.scrape());
+    const again = await m.scrapeParts(true);
+    expect(again[0]).toBe(parts[0]); // the sweep's block: the same buffer, not compressed again
+    expect(again[1]).toBe(parts[1]); // no operation since: the same host block
+  });
+
   it('an observer whose subscriber throws still lets the operation finish and the other subscribers see it', async () => {
     const observer = new OperationTimings();
     const seen: OperationTiming[] = [];
@@ -294,6 +311,10 @@ describe('the HTTP server', () => {
       expect(ok.type).toContain('text/plain; version=0.0.4');
       expect(ok.text).toContain('# TYPE netvol_operation_duration_seconds histogram');
       expect((await get(port, '/')).status).toBe(404);
+      // As Prometheus asks: gzip, sent as one gzip member per block, which decode as one text.
+      const gz = await get(port, '/metrics', 'GET', '127.0.0.1', { 'accept-encoding': 'gzip' });
+      expect(gz.encoding).toBe('gzip');
+      expect(zlib.gunzipSync(gz.body).toString('utf8')).toBe(ok.text);
       expect((await get(port, '/metrics', 'POST')).status).toBe(405);
       // Not on another address of this host.
       const other = firstOtherAddress();
