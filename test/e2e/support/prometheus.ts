@@ -134,3 +134,18 @@ export async function startPrometheus(targets: string[]): Promise<Prometheus> {
   }
   return p;
 }
+
+/** The value of one series in a scrape's text, by its label set in any order, e.g. `name{a="1",b="2"}` (undefined when absent). */
+export function seriesValue(text: string, series: string): number | undefined {
+  const key = (s: string) => {
+    const m = /^([^{ ]+)(?:\{(.*)\})?$/.exec(s) as RegExpExecArray;
+    return `${m[1]}|${(m[2] ?? '').split(/,(?=[a-z_]+=")/).filter(Boolean).sort().join(',')}`;
+  };
+  const want = key(series);
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || !line) continue;
+    const at = line.lastIndexOf(' ');
+    if (key(line.slice(0, at)) === want) return Number(line.slice(at + 1));
+  }
+  return undefined;
+}
