@@ -38,14 +38,22 @@ export class VolumeStats {
     );
     // A name on two backends is the first backend's, in config order, as the catalog finds it.
     const seen = new Set<string>();
-    const todo = listed.flat().filter((m) => !seen.has(m.name) && seen.add(m.name));
+    const todo: Array<() => Promise<VolumeSample>> = listed
+      .flat()
+      .filter((m) => !seen.has(m.name) && seen.add(m.name))
+      .map((m) => () => this.measure(m));
+    // A backend that cannot be listed: the volumes this host has attached from it still get their health checked.
+    const down = new Set(backends.filter((b) => !b.up).map((b) => b.name));
+    for (const [name, record] of Object.entries(this.o.ledger.records)) {
+      if (down.has(record.backend) && (record.attached || record.fenced !== undefined) && record.pending === undefined && !seen.has(name)) {
+        seen.add(name);
+        todo.push(() => this.healthOnly(name, record.backend, record.layout));
+      }
+    }
     const volumes: VolumeSample[] = [];
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < todo.length && !signal?.aborted) {
-        const meta = todo[next++];
-        volumes.push(await this.measure(meta));
-      }
+      while (next < todo.length && !signal?.aborted) volumes.push(await todo[next++]());
     };
     await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, todo.length)) }, worker));
     backends.sort((a, b) => a.name.localeCompare(b.name));
@@ -61,6 +69,7 @@ export class VolumeStats {
     try {
       await withTimeout(
         (async () => {
+          if (record?.fenced !== undefined && !record.attached) sample.healthy = false; // its data path was stopped: its containers get I/O errors
           if (record?.attached) {
             const live = await this.o.stack.liveness(name, record);
             sample.healthy = live === 'live';
@@ -85,6 +94,14 @@ export class VolumeStats {
       sample.error = (err as Error).message;
       this.o.log.debug('cannot measure volume for the metrics', { volume: name, backend, error: sample.error });
     }
+    return sample;
+  }
+
+  /** A volume attached (or fenced) here whose backend cannot be listed: only whether its attachment works. */
+  private async healthOnly(name: string, backend: string, layout: VolumeSample['layout']): Promise<VolumeSample> {
+    const sample: VolumeSample = { name, backend, layout, healthy: false, error: `backend ${backend} cannot be listed` };
+    const record = this.recordOf(name, backend);
+    if (record?.attached) sample.healthy = await withTimeout(this.o.stack.liveness(name, record), this.o.timeoutMs, `checking volume ${name} for the metrics`, name).then((l) => l === 'live', () => false);
     return sample;
   }
 

@@ -77,11 +77,19 @@ describe('metrics of sftp volumes', () => {
     expect({ code: lint.code, out: `${lint.stdout}${lint.stderr}`.trim() }).toEqual({ code: 0, out: '' });
   });
 
-  test('when the server dies, the next sweep says the backend is down and the mounted volumes unhealthy, and mount counts stay', async () => {
+  test('when the server dies, the next sweep says the backend is down; the image volume, fenced once its lease lapses, unhealthy; mount counts stay', async () => {
     await sshd.kill();
     try {
-      const text = await until('backend down', (t) => seriesValue(t, `netvol_backend_up{backend="remote",host="${host}"}`) === 0 && seriesValue(t, `netvol_volume_healthy${labels('mdir')}`) === 0, 90_000);
+      // This host stops an image volume's data path when it cannot renew its heartbeat for half the lease (15 s).
+      await until('backend down and mimg unhealthy', (t) => seriesValue(t, `netvol_backend_up{backend="remote",host="${host}"}`) === 0 && seriesValue(t, `netvol_volume_healthy${labels('mimg')}`) === 0, 90_000);
+      const text = await until('mimg fenced: its lease given up', (t) => seriesValue(t, `netvol_lease_held${labels('mimg')}`) === 0, 90_000);
+      expect(seriesValue(text, `netvol_volume_healthy${labels('mimg')}`)).toBe(0);
+      expect(seriesValue(text, `netvol_volume_mounts${labels('mimg')}`)).toBe(1);
       expect(seriesValue(text, `netvol_volume_mounts${labels('mdir')}`)).toBe(1);
+      expect(seriesValue(text, `netvol_lease_held${labels('mimg')}`)).toBe(0);
+      // sshfs reconnects by itself when a refusing server comes back: netvol counts that attachment as working.
+      expect(seriesValue(text, `netvol_volume_healthy${labels('mdir')}`)).toBeDefined();
+      expect(seriesValue(text, `netvol_volume_stats_failures{host="${host}"}`)).toBeGreaterThanOrEqual(2);
     } finally {
       await sshd.restart();
     }
