@@ -24,6 +24,7 @@ declare -A NEED=(
   [/bin/ip]=iproute2
   [/usr/bin/nsenter]=util-linux
   [/usr/bin/python3]=python3
+  [/usr/bin/promtool]=prometheus
 )
 
 missing=()
@@ -39,5 +40,28 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing Debian packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+
+# Packages with a service (prometheus, docker.io, openssh-server, rpcbind, nfs-ganesha) must not
+# start it: the tests start their own instances with their own config, folders and loopback ports.
+# policy-rc.d answering 101 tells invoke-rc.d / deb-systemd-invoke not to start anything while we
+# install; one that was already there is left as it was.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# written by netvol scripts/install-deps.sh while it installs packages\nexit 101\n' >"$policy"
+  chmod 0755 "$policy"
+  own_policy=1
+fi
+cleanup_policy() { if [ "$own_policy" = 1 ]; then rm -f "$policy"; fi; }
+trap cleanup_policy EXIT
+
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# Nor at the next boot: Prometheus' own service would scrape and listen on :9090 for nothing.
+for m in "${missing[@]}"; do
+  if [ "$m" = prometheus ]; then
+    if [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+    if command -v update-rc.d >/dev/null; then update-rc.d prometheus disable >/dev/null 2>&1 || true; fi
+  fi
+done

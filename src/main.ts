@@ -5,13 +5,14 @@ import { createAdminApp } from './admin';
 import { loadConfig } from './config';
 import { buildBackends, openLedger, startCaretakers, stopCaretakers, VolumeDriver } from './driver';
 import { isNetvolError } from './errors';
-import { createLogger } from './log';
+import { createLogger, logTimings } from './log';
+import { Metrics } from './metrics';
 import { announceToDocker, createApp, listenOnSocket, pluginNameOf, releaseMountsDockerdForgot } from './plugin';
 import { listenOnSocket as listenOnUnixSocket, logCommandsTo, SocketServer } from './system';
 
 const VERSION: string = (require('../package.json') as { version: string }).version;
 
-/** config → logger → caretakers ended → state restore → socket listen → background remount and reconcile with dockerd; on stop, caretakers started. */
+/** config → logger → metrics bound → caretakers ended → state restore → socket listen → background remount and reconcile with dockerd; on stop, caretakers started. */
 async function main(argv: string[]): Promise<void> {
   const program = new Command()
     .name('netvol')
@@ -24,6 +25,9 @@ async function main(argv: string[]): Promise<void> {
   const config = await loadConfig(file);
   const logger = createLogger(config.logLevel);
   logCommandsTo(logger); // helper commands (mkfs, losetup, mount, sshfs...) with their argv, at debug
+  logTimings(logger); // each operation's duration and result, at debug (the metrics subscribe to the same timings)
+  // Bound before anything else is touched: a bad or busy metrics.listen refuses the start (exit 2).
+  const metrics = config.metrics ? await Metrics.start({ ...config.metrics, hostId: config.hostId, log: logger }) : undefined;
   const backends = buildBackends(config, logger);
   // A caretaker kept this host's heartbeats while the daemon was stopped: this daemon takes over.
   await stopCaretakers(config.stateDir, logger);
@@ -50,6 +54,7 @@ async function main(argv: string[]): Promise<void> {
     logger.info('netvol stopping; mounted volumes stay mounted', { signal });
     await listening.then((s) => s.close()).catch(() => undefined);
     await adminListening.then((s) => s?.close()).catch(() => undefined);
+    await metrics?.close().catch(() => undefined);
     await startCaretakers(config.stateDir, file, await driver.close(), logger);
     process.exit(0);
   };
@@ -67,6 +72,8 @@ async function main(argv: string[]): Promise<void> {
     volumes: Object.keys(store.data.volumes).length,
   });
   void driver.remountAll();
+  // Volumes measured in the background from now on (a scrape before the first sweep shows mount counts only).
+  metrics?.attach(driver.operations);
   // Mount IDs whose containers ended while netvol was down (dockerd forgot them): released if dockerd says so.
   void releaseMountsDockerdForgot({ dockerHost: config.dockerHost, driver, logger });
   // A legacy plugin is reported to swarm only once its dockerd has used it: use it now.

@@ -48,10 +48,15 @@ export const configSchema = z.strictObject({
    * a managed plugin, whose stateDir is the host's); "" turns it off.
    */
   adminSocket: z.union([z.literal(''), z.string().startsWith('/')]).optional(),
-  /** Prometheus metrics over HTTP; off unless set. `listen` is host:port, e.g. 127.0.0.1:9911. */
+  /**
+   * Prometheus metrics over HTTP; off unless set. `listen` is an IP address and port, e.g.
+   * 127.0.0.1:9911 (checked when the daemon starts, see metrics/listen.ts); `intervalSeconds` is
+   * the pause between background measurements of every volume (the staleness of the usage metrics).
+   */
   metrics: z
     .strictObject({
       listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'use host:port, e.g. 127.0.0.1:9911'),
+      intervalSeconds: z.number().int().min(5).max(3600).default(60),
     })
     .optional(),
   /** Upper bound of any single backend call; kept well below dockerd's 60 s. */
@@ -85,6 +90,6 @@ export interface Config {
   timeoutMs: number;
   /** The admin socket's path; '' when it is off. */
   adminSocket: string;
-  metrics?: { listen: string };
+  metrics?: { listen: string; intervalSeconds: number };
   backends: readonly BackendConfig[];
 }

@@ -69,7 +69,45 @@ export interface ResizeResult {
   durationMs: number;
 }
 
-export interface AdminApi {
+/** A volume as the metrics name it. */
+export interface VolumeRef {
+  name: string;
+  backend: string;
+  layout: 'directory' | 'image';
+}
+
+/** One volume as a metrics sweep measured it; a field is absent when it could not be measured. */
+export interface VolumeSample extends VolumeRef {
+  /** An image volume's size; a folder volume's used plus available bytes. */
+  capacityBytes?: number;
+  usedBytes?: number;
+  availableBytes?: number;
+  /** Of the filesystem the volume is mounted from on this host (only when mounted here). */
+  inodes?: number;
+  inodesFree?: number;
+  /** Whether this host's attachment works (only when attached here). */
+  healthy?: boolean;
+  /** Why it could not be measured. */
+  error?: string;
+}
+
+/** What one metrics sweep found: every live volume measured, every backend listed or not. */
+export interface StatsSweep {
+  volumes: VolumeSample[];
+  backends: Array<{ name: string; up: boolean; error?: string }>;
+}
+
+/** The facts the metrics read (metrics/): a slow sweep for the background, cheap in-memory facts for each scrape. */
+export interface StatsApi {
+  /** Measures every live volume on every backend, `concurrency` at a time (every call bounded by the timeout). */
+  sweepStats(concurrency: number, signal?: AbortSignal): Promise<StatsSweep>;
+  /** The volumes this host has a record of (shown before a sweep finds them). */
+  volumesHere(): VolumeRef[];
+  /** This host's mount count of a volume and whether it holds its lease (in memory, cheap). */
+  hostFacts(ref: VolumeRef): { mounts: number; leaseHeld?: boolean };
+}
+
+export interface AdminApi extends StatsApi {
   /** Every volume on every backend: live, retained and archived; `measure` reads usage and health (slower). */
   listAll(measure: boolean): Promise<VolumeDetails[]>;
   /** One volume by name (a live one, else a retained one, else archives of it). */

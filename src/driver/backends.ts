@@ -3,7 +3,7 @@ import { Backend, backendType } from '../backends';
 import type { Config } from '../config';
 import { NetvolError, wrapError } from '../errors';
 import type { Logger } from '../log';
-import { outsideRequest, withinRequest } from '../system';
+import { noteRequestBackend, outsideRequest, withinRequest } from '../system';
 import { Ledger, mountCount } from './ledger';
 import { Handover, monotonicClock, Presence } from './presence';
 
@@ -76,6 +76,7 @@ export class BackendPool {
   /** A backend by name, opened on first use (and again after a failed open). Shared backends start this host's heartbeat. */
   async open(name: string, volume?: string): Promise<Backend> {
     const backend = this.configured(name, volume);
+    if (volume !== undefined) noteRequestBackend(name); // the request on this volume works on this backend (its timing says so)
     let opening = this.opened.get(name);
     if (!opening) {
       // Shared by every request that needs the backend, and it starts the heartbeat loop: no one request's work.

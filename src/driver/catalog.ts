@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { VOLUME_FILE, type Backend } from '../backends';
 import { NetvolError } from '../errors';
 import type { Logger } from '../log';
+import { noteRequestBackend } from '../system';
 import type { BackendPool } from './backends';
 import { Ledger, liveHere, mountCount, VolumeRecord } from './ledger';
 import type { VolumeSpec } from './options';
@@ -118,6 +119,7 @@ export class Catalog {
     const record = this.ledger.get(name);
     if (record?.pending) return undefined;
     const cached = this.attachedMeta.get(name);
+    if (record) noteRequestBackend(record.backend);
     if (record && cached && liveHere(record)) return { name, backend: record.backend, meta: cached, record };
     const all = this.pool.names();
     const order = record ? [record.backend, ...all.filter((b) => b !== record.backend)] : all;
@@ -132,6 +134,7 @@ export class Catalog {
       if (r.status === 'fulfilled' && r.value && !r.value.retained) {
         const mine = record?.backend === order[i] ? record : undefined;
         if (mine && liveHere(mine)) this.attachedMeta.set(name, r.value);
+        noteRequestBackend(order[i]);
         return { name, backend: order[i], meta: r.value, record: mine };
       }
     }

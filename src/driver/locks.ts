@@ -1,6 +1,6 @@
 import { Mutex } from 'async-mutex';
 import { NetvolError } from '../errors';
-import type { Logger } from '../log';
+import { Logger, OperationTimings, operationTimings, resultOf } from '../log';
 import { abortion, RequestDeadline, runWithin } from '../system';
 
 /** How long one request on a volume may run, and how long its work may take to stop once cut off. */
@@ -41,6 +41,8 @@ export class VolumeLocks {
   constructor(
     private readonly budgets: RequestBudgets = DEFAULT_BUDGETS,
     private readonly log?: Logger,
+    /** Where each request's timing goes (operation = verb, its volume and backend, duration, result); null: nowhere. */
+    private readonly observer: OperationTimings | null = operationTimings,
   ) {}
 
   /** The budget of one verb. */
@@ -48,14 +50,34 @@ export class VolumeLocks {
     return verb === 'create' ? this.budgets.createMs : verb === 'mount' || verb === 'remount' ? this.budgets.mountMs : this.budgets.otherMs;
   }
 
-  /** `budgetMs` replaces the verb's budget: admin operations that Docker does not wait for (a clone) may run longer. */
+  /**
+   * Runs one request on the volume (see the class) and emits its timing, waiting for the lock
+   * included, when it is answered. `budgetMs` replaces the verb's budget: admin operations that
+   * Docker does not wait for (a clone) may run longer.
+   */
   async run<T>(name: string, work: (signal: AbortSignal) => Promise<T>, verb: Verb = 'restore', budgetMs = this.budgetOf(verb)): Promise<T> {
+    const started = process.hrtime.bigint();
+    let deadline: RequestDeadline | undefined;
+    const observe = (err?: unknown) =>
+      this.observer?.emit({ operation: verb, volume: name, backend: deadline?.backend ?? '', durationSeconds: Number(process.hrtime.bigint() - started) / 1e9, result: resultOf(err) });
+    try {
+      const value = await this.request(name, work, verb, budgetMs, (d) => (deadline = d));
+      observe();
+      return value;
+    } catch (err) {
+      observe(err);
+      throw err;
+    }
+  }
+
+  private async request<T>(name: string, work: (signal: AbortSignal) => Promise<T>, verb: Verb, budgetMs: number, made: (d: RequestDeadline) => void): Promise<T> {
     let lock = this.locks.get(name);
     if (!lock) {
       lock = new Mutex();
       this.locks.set(name, lock);
     }
     const deadline = new RequestDeadline(budgetMs, () => new NetvolError('TIMEOUT', `volume ${name}: ${verb} did not finish within ${seconds(budgetMs)} s; what it had started was stopped and undone where possible, try again`, { volume: name }));
+    made(deadline);
     const release = await this.acquire(lock, name, verb, deadline);
     const running = runWithin(deadline, () => work(deadline.signal));
     // The lock is released once the request's work and everything it started have settled.

@@ -1,5 +1,5 @@
 import type { Logger } from '../log';
-import type { AdminApi, ResizeResult, VolumeDetails, VolumeHold } from './admin-api';
+import type { AdminApi, ResizeResult, StatsSweep, VolumeDetails, VolumeHold, VolumeRef } from './admin-api';
 import type { AttachStack } from './attach';
 import type { BackendPool } from './backends';
 import type { Catalog } from './catalog';
@@ -11,6 +11,7 @@ import type { VolumeLocks } from './locks';
 import type { Mounts } from './mounts';
 import { Resizer } from './resize';
 import type { SpaceCheck } from './space';
+import type { VolumeStats } from './stats';
 import type { VolumeDriverApi } from './view';
 
 /** The driver's parts an admin operation may use (the same objects the verbs use). */
@@ -27,6 +28,7 @@ export interface DriverParts {
   inventory: Inventory;
   /** The free-space check of image volumes (Create and resize share its per-backend lock). */
   space: SpaceCheck;
+  stats: VolumeStats;
   log: Logger;
   /** -o from= and netvolctl clone (clone.ts). */
   cloner: Cloner;
@@ -54,6 +56,18 @@ export class VolumeOperations implements AdminApi {
 
   clone(name: string, request: CloneRequest): Promise<CloneResult> {
     return this.p.cloner.clone(name, request);
+  }
+
+  sweepStats(concurrency: number, signal?: AbortSignal): Promise<StatsSweep> {
+    return this.p.stats.sweep(concurrency, signal);
+  }
+
+  volumesHere(): VolumeRef[] {
+    return this.p.stats.here();
+  }
+
+  hostFacts(ref: VolumeRef): { mounts: number; leaseHeld?: boolean } {
+    return this.p.stats.hostFacts(ref);
   }
 
   async hold(name: string, purpose: string): Promise<VolumeHold> {

@@ -50,7 +50,8 @@ export async function promisedSpace(pool: BackendPool, backend: Backend, except:
  * take the last space; across hosts the count is as good as the backend's volume.json files.
  */
 export class SpaceCheck {
-  private readonly locks = new VolumeLocks();
+  /** One per backend name; these are not requests on a volume, so they emit no timings. */
+  private readonly locks = new VolumeLocks(undefined, undefined, null);
 
   constructor(private readonly pool: BackendPool) {}
 

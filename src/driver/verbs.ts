@@ -3,6 +3,7 @@ import type { Config } from '../config';
 import { NetvolError } from '../errors';
 import type { Logger } from '../log';
 import { keyedRecord, type StateStore } from '../state';
+import { noteRequestBackend } from '../system';
 import { AttachStack } from './attach';
 import { BackendPool } from './backends';
 import { Catalog, readMeta } from './catalog';
@@ -21,6 +22,7 @@ import { VolumeOperations } from './operations';
 import { Recovery } from './recovery';
 import { Removal } from './removal';
 import { SpaceCheck } from './space';
+import { VolumeStats } from './stats';
 import { UsageMeter } from './usage';
 import type { VolumeDriverApi, VolumeView } from './view';
 
@@ -81,6 +83,7 @@ export class VolumeDriver implements VolumeDriverApi {
     this.operations = new VolumeOperations({
       hostId: config.hostId, timeoutMs: config.timeoutMs, verbs: this, pool, ledger, catalog, stack, locks: this.locks, mounts, inventory, space, log,
       cloner: this.cloner,
+      stats: new VolumeStats({ hostId: config.hostId, timeoutMs: config.timeoutMs, pool, ledger, stack, mounts, usage: this.usage, log }),
     });
   }
 
@@ -103,6 +106,7 @@ export class VolumeDriver implements VolumeDriverApi {
     refuseUnsupported(name, spec, this.pool.configured(spec.backend, name));
     const backend = await this.pool.open(spec.backend, name);
     await this.locks.run(name, async (signal) => {
+      noteRequestBackend(spec.backend);
       const existing = await this.catalog.lookup(name, true);
       if (existing?.meta) return checkSameOptions(name, existing.meta, spec);
       if (existing) throw this.catalog.unavailable(existing);
@@ -198,6 +202,7 @@ export class VolumeDriver implements VolumeDriverApi {
     const mountId = this.mountId(name, id);
     await this.locks.run(name, async (signal) => {
       const record = this.ledger.get(name);
+      if (record) noteRequestBackend(record.backend);
       if (!record || !record.mounts[mountId]) {
         this.log.warn('unmount of a mount ID netvol does not hold: nothing to do', { volume: name, backend: record?.backend, mountId });
         return;

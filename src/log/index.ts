@@ -1,1 +1,2 @@
 export { createLogger, Logger } from './logger';
+export { OperationTiming, OperationTimings, TimingListener, operationTimings, resultOf, timed, logTimings } from './timings';

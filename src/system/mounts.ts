@@ -57,11 +57,14 @@ export interface FsUsage {
   sizeBytes: number;
   usedBytes: number;
   availableBytes: number;
+  /** Inodes of the filesystem, and how many are free (absent where a test's fake does not say). */
+  inodes?: number;
+  inodesFree?: number;
 }
 
 /** Filesystem usage of the filesystem holding `path`, as df reports it. */
 export async function fsUsage(path: string): Promise<FsUsage> {
   const s = await fs.statfs(path);
   const size = s.blocks * s.bsize;
-  return { sizeBytes: size, usedBytes: (s.blocks - s.bfree) * s.bsize, availableBytes: s.bavail * s.bsize };
+  return { sizeBytes: size, usedBytes: (s.blocks - s.bfree) * s.bsize, availableBytes: s.bavail * s.bsize, inodes: s.files, inodesFree: s.ffree };
 }

@@ -64,6 +64,8 @@ export class RequestDeadline {
   }
 
   finished = false;
+  /** The backend the request works on, once it is known (for its timing: see noteRequestBackend). */
+  backend?: string;
   /** The budget ran out (rather than the request being stopped because it was over). */
   expired = false;
 }
@@ -79,6 +81,12 @@ export function runWithin<T>(deadline: RequestDeadline, work: () => Promise<T>):
 export function requestDeadline(): RequestDeadline | undefined {
   const deadline = currentRequest.getStore();
   return deadline && !deadline.finished ? deadline : undefined;
+}
+
+/** Tells the current request (if any) which backend it works on; the first one named stays. */
+export function noteRequestBackend(backend: string): void {
+  const deadline = requestDeadline();
+  if (deadline && deadline.backend === undefined) deadline.backend = backend;
 }
 
 /** Runs `work` as no request's: for shared work a request only starts (opening a backend, a heartbeat loop). */
