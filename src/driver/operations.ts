@@ -13,6 +13,8 @@ import type { VolumeDriverApi } from './view';
 /** The driver's parts an admin operation may use (the same objects the verbs use). */
 export interface DriverParts {
   hostId: string;
+  /** This daemon run's id: the mount IDs of its admin holds carry it (holds.ts). */
+  runId: string;
   timeoutMs: number;
   verbs: VolumeDriverApi;
   pool: BackendPool;
@@ -42,7 +44,7 @@ export class VolumeOperations implements AdminApi {
   }
 
   async hold(name: string, purpose: string): Promise<VolumeHold> {
-    const id = adminMountId(purpose);
+    const id = adminMountId(purpose, this.p.runId);
     const mountpoint = await this.p.verbs.mount(name, id);
     const record = this.p.ledger.get(name);
     let released = false;

@@ -8,7 +8,7 @@ import { BackendPool } from './backends';
 import { Catalog, readMeta } from './catalog';
 import { checkSameOptions, Creation, refuseUnsupported } from './create';
 import { Describer } from './describe';
-import { isEarlierAdminHold } from './holds';
+import { isEarlierAdminHold, newRunId } from './holds';
 import { Inventory } from './inventory';
 import { HostState, Ledger, mountCount, VolumeRecord } from './ledger';
 import { RequestBudgets, VolumeLocks } from './locks';
@@ -46,6 +46,8 @@ export class VolumeDriver implements VolumeDriverApi {
   private readonly recovery: Recovery;
   /** The operations Docker has no verb for, served by the admin API (admin/). */
   readonly operations: VolumeOperations;
+  /** This daemon run: admin holds of other runs are released at restore (holds.ts). */
+  private readonly runId = newRunId();
   /** Mount IDs (with their counts) each volume held when this daemon started, until reconciled with dockerd. */
   private heldAtStart = new Map<string, Map<string, number>>();
 
@@ -71,7 +73,7 @@ export class VolumeDriver implements VolumeDriverApi {
     this.recovery = new Recovery({ pool, ledger, locks: this.locks, stack, removal, mounts, log });
     const inventory = new Inventory({ pool, ledger, catalog, describer: this.describer, mountpoint: (name) => stack.mountpoint(name), log });
     this.operations = new VolumeOperations({
-      hostId: config.hostId, timeoutMs: config.timeoutMs, verbs: this, pool, ledger, catalog, stack, locks: this.locks, mounts, inventory, log,
+      hostId: config.hostId, runId: this.runId, timeoutMs: config.timeoutMs, verbs: this, pool, ledger, catalog, stack, locks: this.locks, mounts, inventory, log,
     });
   }
 
@@ -297,7 +299,7 @@ export class VolumeDriver implements VolumeDriverApi {
    */
   private releaseEarlierAdminHolds(): void {
     for (const [name, record] of Object.entries(this.ledger.records)) {
-      const ids = Object.keys(record.mounts).filter(isEarlierAdminHold);
+      const ids = Object.keys(record.mounts).filter((id) => isEarlierAdminHold(id, this.runId));
       if (ids.length === 0) continue;
       for (const id of ids) delete record.mounts[id];
       this.log.warn('released admin holds of an earlier netvol run (the operation ended with that daemon)', { volume: name, backend: record.backend, mountIds: ids });
