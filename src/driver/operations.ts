@@ -1,8 +1,9 @@
 import type { Logger } from '../log';
-import type { AdminApi, VolumeDetails, VolumeHold } from './admin-api';
+import type { AdminApi, GcOptions, GcReport, VolumeDetails, VolumeHold } from './admin-api';
 import type { AttachStack } from './attach';
 import type { BackendPool } from './backends';
 import type { Catalog } from './catalog';
+import { GarbageCollector } from './gc';
 import { adminMountId } from './holds';
 import type { Inventory } from './inventory';
 import type { Ledger } from './ledger';
@@ -16,6 +17,8 @@ export interface DriverParts {
   /** This daemon run's id: the mount IDs of its admin holds carry it (holds.ts). */
   runId: string;
   timeoutMs: number;
+  stateDir: string;
+  mountRoot: string;
   verbs: VolumeDriverApi;
   pool: BackendPool;
   ledger: Ledger;
@@ -60,5 +63,9 @@ export class VolumeOperations implements AdminApi {
         await this.p.verbs.unmount(name, id);
       },
     };
+  }
+
+  gc(opts: GcOptions): Promise<GcReport> {
+    return new GarbageCollector(this.p).run(opts);
   }
 }

@@ -73,7 +73,7 @@ export class VolumeDriver implements VolumeDriverApi {
     this.recovery = new Recovery({ pool, ledger, locks: this.locks, stack, removal, mounts, log });
     const inventory = new Inventory({ pool, ledger, catalog, describer: this.describer, mountpoint: (name) => stack.mountpoint(name), log });
     this.operations = new VolumeOperations({
-      hostId: config.hostId, runId: this.runId, timeoutMs: config.timeoutMs, verbs: this, pool, ledger, catalog, stack, locks: this.locks, mounts, inventory, log,
+      hostId: config.hostId, runId: this.runId, timeoutMs: config.timeoutMs, stateDir: config.stateDir, mountRoot: config.mountRoot, verbs: this, pool, ledger, catalog, stack, locks: this.locks, mounts, inventory, log,
     });
   }
 
