@@ -71,7 +71,7 @@ export class VolumeDriver implements VolumeDriverApi {
     this.describer = new Describer({ hostId: config.hostId, pool, stack, usage: this.usage, log });
     this.creation = new Creation({ hostId: config.hostId, pool, ledger, mounts, space: new SpaceCheck(pool), log });
     this.recovery = new Recovery({ pool, ledger, locks: this.locks, stack, removal, mounts, log });
-    const inventory = new Inventory({ pool, ledger, catalog, describer: this.describer, mountpoint: (name) => stack.mountpoint(name), log });
+    const inventory = new Inventory({ hostId: config.hostId, pool, ledger, catalog, describer: this.describer, mountpoint: (name) => stack.mountpoint(name), log });
     this.operations = new VolumeOperations({
       hostId: config.hostId, runId: this.runId, timeoutMs: config.timeoutMs, stateDir: config.stateDir, mountRoot: config.mountRoot, verbs: this, pool, ledger, catalog, stack, locks: this.locks, mounts, inventory, log,
     });
