@@ -81,7 +81,7 @@ describe('netvolctl ls', () => {
     const lines = r.stdout.split('\n');
     expect(lines[0].split(/\s{2,}/)).toEqual(['VOLUME', 'BACKEND', 'LAYOUT', 'SIZE', 'USED', 'USE%', 'ATTACHED ON', 'LEASE', 'HEALTH', 'ON REMOVE']);
     const row = (n: string) => lines.find((l) => l.startsWith(`${n} `)) ?? '';
-    expect(row(img)).toMatch(/local\s+image\s+32 ?Mi?B\s+\S+\s+\d+%\s+\S+\s+ok\s+retain$/);
+    expect(row(img)).toMatch(/local\s+image\s+32\.0 MiB\s+[\d.]+ \S+\s+\d+%\s+\S+\s+ok\s+retain$/);
     expect(row(kept)).toMatch(/directory \(retained\)/);
     expect(row(arch)).toMatch(/directory \(archived\)/);
     expect(row(live)).toMatch(/local\s+directory\s+/);
