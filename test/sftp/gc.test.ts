@@ -60,7 +60,7 @@ async function loopsOf(file: string): Promise<string[]> {
 /** Everything of this run a dry run must leave as it was. */
 async function snapshot(): Promise<string> {
   const mounts = [...mountsUnder(w.nv.root).map((m) => `${m.source} ${m.mountPoint}`)].sort();
-  const loops = (await run('losetup', ['-l', '-n', '-O', 'NAME,BACK-FILE'])).stdout.split('\n').filter((l) => l.includes(w.nv.root)).sort();
+  const loops = (await run('losetup', ['-l', '-n', '-O', 'NAME,BACK-FILE'])).stdout.split('\n').filter((l) => l.includes(w.nv.root) || l.includes(localDir)).sort();
   const helpers = sshfsOf(path.join(workDir('remote'), lostSftp));
   const list = (d: string) => (exists(d) ? fs.readdirSync(d).sort() : []);
   return JSON.stringify({ mounts, loops, helpers, local: list(localDir), remote: list(remoteDir), hosts: list(path.join(remoteDir, '.netvol-hosts')), mountRoot: list(mountRoot()) });
