@@ -206,7 +206,10 @@ export class GarbageCollector {
 
   private async hostGarbage(items: GcItem[], act: (i: GcItem, f: () => Promise<boolean | void>) => Promise<void>): Promise<void> {
     const { ledger, mountRoot, locks } = this.o;
+    // Read once before anything goes: a dry run and --apply list the same things (a loop device
+    // freed with its mountpoint is still listed, and reported removed).
     const table = await readMountTable();
+    const loops = await listLoops();
     const mountAt = new Map(table.map((m) => [m.mountPoint, m]));
     const orphan = (volume: string): boolean => ledger.get(volume) === undefined;
     const underLock = (volume: string, f: () => Promise<void>): Promise<boolean> =>
@@ -261,8 +264,8 @@ export class GarbageCollector {
 
     // Loop devices serving a netvol image that nothing here holds, and that are not mounted anywhere.
     const roots = await this.imageRoots();
-    const mountedNow = new Set((await readMountTable()).map((m: MountEntry) => m.source));
-    for (const loop of await listLoops()) {
+    const mountedNow = new Set(table.map((m: MountEntry) => m.source));
+    for (const loop of loops) {
       if (path.basename(loop.backFile) !== IMAGE_FILE) continue;
       const folder = path.dirname(loop.backFile);
       const owner = roots.find((r) => volumeUnder(r.root, folder) !== undefined);

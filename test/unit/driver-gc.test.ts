@@ -52,12 +52,14 @@ async function snapshot(w: World): Promise<string> {
 }
 
 const pick = (r: GcReport, kind: GcItem['kind']) => r.items.filter((i) => i.kind === kind);
+const summary = (r: GcReport) => r.items.map((i) => `${i.kind} ${i.backend ?? '-'} ${i.volume ?? '-'} ${i.target}`).sort();
 
 describe('gc on one host', () => {
   let w: World;
   let driver: VolumeDriver;
   let foreignLoop: string;
   let looseLoop: string;
+  let listed: string[] = [];
 
   beforeAll(async () => {
     w = await makeWorld('gc');
@@ -112,6 +114,7 @@ describe('gc on one host', () => {
     expect(loops.find((i) => i.volume === 'loose')?.target).toBe(looseLoop);
     expect(r.items.some((i) => i.target === foreignLoop || i.volume === 'notempty' || i.volume === 'keepimg' || i.volume === 'keepdir' || i.volume === 'newarch')).toBe(false);
     expect(await snapshot(w)).toBe(before);
+    listed = summary(r);
   });
 
   it('without --older-than no archive and without --retained no retained volume is listed', async () => {
@@ -124,6 +127,7 @@ describe('gc on one host', () => {
   it('--apply removes exactly what was listed; live volumes stay mounted with their data, and what is not netvol\'s is untouched', async () => {
     const r = await driver.operations.gc({ apply: true, olderThanMs: 30 * DAY, retained: true });
     expect(r.items.filter((i) => i.state !== 'removed')).toEqual([]);
+    expect(summary(r)).toEqual(listed);
     expect(await exists(path.join(w.volumesDir, '.netvol-trash-gone-0badc0de'))).toBe(false);
     expect(await exists(path.join(w.volumesDir, 'oldvol.archive-20200101T000000Z'))).toBe(false);
     expect(await exists(path.join(w.volumesDir, 'kept'))).toBe(false);
