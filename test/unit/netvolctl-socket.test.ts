@@ -78,3 +78,11 @@ test('the built netvolctl is executable, so a symlink on PATH runs it (the host-
   expect(stdout).toMatch(/Usage: netvolctl/);
   expect(stdout).toMatch(/\bgc\b/);
 });
+
+test('a developer\'s checkout runs it as `npx netvolctl` (package.json bin) once built', async () => {
+  const repo = path.join(__dirname, '..', '..');
+  const pkg = JSON.parse(await fs.readFile(path.join(repo, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+  expect(pkg.bin.netvolctl).toBe('dist/cli/index.js');
+  const { stdout } = await exec('npx', ['--no-install', 'netvolctl', 'gc', '--help'], { cwd: repo, timeout: 60_000 });
+  expect(stdout).toMatch(/Usage: netvolctl gc/);
+}, 90_000);
