@@ -96,6 +96,10 @@ export interface Backend {
   listFiles(name: string, signal?: AbortSignal): Promise<string[]>;
   /** Removes `<root>/<name>/` and everything in it: gone from the root at once, its contents deleted in the background; succeeds if it is already gone. */
   removeFolder(name: string, signal?: AbortSignal): Promise<void>;
+  /** Folders of removed volumes still being deleted (or whose deletion was cut short): trash names, never volumes. */
+  listTrash?(signal?: AbortSignal): Promise<string[]>;
+  /** Deletes one trash folder (a name listTrash returned) now, and waits for it; succeeds if it is gone already. */
+  removeTrash?(trash: string, signal?: AbortSignal): Promise<void>;
   /** Renames `<root>/<from>/` to `<root>/<to>/` (used to archive a volume); refuses (OPTIONS_CONFLICT) when `<to>` exists. */
   renameFolder(from: string, to: string, signal?: AbortSignal): Promise<void>;
   /** Applies owner and mode to `<root>/<name>/data/`. */

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import { loadConfig } from '../config';
 
@@ -11,13 +12,24 @@ export class CliError extends Error {
   }
 }
 
-/** Where the daemon's admin socket is: --socket, else NETVOL_ADMIN_SOCKET, else the config's adminSocket, else the default. */
-export async function resolveSocket(opts: { socket?: string; config?: string }): Promise<string> {
+/** The host service's config file (packaging/netvol.service); also where a managed plugin's host config lives. */
+export const HOST_CONFIG = '/etc/netvol/config.yaml';
+
+/**
+ * Where the daemon's admin socket is: --socket, else NETVOL_ADMIN_SOCKET, else the adminSocket of
+ * the config file given (--config or NETVOL_CONFIG), else of the host service's config file when
+ * there is one, else the default. The default serves the managed plugin too: it bind-mounts the
+ * host's /var/lib/netvol at the same path, so its socket shows on the host where netvolctl looks.
+ */
+export async function resolveSocket(opts: { socket?: string; config?: string }, hostConfig = HOST_CONFIG): Promise<string> {
   if (opts.socket) return opts.socket;
   if (process.env.NETVOL_ADMIN_SOCKET) return process.env.NETVOL_ADMIN_SOCKET;
-  const file = opts.config ?? process.env.NETVOL_CONFIG;
+  const given = opts.config ?? process.env.NETVOL_CONFIG;
+  const file = given ?? (existsSync(hostConfig) ? hostConfig : undefined);
   if (file) {
-    const config = await loadConfig(file);
+    const config = await loadConfig(file).catch((err: Error) => {
+      throw new CliError(`${err.message}${given ? '' : ' (netvolctl reads it to find the admin socket; give the socket with --socket or NETVOL_ADMIN_SOCKET instead)'}`);
+    });
     if (!config.adminSocket) throw new CliError(`the admin socket is turned off in ${file} (adminSocket: ""): netvolctl cannot reach the daemon`);
     return config.adminSocket;
   }

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { isNetvolError } from '../errors';
 import { CliError } from './client';
 import { cloneCommands } from './commands/clone';
+import { gcCommands } from './commands/gc';
 import { localCommands } from './commands/local';
 import { resizeCommands } from './commands/resize';
 import { volumeCommands } from './commands/volumes';
@@ -15,7 +16,7 @@ import { volumeCommands } from './commands/volumes';
  */
 async function main(argv: string[]): Promise<void> {
   const program = new Command().name('netvolctl').description('operate netvol: list, inspect, back up, restore, clone, resize and clean up volumes');
-  for (const register of [volumeCommands, cloneCommands, resizeCommands, localCommands]) register(program);
+  for (const register of [volumeCommands, cloneCommands, resizeCommands, gcCommands, localCommands]) register(program);
   await program.parseAsync(argv);
 }
 

@@ -107,6 +107,37 @@ export interface StatsApi {
   hostFacts(ref: VolumeRef): { mounts: number; leaseHeld?: boolean };
 }
 
+/** What `netvolctl gc` looks for besides what is always garbage (trash, orphans on this host, records of hosts long gone). */
+export interface GcOptions {
+  /** Remove what is found; otherwise only report. */
+  apply: boolean;
+  /** Archives archived longer ago than this are garbage; none when absent. */
+  olderThanMs?: number;
+  /** Retained volumes (removed with onRemove=retain) are garbage. */
+  retained: boolean;
+  /** A host's heartbeat must have stayed the same this long on this daemon's clock (and at least a lease) for its records to go. */
+  hostAgeMs?: number;
+}
+
+export type GcKind = 'trash' | 'archive' | 'retained' | 'host' | 'mountpoint' | 'attachment' | 'loop' | 'backend';
+
+/** One thing gc found; `state` says what became of it ('found' in a dry run). 'backend' items are backends gc could not read. */
+export interface GcItem {
+  kind: GcKind;
+  backend?: string;
+  volume?: string;
+  /** The folder, file, mountpoint or loop device. */
+  target: string;
+  reason: string;
+  state: 'found' | 'removed' | 'kept' | 'failed';
+  error?: string;
+}
+
+export interface GcReport {
+  applied: boolean;
+  items: GcItem[];
+}
+
 export interface AdminApi extends StatsApi {
   /** Every volume on every backend: live, retained and archived; `measure` reads usage and health (slower). */
   listAll(measure: boolean): Promise<VolumeDetails[]>;
@@ -118,4 +149,6 @@ export interface AdminApi extends StatsApi {
   resize(name: string, size: unknown): Promise<ResizeResult>;
   /** netvolctl clone: a new volume `name` with the content and options of `request.source` (clone.ts). */
   clone(name: string, request: import('./clone').CloneRequest): Promise<import('./clone').CloneResult>;
+  /** Finds (and with apply, removes) what nobody uses: see gc.ts. */
+  gc(opts: GcOptions): Promise<GcReport>;
 }

@@ -25,7 +25,7 @@ interface RawMeta {
  */
 export class Inventory {
   constructor(
-    private readonly o: { pool: BackendPool; ledger: Ledger; catalog: Catalog; describer: Describer; mountpoint: (name: string) => string; log: Logger },
+    private readonly o: { hostId: string; pool: BackendPool; ledger: Ledger; catalog: Catalog; describer: Describer; mountpoint: (name: string) => string; log: Logger },
   ) {}
 
   async listAll(measure: boolean): Promise<VolumeDetails[]> {
@@ -83,7 +83,7 @@ export class Inventory {
       onRemove: found.meta?.spec.onRemove,
       createdAt: found.meta?.createdAt,
       createdBy: found.meta?.createdBy,
-      attachedOn: Array.isArray(s.attachedOn) ? (s.attachedOn as string[]) : record?.attached ? ['(this host)'] : [],
+      attachedOn: Array.isArray(s.attachedOn) ? (s.attachedOn as string[]) : record?.attached ? [this.o.hostId] : [],
       leaseHolder: s.leaseHolder === undefined ? undefined : (s.leaseHolder as string | null),
       healthy: typeof s.healthy === 'boolean' ? s.healthy : undefined,
       mountCount: mountCount(record?.mounts ?? {}),

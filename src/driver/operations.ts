@@ -1,9 +1,10 @@
 import type { Logger } from '../log';
-import type { AdminApi, ResizeResult, StatsSweep, VolumeDetails, VolumeHold, VolumeRef } from './admin-api';
+import type { AdminApi, GcOptions, GcReport, ResizeResult, StatsSweep, VolumeDetails, VolumeHold, VolumeRef } from './admin-api';
 import type { AttachStack } from './attach';
 import type { BackendPool } from './backends';
 import type { Catalog } from './catalog';
 import type { CloneRequest, CloneResult, Cloner } from './clone';
+import { GarbageCollector } from './gc';
 import { adminMountId } from './holds';
 import type { Inventory } from './inventory';
 import type { Ledger } from './ledger';
@@ -17,7 +18,11 @@ import type { VolumeDriverApi } from './view';
 /** The driver's parts an admin operation may use (the same objects the verbs use). */
 export interface DriverParts {
   hostId: string;
+  /** This daemon run's id: the mount IDs of its admin holds carry it (holds.ts). */
+  runId: string;
   timeoutMs: number;
+  stateDir: string;
+  mountRoot: string;
   verbs: VolumeDriverApi;
   pool: BackendPool;
   ledger: Ledger;
@@ -71,7 +76,7 @@ export class VolumeOperations implements AdminApi {
   }
 
   async hold(name: string, purpose: string): Promise<VolumeHold> {
-    const id = adminMountId(purpose);
+    const id = adminMountId(purpose, this.p.runId);
     const mountpoint = await this.p.verbs.mount(name, id);
     const record = this.p.ledger.get(name);
     let released = false;
@@ -91,5 +96,9 @@ export class VolumeOperations implements AdminApi {
 
   resize(name: string, size: unknown): Promise<ResizeResult> {
     return this.resizer.resize(name, size);
+  }
+
+  gc(opts: GcOptions): Promise<GcReport> {
+    return new GarbageCollector(this.p).run(opts);
   }
 }

@@ -286,6 +286,12 @@ export class Presence {
     return obs.changed && quiet < 2 * theirInterval ? 'alive' : 'unknown';
   }
 
+  /** How long (this host's monotonic clock) `host`'s heartbeat has stayed as it is now; undefined when this host never read it. */
+  quietFor(host: string): number | undefined {
+    const obs = this.seen.get(host);
+    return obs ? this.clock.now() - obs.since : undefined;
+  }
+
   /**
    * Whether `host` lives: read its file until it changes (alive: it beats now) or has stayed the
    * same for a whole lease of this host's clock (dead): sanlock's read, wait, read again. Earlier

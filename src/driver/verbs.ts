@@ -9,7 +9,7 @@ import { BackendPool } from './backends';
 import { Catalog, readMeta } from './catalog';
 import { checkSameOptions, Creation, refuseUnsupported } from './create';
 import { Describer } from './describe';
-import { isEarlierAdminHold } from './holds';
+import { isEarlierAdminHold, newRunId } from './holds';
 import { Inventory } from './inventory';
 import { HostState, Ledger, mountCount, VolumeRecord } from './ledger';
 import { RequestBudgets, VolumeLocks } from './locks';
@@ -51,6 +51,8 @@ export class VolumeDriver implements VolumeDriverApi {
   private readonly cloner: Cloner;
   /** The operations Docker has no verb for, served by the admin API (admin/). */
   readonly operations: VolumeOperations;
+  /** This daemon run: admin holds of other runs are released at restore (holds.ts). */
+  private readonly runId = newRunId();
   /** Mount IDs (with their counts) each volume held when this daemon started, until reconciled with dockerd. */
   private heldAtStart = new Map<string, Map<string, number>>();
 
@@ -75,13 +77,13 @@ export class VolumeDriver implements VolumeDriverApi {
     const space = new SpaceCheck(pool);
     this.creation = new Creation({ hostId: config.hostId, pool, ledger, mounts, space, log });
     this.recovery = new Recovery({ pool, ledger, locks: this.locks, stack, removal, mounts, log });
-    const inventory = new Inventory({ pool, ledger, catalog, describer: this.describer, mountpoint: (name) => stack.mountpoint(name), log });
+    const inventory = new Inventory({ hostId: config.hostId, pool, ledger, catalog, describer: this.describer, mountpoint: (name) => stack.mountpoint(name), log });
     this.cloner = new Cloner({
       pool, ledger, catalog, locks: this.locks, creation: this.creation, mounts, defaultBackend: config.defaultBackend, log,
       hold: (name, purpose) => this.operations.hold(name, purpose),
     });
     this.operations = new VolumeOperations({
-      hostId: config.hostId, timeoutMs: config.timeoutMs, verbs: this, pool, ledger, catalog, stack, locks: this.locks, mounts, inventory, space, log,
+      hostId: config.hostId, runId: this.runId, timeoutMs: config.timeoutMs, stateDir: config.stateDir, mountRoot: config.mountRoot, verbs: this, pool, ledger, catalog, stack, locks: this.locks, mounts, inventory, space, log,
       cloner: this.cloner,
       stats: new VolumeStats({ hostId: config.hostId, timeoutMs: config.timeoutMs, pool, ledger, stack, mounts, usage: this.usage, log }),
     });
@@ -316,7 +318,7 @@ export class VolumeDriver implements VolumeDriverApi {
    */
   private releaseEarlierAdminHolds(): void {
     for (const [name, record] of Object.entries(this.ledger.records)) {
-      const ids = Object.keys(record.mounts).filter(isEarlierAdminHold);
+      const ids = Object.keys(record.mounts).filter((id) => isEarlierAdminHold(id, this.runId));
       if (ids.length === 0) continue;
       for (const id of ids) delete record.mounts[id];
       this.log.warn('released admin holds of an earlier netvol run (the operation ended with that daemon)', { volume: name, backend: record.backend, mountIds: ids });

@@ -172,6 +172,16 @@ export class FolderBackend implements Backend {
     }
   }
 
+  async listTrash(signal?: AbortSignal): Promise<string[]> {
+    const entries = await this.tree.list({ what: `cannot list ${this.tree.describe('')}`, signal }, '');
+    return (entries ?? []).filter((e) => e.kind === 'folder' && e.name.startsWith(TRASH_PREFIX)).map((e) => e.name);
+  }
+
+  async removeTrash(trash: string, signal?: AbortSignal): Promise<void> {
+    if (!trash.startsWith(TRASH_PREFIX) || trash.includes('/')) throw new NetvolError('INVALID_OPTION', `backend ${this.name}: ${trash} is not a trash folder`);
+    await this.tree.removeTree({ what: `cannot delete netvol's folder ${trash}`, signal }, trash);
+  }
+
   /** Renames a folder (to archive a volume); refuses to replace an existing one, whatever the server's rename would do. */
   async renameFolder(from: string, to: string, signal?: AbortSignal): Promise<void> {
     const op = { what: `cannot rename volume ${from} to ${to}`, volume: from, signal };

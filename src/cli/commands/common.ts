@@ -11,7 +11,7 @@ export interface AdminOptions {
 /** Adds --socket and --config (to find the admin socket) to a command that talks to the daemon. */
 export function withAdminOptions(cmd: Command): Command {
   return cmd
-    .option('-s, --socket <path>', 'the daemon\'s admin socket (env NETVOL_ADMIN_SOCKET; default: the config\'s adminSocket, else /var/lib/netvol/admin.sock)')
+    .option('-s, --socket <path>', 'the daemon\'s admin socket (env NETVOL_ADMIN_SOCKET; default: the adminSocket of the config file, else of /etc/netvol/config.yaml when present, else /var/lib/netvol/admin.sock)')
     .option('-c, --config <file>', 'the daemon\'s config file, to find its admin socket (env NETVOL_CONFIG)');
 }
 

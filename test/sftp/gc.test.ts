@@ -1,0 +1,220 @@
+/**
+ * netvolctl gc end to end: a real dockerd, the daemon with a local and an sftp backend (a real
+ * sshd, sshfs helpers), and what crashes leave: the mounts, sshfs helper and loop device of volumes
+ * mounted by a daemon killed with kill -9 whose ledger lost their records, trash, an archive from
+ * long ago, a retained volume, and the heartbeat file of a host long gone. A dry run lists exactly
+ * those and changes nothing; --apply removes exactly those, while volumes in use by running
+ * containers keep working with their data intact.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { GcItem, GcReport } from '../../src/driver';
+import { run } from '../../src/system';
+import { mountsUnder } from '../harness/dockerd';
+import { sftpOptions, startSshd, Sshd } from '../harness/sshd';
+import { netvolctl } from '../e2e/support/netvolctl';
+import { BUSYBOX_IMAGE, md5InContainer, startWorld, stopWorld, uniqueName, World } from '../e2e/support/world';
+
+jest.setTimeout(300_000);
+
+let sshd: Sshd;
+let w: World;
+let localDir: string;
+let remoteDir: string;
+let socket: string;
+const keepDir = uniqueName('gc-keep-dir');
+const keepImg = uniqueName('gc-keep-img');
+const lostSftp = uniqueName('gc-lost-sftp');
+const lostImg = uniqueName('gc-lost-img');
+const retained = uniqueName('gc-retained');
+const freshArchive = uniqueName('gc-fresh');
+const oldArchive = `${uniqueName('gc-old')}.archive-20200101T000000Z`;
+const trash = `.netvol-trash-${uniqueName('gc-crash')}-0badc0de`;
+const ghost = uniqueName('ghost-host');
+const containers: Record<string, string> = {};
+const md5s: Record<string, string> = {};
+
+const exists = (p: string) => fs.existsSync(p);
+const mountRoot = () => path.join(w.nv.stateDir, 'mounts');
+const workDir = (backend: string) => path.join(w.nv.stateDir, 'backends', backend);
+
+/** Pids of sshfs processes whose argv names `mountpoint`. */
+function sshfsOf(mountpoint: string): number[] {
+  const out: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const argv = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
+      if (path.basename(argv[0]) === 'sshfs' && argv.includes(mountpoint)) out.push(Number(e));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+async function loopsOf(file: string): Promise<string[]> {
+  return (await run('losetup', ['-j', file])).stdout.split('\n').filter(Boolean);
+}
+
+/** Everything of this run a dry run must leave as it was. */
+async function snapshot(): Promise<string> {
+  const mounts = [...mountsUnder(w.nv.root).map((m) => `${m.source} ${m.mountPoint}`)].sort();
+  const loops = (await run('losetup', ['-l', '-n', '-O', 'NAME,BACK-FILE'])).stdout.split('\n').filter((l) => l.includes(w.nv.root) || l.includes(localDir)).sort();
+  const helpers = sshfsOf(path.join(workDir('remote'), lostSftp));
+  const list = (d: string) => (exists(d) ? fs.readdirSync(d).sort() : []);
+  return JSON.stringify({ mounts, loops, helpers, local: list(localDir), remote: list(remoteDir), hosts: list(path.join(remoteDir, '.netvol-hosts')), mountRoot: list(mountRoot()) });
+}
+
+/** The ledger without the records of `names`, as a daemon killed before saving them leaves it. */
+function forgetRecords(names: string[]): void {
+  const file = path.join(w.nv.stateDir, 'state.json');
+  const state = JSON.parse(fs.readFileSync(file, 'utf8')) as { data: { volumes: Record<string, unknown> } };
+  for (const n of names) {
+    if (!(n in state.data.volumes)) throw new Error(`no record of ${n} in state.json`);
+    delete state.data.volumes[n];
+  }
+  fs.writeFileSync(file, JSON.stringify(state), { mode: 0o600 });
+}
+
+async function gc(args: string[]): Promise<GcReport> {
+  const r = await netvolctl(['gc', '--socket', socket, '--json', ...args]);
+  if (r.code !== 0) throw new Error(`netvolctl gc ${args.join(' ')} exited ${r.code}: ${r.stderr}\n${r.stdout}`);
+  return JSON.parse(r.stdout) as GcReport;
+}
+
+const summary = (items: GcItem[]) => items.map((i) => `${i.kind} ${i.backend ?? '-'} ${i.volume ?? '-'} ${i.target}`).sort();
+
+beforeAll(async () => {
+  sshd = await startSshd();
+  localDir = fs.mkdtempSync('/tmp/nv-gc-local-');
+  remoteDir = path.join(sshd.root, 'volumes');
+  w = await startWorld({
+    backends: {
+      local: { type: 'local', path: localDir },
+      remote: { type: 'sftp', ...sftpOptions(sshd, { leaseSeconds: 5 }) },
+    },
+  });
+  socket = path.join(w.nv.stateDir, 'admin.sock');
+
+  // In use by running containers: they must survive gc with their data.
+  await w.d.dockerOk(['volume', 'create', '-d', w.plugin, '-o', 'backend=remote', keepDir]);
+  await w.d.dockerOk(['volume', 'create', '-d', w.plugin, '-o', 'size=32M', keepImg]);
+  for (const v of [keepDir, keepImg]) {
+    containers[v] = await w.d.dockerOk(['run', '-d', '--network', 'none', '--pull', 'never', '-v', `${v}:/data`, BUSYBOX_IMAGE, 'sh', '-c', 'dd if=/dev/urandom of=/data/payload bs=64k count=16 2>/dev/null; sync; touch /data/ready; sleep 900']);
+  }
+  for (const v of [keepDir, keepImg]) {
+    for (let i = 0; i < 150 && (await w.d.docker(['exec', containers[v], 'ls', '/data/ready'])).code !== 0; i += 1) await new Promise((r) => setTimeout(r, 200));
+    md5s[v] = await md5InContainer(w, containers[v], '/data/payload');
+  }
+
+  // Mounted through the plugin socket as dockerd would, then the daemon is killed with kill -9.
+  await w.d.dockerOk(['volume', 'create', '-d', w.plugin, '-o', 'backend=remote', lostSftp]);
+  await w.d.dockerOk(['volume', 'create', '-d', w.plugin, '-o', 'size=32M', lostImg]);
+  for (const v of [lostSftp, lostImg]) expect((await w.nv.request('VolumeDriver.Mount', { Name: v, ID: 'crashed-container' })).json.Err).toBe('');
+
+  // Retained and archived volumes, made as users make them.
+  await w.d.dockerOk(['volume', 'create', '-d', w.plugin, '-o', 'onRemove=retain', retained]);
+  await w.d.dockerOk(['volume', 'rm', retained]);
+  await w.d.dockerOk(['volume', 'create', '-d', w.plugin, '-o', 'onRemove=archive', freshArchive]);
+  await w.d.dockerOk(['volume', 'rm', freshArchive]);
+}, 300_000);
+
+afterAll(async () => {
+  await stopWorld(w);
+  await sshd?.cleanup();
+  if (localDir) fs.rmSync(localDir, { recursive: true, force: true });
+}, 300_000);
+
+test('after a plain kill -9 and restart the restore keeps what containers hold: gc finds nothing on this host', async () => {
+  await w.nv.kill9();
+  await w.nv.restart();
+  const r = await gc(['--host-age', '0s']);
+  expect(r.items.filter((i) => ['mountpoint', 'attachment', 'loop'].includes(i.kind))).toEqual([]);
+});
+
+describe('what crashes left', () => {
+  beforeAll(async () => {
+    // kill -9 again, and the ledger loses the records of the two crashed mounts: their mounts, sshfs and loop device stay.
+    await w.nv.kill9();
+    forgetRecords([lostSftp, lostImg]);
+    await w.nv.restart();
+    expect((await netvolctl(['ls', '--socket', socket, '--fast'])).code).toBe(0); // opens both backends (and sweeps their trash)
+    // Trash whose deletion a crash cut short, an archive from 2020, the heartbeat of a host gone long ago.
+    fs.mkdirSync(path.join(localDir, trash, 'data'), { recursive: true });
+    fs.writeFileSync(path.join(localDir, trash, 'data', 'f'), 'x');
+    fs.mkdirSync(path.join(localDir, oldArchive, 'data'), { recursive: true });
+    fs.writeFileSync(path.join(localDir, oldArchive, 'volume.json'), JSON.stringify({ version: 1, name: oldArchive.split('.')[0], createdAt: '2019-12-01T00:00:00.000Z', createdBy: 'old-host', spec: { layout: 'directory', onRemove: 'archive' } }));
+    fs.writeFileSync(
+      path.join(remoteDir, '.netvol-hosts', `${ghost}.json`),
+      `${JSON.stringify({ version: 1, host: ghost, incarnation: 'a1b2c3d4e5f6', beat: 41, leaseSeconds: 5, volumes: { [lostSftp]: 'shared' }, writtenAt: '2026-10-01T00:00:00.000Z' })}\n`,
+      { mode: 0o600 },
+    );
+    expect(sshfsOf(path.join(workDir('remote'), lostSftp)).length).toBeGreaterThan(0);
+    expect(await loopsOf(path.join(localDir, lostImg, 'data.img'))).toHaveLength(1);
+  });
+
+  const expected = () =>
+    [
+      `trash local - ${trash}`,
+      `archive local ${oldArchive.split('.')[0]} ${oldArchive}`,
+      `retained local ${retained} ${retained}`,
+      `host remote - .netvol-hosts/${ghost}.json`,
+      `mountpoint - ${lostSftp} ${path.join(mountRoot(), lostSftp)}`,
+      `mountpoint - ${lostImg} ${path.join(mountRoot(), lostImg)}`,
+      `attachment remote ${lostSftp} ${path.join(workDir('remote'), lostSftp)}`,
+      `loop local ${lostImg} LOOP`,
+    ].sort();
+
+  test('a dry run lists exactly the leftovers and changes nothing', async () => {
+    const before = await snapshot();
+    const r = await gc(['--older-than', '30d', '--retained', '--host-age', '0s']);
+    expect(r.applied).toBe(false);
+    expect(r.items.every((i) => i.state === 'found')).toBe(true);
+    const loop = r.items.find((i) => i.kind === 'loop');
+    expect(summary(r.items).map((s) => (loop ? s.replace(loop.target, 'LOOP') : s))).toEqual(expected());
+    expect(r.items.find((i) => i.kind === 'attachment')?.reason).toMatch(/sshfs process \d+/);
+    expect(await snapshot()).toBe(before);
+
+    const table = await netvolctl(['gc', '--socket', socket, '--older-than', '30d', '--retained', '--host-age', '0s']);
+    expect(table.code).toBe(0);
+    expect(table.stdout.split('\n')[0].split(/\s{2,}/)).toEqual(['KIND', 'BACKEND', 'VOLUME', 'WHAT', 'STATE', 'WHY']);
+    expect(table.stdout).toContain('dry run: nothing was changed');
+    expect(await snapshot()).toBe(before);
+  });
+
+  test('without --older-than and --retained, archives and retained volumes are not listed; with a long --host-age the ghost host is not either', async () => {
+    const r = await gc(['--host-age', '1h']);
+    expect(r.items.filter((i) => ['archive', 'retained', 'host'].includes(i.kind))).toEqual([]);
+  });
+
+  test('--apply removes exactly those; the volumes in use keep working with their data, and the lost volumes can be mounted again', async () => {
+    const r = await gc(['--apply', '--older-than', '30d', '--retained', '--host-age', '0s']);
+    expect(r.applied).toBe(true);
+    expect(r.items.filter((i) => i.state !== 'removed')).toEqual([]);
+    const loop = r.items.find((i) => i.kind === 'loop');
+    expect(summary(r.items).map((s) => (loop ? s.replace(loop.target, 'LOOP') : s))).toEqual(expected());
+
+    expect(exists(path.join(localDir, trash))).toBe(false);
+    expect(exists(path.join(localDir, oldArchive))).toBe(false);
+    expect(exists(path.join(localDir, retained))).toBe(false);
+    expect(exists(path.join(remoteDir, '.netvol-hosts', `${ghost}.json`))).toBe(false);
+    expect(exists(path.join(remoteDir, '.netvol-hosts', `${w.nv.config.hostId}.json`))).toBe(true);
+    expect(fs.readdirSync(localDir).some((f) => f.startsWith(`${freshArchive}.archive-`))).toBe(true);
+    expect(sshfsOf(path.join(workDir('remote'), lostSftp))).toEqual([]);
+    expect(await loopsOf(path.join(localDir, lostImg, 'data.img'))).toEqual([]);
+    expect(mountsUnder(mountRoot()).map((m) => m.mountPoint).filter((m) => m.includes('gc-lost'))).toEqual([]);
+
+    for (const v of [keepDir, keepImg]) {
+      expect(await md5InContainer(w, containers[v], '/data/payload')).toBe(md5s[v]);
+      const write = await w.d.docker(['exec', containers[v], 'sh', '-c', 'echo after-gc > /data/after && cat /data/after']);
+      expect(write.stdout.trim()).toBe('after-gc');
+    }
+    // Nothing left to collect; the lost volumes are still volumes and mount again.
+    expect((await gc(['--older-than', '30d', '--retained', '--host-age', '0s'])).items).toEqual([]);
+    for (const v of [lostSftp, lostImg]) {
+      const r2 = await w.d.runContainer(['--rm', '-v', `${v}:/data`, BUSYBOX_IMAGE, 'sh', '-c', 'echo again > /data/x && cat /data/x']);
+      expect(r2.stdout.trim()).toBe('again');
+    }
+  });
+});
