@@ -7,9 +7,10 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BUSYBOX_IMAGE, Dockerd, removeTree, startDockerd, waitFor } from '../harness/dockerd';
+import { BUSYBOX_IMAGE, DOCKER_CLI, Dockerd, removeTree, run, startDockerd, waitFor } from '../harness/dockerd';
+import { netvolctl } from '../e2e/support/netvolctl';
 import { startSshd, Sshd } from '../harness/sshd';
-import { buildPlugin, detachLoopsBackedBy, fileIdentity, inspectPlugin, ROOTFS_IMAGE, VERSION } from './support/plugin';
+import { buildPlugin, detachLoopsBackedBy, fileIdentity, inspectPlugin, REPO, ROOTFS_IMAGE, VERSION } from './support/plugin';
 
 jest.setTimeout(180_000);
 
@@ -141,6 +142,38 @@ test('plugin-build.sh creates the plugin, and it enables with the state and conf
     'node -e "require(\'/opt/netvol/dist/fuse-nfs/filesystem.js\')" && echo fuse-nfs-loads']);
   expect(tools.stderr).toBe('');
   expect(tools.stdout).toBe('fuse-nfs-loads\n');
+});
+
+// netvolctl on a host where netvol runs as this managed plugin (one plugin build serves both): the
+// host's netvolctl reaches the plugin's admin socket through the state folder the plugin
+// bind-mounts at the same path, and packaging/netvolctl-plugin runs the plugin's own netvolctl in
+// its mount namespace (a host without Node).
+test('the plugin\'s admin socket shows on the host in its state folder, root-only, and the host\'s netvolctl lists the plugin\'s volumes through it', async () => {
+  const volume = name('ctl');
+  volumes.push(volume);
+  await d.dockerOk(['volume', 'create', '-d', PLUGIN, '-o', 'size=32M', volume]);
+  images.add(fileIdentity(path.join(stateDir, 'volumes', volume, 'data.img')));
+  const socket = path.join(stateDir, 'admin.sock');
+  await waitFor('the plugin\'s admin socket', () => fs.existsSync(socket) || undefined, 30_000);
+  const st = fs.lstatSync(socket);
+  expect(st.isSocket()).toBe(true);
+  expect(st.mode & 0o777).toBe(0o600);
+  expect(st.uid).toBe(0);
+  const r = await netvolctl(['ls', '--socket', socket, '--json']);
+  expect(r.stderr).toBe('');
+  const listed = JSON.parse(r.stdout) as { volumes: Array<{ name: string; layout: string; sizeBytes: number }> };
+  expect(listed.volumes).toContainEqual(expect.objectContaining({ name: volume, layout: 'image', sizeBytes: 32 * 1024 * 1024 }));
+});
+
+test('packaging/netvolctl-plugin runs the plugin\'s own netvolctl, which finds the socket at its default path', async () => {
+  const script = path.join(REPO, 'packaging', 'netvolctl-plugin');
+  expect(fs.statSync(script).mode & 0o111).toBe(0o111);
+  const r = await run(script, ['inspect', name('ctl'), '--json'], { env: { ...process.env, DOCKER: DOCKER_CLI, DOCKER_HOST: d.host, NETVOL_PLUGIN: PLUGIN }, timeoutMs: 60_000 });
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  expect(JSON.parse(r.stdout)).toMatchObject({ name: name('ctl'), state: 'live', layout: 'image' });
+  const missing = await run(script, ['ls'], { env: { ...process.env, DOCKER: DOCKER_CLI, DOCKER_HOST: d.host, NETVOL_PLUGIN: 'no-such-plugin:1' }, timeoutMs: 60_000 });
+  expect(missing.code).not.toBe(0);
 });
 
 test('a local volume with size: a write past the quota fails inside a container with "No space left on device", an earlier file keeps its checksum', async () => {
