@@ -1,6 +1,7 @@
 import express, { NextFunction, Request, Response } from 'express';
 import type { AdminApi } from '../driver';
 import type { Logger } from '../log';
+import { backupRoutes } from './backup';
 import { errorBody } from './http';
 import { volumeRoutes } from './volumes';
 
@@ -15,6 +16,7 @@ export function createAdminApp(api: AdminApi, log: Logger): express.Express {
   app.disable('x-powered-by');
   const router = express.Router();
   volumeRoutes(router, api, log);
+  backupRoutes(router, api, log);
   app.use(router);
   app.use((req: Request, res: Response) => {
     res.status(404).json({ error: `the netvol admin API has no ${req.method} ${req.path}; is netvolctl newer than the daemon?`, code: 'NOT_FOUND' });

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { isNetvolError } from '../errors';
 import { CliError } from './client';
+import { backupCommands } from './commands/backup';
 import { localCommands } from './commands/local';
 import { volumeCommands } from './commands/volumes';
 
@@ -13,7 +14,7 @@ import { volumeCommands } from './commands/volumes';
  */
 async function main(argv: string[]): Promise<void> {
   const program = new Command().name('netvolctl').description('operate netvol: list, inspect, back up, restore, clone, resize and clean up volumes');
-  for (const register of [volumeCommands, localCommands]) register(program);
+  for (const register of [volumeCommands, backupCommands, localCommands]) register(program);
   await program.parseAsync(argv);
 }
 

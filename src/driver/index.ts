@@ -8,4 +8,4 @@ export { HostFile, Presence, Handover, readHostFiles } from './presence';
 export { stopDataPath } from './fencing';
 export { startCaretakers, stopCaretakers } from './caretaker';
 export { Mounts, realMounts } from './mounts';
-export type { AdminApi, VolumeDetails, VolumeHold, VolumeState } from './admin-api';
+export type { AdminApi, VolumeDetails, VolumeHold, VolumeState, BackupOptions, BackupStream, RestoreOptions, RestoreResult, VerifyResult } from './admin-api';
