@@ -84,7 +84,7 @@ export async function imageBehind(mountpoint: string): Promise<string | undefine
  */
 export async function reflinkCopy(file: string, copy: string, signal?: AbortSignal): Promise<void> {
   try {
-    await run('cp', ['--reflink=always', '--sparse=always', '--', file, copy], { timeoutMs: FREEZE_TIMEOUT_MS, signal });
+    await run('cp', ['--reflink=always', '--', file, copy], { timeoutMs: FREEZE_TIMEOUT_MS, signal });
   } catch (err) {
     await fs.rm(copy, { force: true }).catch(() => undefined);
     throw err;
