@@ -58,6 +58,7 @@ export function backupRoutes(router: Router, api: AdminApi, log: Logger): void {
       ...(bs.note ? { 'x-netvol-note': encodeURIComponent(bs.note) } : {}),
       trailer: BACKUP_RESULT_TRAILER,
     });
+    res.flushHeaders(); // the client learns at once whether the copy is point in time, even before tar's first byte
     let clientGone = false;
     res.once('close', () => {
       if (!res.writableFinished) {

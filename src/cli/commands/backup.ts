@@ -54,7 +54,9 @@ async function backup(name: string, opts: AdminOptions & { output: string; consi
   const query = new URLSearchParams({ ...(opts.consistent ? { consistent: '1' } : {}), maxFreeze: opts.maxFreeze });
   const { req, res: answer } = client.open('GET', `/v1/volumes/${encodeURIComponent(name)}/backup?${query}`);
   req.end();
-  const res = await answer;
+  const res = await answer.catch((err: Error) => {
+    throw new CliError(`the backup of ${name} failed: ${err.message}`);
+  });
   if (res.statusCode !== 200) {
     await readJson(res);
     throw new CliError(`the daemon answered ${res.statusCode} to the backup of ${name}`);
