@@ -40,7 +40,7 @@ function snapshotMounts(): string[] {
 
 test.each(['ext4', 'xfs'])('an %s image volume written to meanwhile is backed up from a reflinked snapshot, point in time, and leaves nothing behind', async (fsType) => {
   const name = uniqueName(`snap-${fsType}`);
-  await w!.d.dockerOk(['volume', 'create', '-d', w!.plugin, '-o', 'size=128M', '-o', `fs=${fsType}`, name]);
+  await w!.d.dockerOk(['volume', 'create', '-d', w!.plugin, '-o', `size=${fsType === 'xfs' ? 320 : 128}M`, '-o', `fs=${fsType}`, name]);
   await runIn(w!, name, FILL_TREE);
   const before = await runIn(w!, name, FINGERPRINT);
   const writer = await w!.d.dockerOk(['run', '--network', 'none', '--pull', 'never', '-d', '-v', `${name}:/data`, BUSYBOX_IMAGE, 'sh', '-c', 'mkdir -p /data/busy; i=0; while true; do i=$((i+1)); echo $i > /data/busy/n; done']);
@@ -57,7 +57,7 @@ test.each(['ext4', 'xfs'])('an %s image volume written to meanwhile is backed up
   expect(fs.readdirSync(path.join(backendDir, name)).filter((f) => f.startsWith('data.img.'))).toEqual([]);
   expect(snapshotMounts()).toEqual([]);
   await w!.d.dockerOk(['volume', 'rm', name]);
-  const r = await ctl(w!, ['restore', file, name, '--create', '-o', 'size=128M', '-o', `fs=${fsType}`, '--verify']);
+  const r = await ctl(w!, ['restore', file, name, '--create', '-o', `size=${fsType === 'xfs' ? 320 : 128}M`, '-o', `fs=${fsType}`, '--verify']);
   expect(r.code).toBe(0);
   // The writer's folder came along at one instant; everything else is as it was.
   const after = (await runIn(w!, name, FINGERPRINT)).split('\n').filter((l) => !l.includes('./busy')).join('\n');
