@@ -6,7 +6,7 @@ import { isNetvolError, NetvolError, wrapError } from '../errors';
 import { freeze, Freeze, imageBehind, mountSnapshot, reflinkCopy } from '../quota';
 import type { BackupOptions, BackupStream, VolumeHold } from './admin-api';
 import type { DriverParts } from './operations';
-import { createArgs, spawnTar } from './tar';
+import { createArgs, hasXattrs, spawnTar } from './tar';
 
 /** The longest an image stays frozen for a point-in-time copy (the reflink takes well under a second). */
 const SNAPSHOT_FREEZE_MS = 15_000;
@@ -59,7 +59,7 @@ export async function startBackup(p: DriverParts, hold: (name: string, purpose: 
     } else {
       note = 'a directory volume cannot be frozen';
     }
-    const tar = spawnTar(createArgs(dir, h.layout === 'image' ? ['./lost+found'] : []));
+    const tar = spawnTar(createArgs(dir, await hasXattrs(dir), h.layout === 'image' ? ['./lost+found'] : []));
     const finished = (async () => {
       const out = await tar.exited;
       const thawedEarly = frozen?.expired === true;

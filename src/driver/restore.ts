@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { NetvolError } from '../errors';
 import type { RestoreOptions, RestoreResult, VerifyResult, VolumeHold } from './admin-api';
 import type { DriverParts } from './operations';
-import { compareArgs, extractArgs, spawnTar, TarRun } from './tar';
+import { compareArgs, extractArgs, hasXattrs, spawnTar, TarRun } from './tar';
 
 /** Entries a volume may hold and still count as empty: an image's lost+found, the userspace NFS mount's folder of unlinked files. */
 const IGNORED_WHEN_EMPTY = new Set(['lost+found', '.netvol-unlinked']);
@@ -32,9 +32,11 @@ export async function restoreInto(p: DriverParts, hold: Hold, name: string, inpu
         );
       }
     }
+    const xattrs = await hasXattrs(h.mountpoint);
+    // Counting starts the flow: from here to the pipe in feed() nothing may await, or bytes are lost.
     let bytes = 0;
     input.on('data', (c: Buffer) => (bytes += c.length));
-    const tar = spawnTar(extractArgs(h.mountpoint));
+    const tar = spawnTar(extractArgs(h.mountpoint, xattrs));
     const out = await feed(tar, input, signal);
     if (signal.aborted) throw new NetvolError('COMMAND_FAILED', `volume ${name}: the restore was cut off before the whole archive arrived; the volume is partly restored: run the restore again with --force`, { volume: name });
     if (out.code !== 0) {
@@ -55,7 +57,7 @@ export async function restoreInto(p: DriverParts, hold: Hold, name: string, inpu
 export async function verifyAgainst(p: DriverParts, hold: Hold, name: string, input: Readable, signal: AbortSignal): Promise<VerifyResult> {
   const h = await hold(name, 'verify');
   try {
-    const tar = spawnTar(compareArgs(h.mountpoint), { collectStdout: true });
+    const tar = spawnTar(compareArgs(h.mountpoint, await hasXattrs(h.mountpoint)), { collectStdout: true });
     const out = await feed(tar, input, signal);
     if (signal.aborted) throw new NetvolError('COMMAND_FAILED', `volume ${name}: the verify was cut off before the whole archive arrived: run it again`, { volume: name });
     if (out.code !== 0 && out.code !== 1) throw new NetvolError('COMMAND_FAILED', `volume ${name}: the verify failed: tar: ${out.firstLine}`, { volume: name });

@@ -1,4 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
 import { commandStarted, firstStderrLine, KILL_GRACE_MS } from '../system';
 
 /**
@@ -10,21 +11,43 @@ import { commandStarted, firstStderrLine, KILL_GRACE_MS } from '../system';
 /** What the archive holds of a volume besides netvol's own: the userspace NFS mount's folder of files removed while open is never data. */
 const ALWAYS_EXCLUDED = ['./.netvol-unlinked'];
 
-const KEEP = ['--xattrs', '--xattrs-include=*', '--acls', '--numeric-owner'];
+/**
+ * The flags that keep what a volume holds. Extended attributes and ACLs only where the volume's
+ * filesystem has them: a FUSE mount (sshfs, the userspace NFS mount) answers ENOTSUP, which tar
+ * counts as an error.
+ */
+function keep(xattrs: boolean): string[] {
+  return [...(xattrs ? ['--xattrs', '--xattrs-include=*', '--acls'] : []), '--numeric-owner'];
+}
+
+/** Whether the filesystem holding `dir` has extended attributes (every one but FUSE here). */
+export async function hasXattrs(dir: string): Promise<boolean> {
+  const FUSE_SUPER_MAGIC = 0x65735546;
+  return (await fs.statfs(dir)).type !== FUSE_SUPER_MAGIC;
+}
 
 /** `tar -c` of everything below `dir` (as `./…`), to stdout. `excludes` are paths like `./lost+found`. */
-export function createArgs(dir: string, excludes: string[] = []): string[] {
-  return ['-c', '-f', '-', ...KEEP, '--sparse', '--blocking-factor=128', ...[...ALWAYS_EXCLUDED, ...excludes].map((e) => `--exclude=${e}`), '-C', dir, '.'];
+export function createArgs(dir: string, xattrs: boolean, excludes: string[] = []): string[] {
+  return ['-c', '-f', '-', ...keep(xattrs), '--sparse', '--blocking-factor=128', ...[...ALWAYS_EXCLUDED, ...excludes].map((e) => `--exclude=${e}`), '-C', dir, '.'];
 }
 
 /** `tar -x` from stdin into `dir`, as root keeping owners and modes. */
-export function extractArgs(dir: string): string[] {
-  return ['-x', '-f', '-', ...KEEP, '--same-owner', '--same-permissions', '-C', dir];
+export function extractArgs(dir: string, xattrs: boolean): string[] {
+  return ['-x', '-f', '-', ...keep(xattrs), '--same-owner', '--same-permissions', '-C', dir];
 }
 
 /** `tar -d` (compare) of the archive on stdin against `dir`: exit 1 and one line per difference on stdout when they differ. */
-export function compareArgs(dir: string): string[] {
-  return ['-d', '-f', '-', ...KEEP, '-C', dir];
+export function compareArgs(dir: string, xattrs: boolean): string[] {
+  return ['-d', '-f', '-', ...keep(xattrs), '-C', dir];
+}
+
+/** tar's complaints in one line: each meaningful stderr line (not its closing "Exiting with failure status"), the first three. */
+function summary(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .filter((l) => l.trim() && !/Exiting with failure status/.test(l))
+    .map((l) => firstStderrLine(l).replace(/^tar: /, ''));
+  return lines.slice(0, 3).join('; ') + (lines.length > 3 ? `; and ${lines.length - 3} more` : '');
 }
 
 export interface TarRun {
@@ -52,7 +75,7 @@ export function spawnTar(args: string[], opts: { collectStdout?: boolean } = {})
   child.stdin!.on('error', () => undefined);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string; firstLine: string }>((resolve) => {
     child.once('error', (err) => resolve({ code: null, signal: null, stderr: `cannot run tar: ${err.message}`, stdout, firstLine: `cannot run tar: ${err.message}` }));
-    child.once('close', (code, signal) => resolve({ code, signal, stderr, stdout, firstLine: firstStderrLine(stderr) || (signal ? `killed by ${signal}` : `exit ${code}`) }));
+    child.once('close', (code, signal) => resolve({ code, signal, stderr, stdout, firstLine: summary(stderr) || (signal ? `killed by ${signal}` : `exit ${code}`) }));
   });
   let killing = false;
   const kill = (): void => {
