@@ -95,10 +95,10 @@ export const FINGERPRINT_SIMPLE = [
 ].join('\n');
 
 /**
- * backup → docker volume rm → restore --create --verify of one volume made with `createOpts`,
- * filled by `fill`; resolves with the fingerprints before and after.
+ * backup → docker volume rm → restore --create [--verify] of one volume made with `createOpts`,
+ * filled by `fill`; resolves with the fingerprints before and after; throws when a command fails.
  */
-export async function roundTrip(w: World, work: string, prefix: string, createOpts: string[], fill: string, fingerprint: string): Promise<{ before: string; after: string; backup: CtlResult; restore: CtlResult }> {
+export async function roundTrip(w: World, work: string, prefix: string, createOpts: string[], fill: string, fingerprint: string, verify = true): Promise<{ before: string; after: string; backup: CtlResult; restore: CtlResult }> {
   const name = `${prefix}-${Math.random().toString(16).slice(2, 8)}`;
   await w.d.dockerOk(['volume', 'create', '-d', w.plugin, ...createOpts, name]);
   await runIn(w, name, fill);
@@ -107,7 +107,7 @@ export async function roundTrip(w: World, work: string, prefix: string, createOp
   const backup = await ctl(w, ['backup', name, '-o', file]);
   if (backup.code !== 0) throw new Error(`netvolctl backup ${name} exited ${backup.code}: ${backup.stderr}\n--- netvol log ---\n${w.nv.logTail(12)}`);
   await w.d.dockerOk(['volume', 'rm', name]);
-  const restore = await ctl(w, ['restore', file, name, '--create', ...createOpts, '--verify']);
+  const restore = await ctl(w, ['restore', file, name, '--create', ...createOpts, ...(verify ? ['--verify'] : [])]);
   if (restore.code !== 0) throw new Error(`netvolctl restore into ${name} exited ${restore.code}: ${restore.stderr}\n--- netvol log ---\n${w.nv.logTail(12)}`);
   const after = await runIn(w, name, fingerprint);
   await w.d.docker(['volume', 'rm', name]);

@@ -31,9 +31,16 @@ test('an nfs image volume goes through backup → rm → restore --create --veri
   expect(r.after).toBe(r.before);
 });
 
-test('an nfs directory volume goes through backup → rm → restore --create --verify', async () => {
-  const r = await roundTrip(w, work, 'bk-nfs-dir', [], FILL_SIMPLE, FINGERPRINT_SIMPLE);
-  expect(r.backup).toMatchObject({ code: 0 });
-  expect(r.restore).toMatchObject({ code: 0 });
+test('an nfs directory volume goes through backup → rm → restore --create with contents, modes, sizes and links', async () => {
+  const r = await roundTrip(w, work, 'bk-nfs-dir', [], FILL_SIMPLE, FINGERPRINT_SIMPLE, false);
+  expect(r.after).toBe(r.before);
+});
+
+// Known bug (found by this test): on the userspace NFS mount a restored 3 MB file's mtime is not the
+// archive's (`restore --verify`: "./sub/r.bin: Mod time differs"); likely the mount's write-back
+// sends the file's last WRITE after tar's SETATTR of the mtime, and the server stamps its own time.
+// Remove `.failing` once fixed.
+test.failing('an nfs directory volume restored with --verify keeps every mtime (known bug: write-back overtakes the mtime)', async () => {
+  const r = await roundTrip(w, work, 'bk-nfs-mtime', [], FILL_SIMPLE, FINGERPRINT_SIMPLE, true);
   expect(r.after).toBe(r.before);
 });
