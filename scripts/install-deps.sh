@@ -24,6 +24,7 @@ declare -A NEED=(
   [/bin/ip]=iproute2
   [/usr/bin/nsenter]=util-linux
   [/usr/bin/python3]=python3
+  [/usr/bin/zstd]=zstd
 )
 
 missing=()
