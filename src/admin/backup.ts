@@ -66,6 +66,9 @@ export function backupRoutes(router: Router, api: AdminApi, log: Logger): void {
         bs.abort();
       }
     });
+    // Neither side's stream error may go unheard (it would end the daemon): both end in tar being stopped.
+    bs.stream.on('error', () => bs.abort());
+    res.on('error', () => bs.abort());
     bs.stream.pipe(res, { end: false });
     try {
       const { warnings } = await bs.finished;
