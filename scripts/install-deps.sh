@@ -25,6 +25,7 @@ declare -A NEED=(
   [/usr/bin/nsenter]=util-linux
   [/usr/bin/python3]=python3
   [/usr/bin/promtool]=prometheus
+  [/usr/bin/zstd]=zstd
 )
 
 missing=()

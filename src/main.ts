@@ -40,7 +40,7 @@ async function main(argv: string[]): Promise<void> {
   const listening = listenOnSocket(config.socket, createApp(driver, logger));
   // The admin socket (netvolctl): root only. Its failure to listen is logged, not fatal: Docker's verbs still work.
   const adminListening: Promise<SocketServer | undefined> = config.adminSocket
-    ? listenOnUnixSocket(config.adminSocket, createAdminApp(driver.operations, logger), 0o600, 'adminSocket in the config (or NETVOL_ADMIN_SOCKET)').catch((err: Error) => {
+    ? listenOnUnixSocket(config.adminSocket, createAdminApp(driver.operations, logger), 0o600, 'adminSocket in the config (or NETVOL_ADMIN_SOCKET)', true).catch((err: Error) => {
         logger.error('cannot listen on the admin socket; netvolctl cannot reach this daemon', { socket: config.adminSocket, error: err.message });
         return undefined;
       })

@@ -2,6 +2,7 @@ import express, { NextFunction, Request, Response } from 'express';
 import type { AdminApi } from '../driver';
 import type { Logger } from '../log';
 import { gcRoutes } from './gc';
+import { backupRoutes } from './backup';
 import { errorBody } from './http';
 import { resizeRoutes } from './resize';
 import { cloneRoutes } from './clone';
@@ -21,6 +22,7 @@ export function createAdminApp(api: AdminApi, log: Logger): express.Express {
   resizeRoutes(router, api, log);
   cloneRoutes(router, api, log);
   gcRoutes(router, api, log);
+  backupRoutes(router, api, log);
   app.use(router);
   app.use((req: Request, res: Response) => {
     res.status(404).json({ error: `the netvol admin API has no ${req.method} ${req.path}; is netvolctl newer than the daemon?`, code: 'NOT_FOUND' });

@@ -4,6 +4,7 @@ import { isNetvolError } from '../errors';
 import { CliError } from './client';
 import { cloneCommands } from './commands/clone';
 import { gcCommands } from './commands/gc';
+import { backupCommands } from './commands/backup';
 import { localCommands } from './commands/local';
 import { resizeCommands } from './commands/resize';
 import { volumeCommands } from './commands/volumes';
@@ -16,7 +17,7 @@ import { volumeCommands } from './commands/volumes';
  */
 async function main(argv: string[]): Promise<void> {
   const program = new Command().name('netvolctl').description('operate netvol: list, inspect, back up, restore, clone, resize and clean up volumes');
-  for (const register of [volumeCommands, cloneCommands, resizeCommands, gcCommands, localCommands]) register(program);
+  for (const register of [volumeCommands, backupCommands, cloneCommands, resizeCommands, gcCommands, localCommands]) register(program);
   await program.parseAsync(argv);
 }
 

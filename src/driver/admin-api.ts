@@ -138,6 +138,50 @@ export interface GcReport {
   items: GcItem[];
 }
 
+/** `netvolctl backup`: how consistent it must be. */
+export interface BackupOptions {
+  /** Freeze an image volume for the whole run when no cheap snapshot exists (writers wait meanwhile). */
+  consistent: boolean;
+  /** The longest a freeze may last; past it the volume is thawed and the backup fails. */
+  maxFreezeMs: number;
+}
+
+/** A backup being streamed: tar's output, and how it ends. */
+export interface BackupStream {
+  volume: string;
+  stream: import('node:stream').Readable;
+  /** Roughly how many bytes the archive will have (for a progress bar); absent when unknown. */
+  estimatedBytes?: number;
+  /** Whether the archive shows the volume at one instant ('snapshot', 'frozen') or read live. */
+  pointInTime: boolean;
+  method: 'snapshot' | 'frozen' | 'live';
+  /** Why it is not point in time, when it is not. */
+  note?: string;
+  /** Resolves once tar has finished well and everything taken is given back; rejects when the archive is incomplete. */
+  finished: Promise<{ warnings: string[] }>;
+  /** The client went away: stop tar (finished then rejects). */
+  abort(): void;
+}
+
+export interface RestoreOptions {
+  /** Extract over a volume that is not empty. */
+  force: boolean;
+}
+
+export interface RestoreResult {
+  volume: string;
+  /** Bytes of archive read. */
+  bytes: number;
+}
+
+export interface VerifyResult {
+  volume: string;
+  ok: boolean;
+  differenceCount: number;
+  /** tar's lines naming each difference (the first ones). */
+  differences: string[];
+}
+
 export interface AdminApi extends StatsApi {
   /** Every volume on every backend: live, retained and archived; `measure` reads usage and health (slower). */
   listAll(measure: boolean): Promise<VolumeDetails[]>;
@@ -151,4 +195,12 @@ export interface AdminApi extends StatsApi {
   clone(name: string, request: import('./clone').CloneRequest): Promise<import('./clone').CloneResult>;
   /** Finds (and with apply, removes) what nobody uses: see gc.ts. */
   gc(opts: GcOptions): Promise<GcReport>;
+  /** Creates a volume as `docker volume create -d netvol -o …` would (restore --create). */
+  create(name: string, options: Record<string, string>): Promise<void>;
+  /** Starts a tar stream of the volume (see backup.ts). */
+  backup(name: string, opts: BackupOptions): Promise<BackupStream>;
+  /** Extracts a tar stream into the volume (see restore.ts); `signal` aborts when the client goes away. */
+  restore(name: string, input: import('node:stream').Readable, opts: RestoreOptions, signal: AbortSignal): Promise<RestoreResult>;
+  /** Compares a tar stream with the volume's contents. */
+  verify(name: string, input: import('node:stream').Readable, signal: AbortSignal): Promise<VerifyResult>;
 }

@@ -8,5 +8,5 @@ export { HostFile, Presence, Handover, readHostFiles } from './presence';
 export { stopDataPath } from './fencing';
 export { startCaretakers, stopCaretakers } from './caretaker';
 export { Mounts, realMounts } from './mounts';
-export type { AdminApi, GcItem, GcKind, GcOptions, GcReport, ResizeResult, StatsApi, StatsSweep, VolumeDetails, VolumeHold, VolumeRef, VolumeSample, VolumeState } from './admin-api';
+export type { AdminApi, BackupOptions, BackupStream, GcItem, GcKind, GcOptions, GcReport, ResizeResult, RestoreOptions, RestoreResult, StatsApi, StatsSweep, VerifyResult, VolumeDetails, VolumeHold, VolumeRef, VolumeSample, VolumeState } from './admin-api';
 export type { CloneRequest, CloneResult, CloneProgress, CloneMethod } from './clone';

@@ -1,5 +1,8 @@
 import type { Logger } from '../log';
-import type { AdminApi, GcOptions, GcReport, ResizeResult, StatsSweep, VolumeDetails, VolumeHold, VolumeRef } from './admin-api';
+import type { Readable } from 'node:stream';
+import type { AdminApi, GcOptions, GcReport, ResizeResult, BackupOptions, BackupStream, RestoreOptions, RestoreResult, VerifyResult, StatsSweep, VolumeDetails, VolumeHold, VolumeRef } from './admin-api';
+import { startBackup } from './backup';
+import { restoreInto, verifyAgainst } from './restore';
 import type { AttachStack } from './attach';
 import type { BackendPool } from './backends';
 import type { Catalog } from './catalog';
@@ -100,5 +103,21 @@ export class VolumeOperations implements AdminApi {
 
   gc(opts: GcOptions): Promise<GcReport> {
     return new GarbageCollector(this.p).run(opts);
+  }
+
+  create(name: string, options: Record<string, string>): Promise<void> {
+    return this.p.verbs.create(name, options);
+  }
+
+  backup(name: string, opts: BackupOptions): Promise<BackupStream> {
+    return startBackup(this.p, (n, why) => this.hold(n, why), name, opts);
+  }
+
+  restore(name: string, input: Readable, opts: RestoreOptions, signal: AbortSignal): Promise<RestoreResult> {
+    return restoreInto(this.p, (n, why) => this.hold(n, why), name, input, opts, signal);
+  }
+
+  verify(name: string, input: Readable, signal: AbortSignal): Promise<VerifyResult> {
+    return verifyAgainst(this.p, (n, why) => this.hold(n, why), name, input, signal);
   }
 }

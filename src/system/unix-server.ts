@@ -27,8 +27,10 @@ export interface SocketServer {
  * Listens on a Unix socket with `mode` (0660 for the plugin socket dockerd uses, 0600 for the admin
  * socket). A stale socket left by a dead process is replaced; a socket that still answers means
  * another netvol runs, and start-up stops. `envName` is the setting to change named in that error.
+ * `streams`: requests may carry bodies that take hours (a restore's archive), so Node's limit on
+ * the time to receive a whole request (300 s by default) is lifted.
  */
-export async function listenOnSocket(file: string, handler: RequestListener, mode = 0o660, envName = 'NETVOL_SOCKET'): Promise<SocketServer> {
+export async function listenOnSocket(file: string, handler: RequestListener, mode = 0o660, envName = 'NETVOL_SOCKET', streams = false): Promise<SocketServer> {
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
   const st = await fs.lstat(file).catch(() => undefined);
   if (st) {
@@ -36,7 +38,7 @@ export async function listenOnSocket(file: string, handler: RequestListener, mod
     if (await socketAnswers(file)) throw new NetvolError('CONFIG', `another process already serves ${file}: stop it first, or set ${envName} to another path`);
     await fs.unlink(file);
   }
-  const server = http.createServer(handler);
+  const server = http.createServer(streams ? { requestTimeout: 0 } : {}, handler);
   server.keepAliveTimeout = 65_000;
   const oldMask = process.umask(0o777 & ~mode);
   try {

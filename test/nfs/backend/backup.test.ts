@@ -1,0 +1,46 @@
+/** netvolctl backup and restore of nfs volumes through a real dockerd, nfs-ganesha and the real daemon. */
+import * as fs from 'node:fs';
+import { startWorld, stopWorld, World } from '../../e2e/support/world';
+import { FILL_SIMPLE, FILL_TREE, FINGERPRINT, FINGERPRINT_SIMPLE, roundTrip } from '../../e2e/support/backup';
+import { GaneshaServer, startGanesha } from '../../harness/ganesha';
+
+jest.setTimeout(240_000);
+
+let g: GaneshaServer;
+let w: World;
+let work: string;
+
+beforeAll(async () => {
+  work = fs.mkdtempSync('/tmp/nvbnfs-');
+  g = await startGanesha();
+  w = await startWorld({
+    backends: { nas: { type: 'nfs', server: g.host, export: g.exportPath, port: g.nfsPort, mountPort: g.mountPort, path: 'docker', mounter: 'userspace' } },
+  });
+}, 240_000);
+
+afterAll(async () => {
+  await stopWorld(w);
+  await g?.stop();
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+}, 300_000);
+
+test('an nfs image volume goes through backup → rm → restore --create --verify with owners, modes, links and holes', async () => {
+  const r = await roundTrip(w, work, 'bk-nfs-img', ['-o', 'size=64M'], FILL_TREE, FINGERPRINT);
+  expect(r.backup.stderr).toContain('not point in time');
+  expect(r.restore.stderr).toContain('verified');
+  expect(r.after).toBe(r.before);
+});
+
+test('an nfs directory volume goes through backup → rm → restore --create with contents, modes, sizes and links', async () => {
+  const r = await roundTrip(w, work, 'bk-nfs-dir', [], FILL_SIMPLE, FINGERPRINT_SIMPLE, false);
+  expect(r.after).toBe(r.before);
+});
+
+// Known bug (found by this test): on the userspace NFS mount restored files' mtimes are not the
+// archive's (`restore --verify`: "./sub/r.bin: Mod time differs", "./a.txt: Mod time differs"); likely the mount's write-back
+// sends the file's last WRITE after tar's SETATTR of the mtime, and the server stamps its own time.
+// Remove `.failing` once fixed.
+test.failing('an nfs directory volume restored with --verify keeps every mtime (known bug: write-back overtakes the mtime)', async () => {
+  const r = await roundTrip(w, work, 'bk-nfs-mtime', [], FILL_SIMPLE, FINGERPRINT_SIMPLE, true);
+  expect(r.after).toBe(r.before);
+});
