@@ -106,7 +106,10 @@ export class AttachStack {
     const { pool, ledger, mounts, log } = this.o;
     const backend = await pool.open(record.backend, name);
     const mp = this.mountpoint(name);
-    if (await mounts.isMounted(mp)) await this.unmountMountpoint(name, record, true);
+    // A dead stack's mount stays on the mountpoint until the new attachment works: taken off
+    // first, a failed attach would leave a plain folder of this host's disk there, and writes
+    // through the path would land on it (fsynced, then hidden by the next mount) instead of failing.
+    const deadMountHere = await mounts.isMounted(mp);
     await fs.mkdir(mp, { recursive: true, mode: 0o755 });
     const presence = pool.presenceOf(backend);
     let meta = known;
@@ -132,11 +135,13 @@ export class AttachStack {
       folder = await pool.bounded(backend.attach(name, signal), `attaching volume ${name} from backend ${backend.name}`, name);
     } catch (err) {
       if (presence) await presence.release(name);
-      record.attached = false;
+      // The dead mount is still there: the record keeps saying so, so an Unmount takes it down.
+      record.attached = deadMountHere;
       await ledger.save();
       throw err;
     }
     try {
+      if (deadMountHere) await this.unmountMountpoint(name, record, true);
       if (record.layout === 'image') {
         await mounts.mountImage(path.join(folder, IMAGE_FILE), mp, record.fs ?? 'ext4', signal);
       } else {

@@ -81,6 +81,30 @@ describe('Mount while the server of an attached volume does not answer', () => {
   });
 });
 
+describe('re-attaching a dead attachment that fails', () => {
+  // Found by the chaos tier (sshd killed mid-write): the dead stack's mount was taken off the
+  // mountpoint before the new attachment was made; when that failed, the mountpoint was a plain
+  // folder of this host's disk, and writes through its path went there, fsynced, and were gone
+  // once the volume was mounted again.
+  it('leaves the dead mount on the mountpoint (writes fail loudly) and the record attached, so the last Unmount still takes it down', async () => {
+    const { r, driver, calls, state } = await world('dead-fails');
+    const b = (driver as unknown as { pool: { find(n: string): Backend } }).pool.find('local');
+    state.health = 'dead';
+    const attach = b.attach;
+    b.attach = async () => {
+      calls.attach++;
+      throw new Error('backend local: cannot attach volume vol: the server does not answer');
+    };
+    await refusal(driver.mount('vol', 'c2'));
+    expect(calls.attach).toBe(2);
+    expect(r.mounts.table.has(r.mountpoint('vol'))).toBe(true);
+    b.attach = attach;
+    await driver.unmount('vol', 'c1');
+    expect(r.mounts.table.has(r.mountpoint('vol'))).toBe(false);
+    expect(calls.detach).toBe(1);
+  });
+});
+
 describe('a backend that cannot be opened', () => {
   it('fails Create and Mount with an Err that names the volume, the backend and what to do', async () => {
     const r = await rig('open-fails');
