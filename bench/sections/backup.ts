@@ -3,7 +3,8 @@
  * same host, interleaved in one run: a 1 GiB image volume of many small files and one of a few
  * large ones. Backup: `netvolctl backup VOL -o F.tar` (the daemon's tar streamed through the admin
  * socket to the CLI, which writes the file) against `tar -c` of the volume's mountpoint into a file
- * on the same disk, with the same flags (owners, xattrs, ACLs, holes). Restore: `netvolctl restore
+ * on the same disk, with the same flags (owners, xattrs, ACLs, holes), then synced to disk as
+ * netvolctl does with its archive. Restore: `netvolctl restore
  * F.tar VOL` into an empty volume against `tar -x` of the same archive into the same empty volume,
  * both followed by a syncfs of the volume so that the data is on the image, not only in memory.
  * Page caches are dropped before every run. Volumes stay mounted by a plain mount ID meanwhile, so
@@ -125,7 +126,9 @@ async function dataset(ctx: BenchContext, s: Setup, d: Dataset): Promise<Row[]> 
       async once() {
         fs.rmSync(tarOut, { force: true });
         mustDropCaches();
-        return (await timed('tar', ['-c', '-f', tarOut, ...TAR_FLAGS, '--sparse', '-C', srcMp, '.'])).ms;
+        const t = await timed('tar', ['-c', '-f', tarOut, ...TAR_FLAGS, '--sparse', '-C', srcMp, '.']);
+        // netvolctl fsyncs the archive before it names it done: so does the baseline (sync FILE).
+        return t.ms + (await timed('sync', [tarOut])).ms;
       },
     },
   ];
