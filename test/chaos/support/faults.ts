@@ -60,17 +60,19 @@ async function sftpRig(kind: FaultKind): Promise<Rig> {
     };
   }
   if (kind === 'full') {
-    // A small filesystem of its own as the SFTP root of the backend.
+    // A small filesystem of its own as the SFTP root of the backend: room enough that the writer
+    // (64 KiB files, fsynced) cannot fill it before the fault on a fast machine, which would leave
+    // it full after the fault is taken back (a 40 MiB one did, in a quiet run).
     const small = path.join(sshd.root, 'small');
     fs.mkdirSync(small);
-    sh('mount', ['-t', 'tmpfs', '-o', 'size=40m,mode=0755', 'chaos-full', small]);
+    sh('mount', ['-t', 'tmpfs', '-o', 'size=160m,mode=0755', 'chaos-full', small]);
     const filler = path.join(small, 'filler');
     return {
       backends: { remote: { type: 'sftp', ...sftpOptions(sshd, { path: small }) } },
       optsFor: () => null,
       async inject() {
         // Fill what is left; the writer's next writes meet ENOSPC.
-        spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1M', 'count=100'], { stdio: 'ignore', timeout: 30_000 });
+        spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1M', 'count=400'], { stdio: 'ignore', timeout: 30_000 });
       },
       async restore() {
         fs.rmSync(filler, { force: true });
@@ -79,7 +81,7 @@ async function sftpRig(kind: FaultKind): Promise<Rig> {
         spawnSync('umount', [small], { stdio: 'ignore' });
         await sshd.cleanup();
       },
-      describe: 'the server\'s filesystem (a 40M tmpfs as the SFTP root) filled up, then freed',
+      describe: 'the server\'s filesystem (a 160M tmpfs as the SFTP root) filled up, then freed',
     };
   }
   // permission: the backend logs in as an ordinary user; its path is taken away from that user.
