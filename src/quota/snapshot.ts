@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,65 +5,8 @@ import { NetvolError, wrapError } from '../errors';
 import { findMount, run, unmount } from '../system';
 import type { ImageFs } from './image';
 
-const FREEZE_TIMEOUT_MS = 30_000;
+const COPY_TIMEOUT_MS = 30_000;
 const MOUNT_TIMEOUT_MS = 30_000;
-
-/**
- * A mounted image frozen with fsfreeze(8): writers block (their data is flushed first) until
- * thaw(); readers go on. `deadlineMs` is the longest it may stay frozen: past it the filesystem is
- * thawed by a timer even if the caller never calls thaw() (a stuck copy must not stall the
- * containers writing to it forever); `expired` then says so. A daemon that exits (stopped, or an
- * uncaught error) thaws what it froze on its way out; only a SIGKILL can leave a freeze behind.
- */
-export interface Freeze {
-  thaw(): Promise<void>;
-  readonly expired: boolean;
-}
-
-/** Filesystems this process has frozen and not yet thawed: thawed synchronously should the process exit meanwhile. */
-const frozenNow = new Set<string>();
-let exitHookInstalled = false;
-
-function thawAllAtExit(): void {
-  for (const mp of frozenNow) spawnSync('fsfreeze', ['-u', mp], { stdio: 'ignore', timeout: FREEZE_TIMEOUT_MS });
-}
-
-export async function freeze(mountpoint: string, deadlineMs: number): Promise<Freeze> {
-  if (!exitHookInstalled) {
-    process.on('exit', thawAllAtExit);
-    exitHookInstalled = true;
-  }
-  frozenNow.add(mountpoint);
-  try {
-    await run('fsfreeze', ['-f', mountpoint], { timeoutMs: FREEZE_TIMEOUT_MS });
-  } catch (err) {
-    // A freeze killed by its timeout may have got through: thaw in any case.
-    await run('fsfreeze', ['-u', mountpoint], { timeoutMs: FREEZE_TIMEOUT_MS }).catch(() => undefined);
-    frozenNow.delete(mountpoint);
-    throw err;
-  }
-  let thawed: Promise<void> | undefined;
-  let expired = false;
-  const thaw = (): Promise<void> => {
-    thawed ??= (async () => {
-      clearTimeout(timer);
-      // Thawing twice is harmless (EINVAL "not frozen"), so a failure is retried once before giving up.
-      await run('fsfreeze', ['-u', mountpoint], { timeoutMs: FREEZE_TIMEOUT_MS }).catch(() => run('fsfreeze', ['-u', mountpoint], { timeoutMs: FREEZE_TIMEOUT_MS }).catch(() => undefined));
-      frozenNow.delete(mountpoint);
-    })();
-    return thawed;
-  };
-  const timer = setTimeout(() => {
-    expired = true;
-    void thaw();
-  }, deadlineMs);
-  return {
-    thaw,
-    get expired() {
-      return expired;
-    },
-  };
-}
 
 /**
  * Copies `file` to `copy` by sharing its blocks (FICLONE through `cp --reflink=always`): constant
@@ -72,7 +14,7 @@ export async function freeze(mountpoint: string, deadlineMs: number): Promise<Fr
  */
 export async function reflinkCopy(file: string, copy: string, signal?: AbortSignal): Promise<void> {
   try {
-    await run('cp', ['--reflink=always', '--', file, copy], { timeoutMs: FREEZE_TIMEOUT_MS, signal });
+    await run('cp', ['--reflink=always', '--', file, copy], { timeoutMs: COPY_TIMEOUT_MS, signal });
   } catch (err) {
     await fs.rm(copy, { force: true }).catch(() => undefined);
     throw err;
