@@ -43,8 +43,7 @@ export async function freeze(mountpoint: string, deadlineMs?: number, signal?: A
   const thaw = (): Promise<void> => {
     thawed ??= (async () => {
       clearTimeout(timer);
-      // Thawing twice is harmless (EINVAL "not frozen"), so a failure is retried once before giving up.
-      await run('fsfreeze', ['-u', mountpoint], { timeoutMs: FREEZE_TIMEOUT_MS }).catch(() => run('fsfreeze', ['-u', mountpoint], { timeoutMs: FREEZE_TIMEOUT_MS }).catch(() => undefined));
+      await thawRetrying(mountpoint);
       frozenNow.delete(mountpoint);
     })();
     return thawed;
@@ -54,7 +53,7 @@ export async function freeze(mountpoint: string, deadlineMs?: number, signal?: A
       ? undefined
       : setTimeout(() => {
           expired = true;
-          void thaw();
+          thaw().catch(() => undefined); // the caller's own thaw() reports it
         }, deadlineMs);
   return {
     thaw,
@@ -62,6 +61,23 @@ export async function freeze(mountpoint: string, deadlineMs?: number, signal?: A
       return expired;
     },
   };
+}
+
+/** Thaws, retrying: a filesystem left frozen would hang every writer of the volume. No signal: it must run. */
+async function thawRetrying(mountpoint: string): Promise<void> {
+  let last: unknown;
+  for (let i = 0; i < 5; i++) {
+    try {
+      await run('fsfreeze', ['--unfreeze', mountpoint], { timeoutMs: FREEZE_TIMEOUT_MS });
+      return;
+    } catch (err) {
+      // "Invalid argument": not frozen (any more); nothing to do.
+      if (/Invalid argument/i.test((err as Error).message)) return;
+      last = err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  throw new NetvolError('COMMAND_FAILED', `cannot thaw the filesystem at ${mountpoint}: ${(last as Error).message}; its writers wait until \`fsfreeze --unfreeze ${mountpoint}\` succeeds`, { cause: last });
 }
 
 /**
