@@ -45,7 +45,13 @@ function round(dir: string, removeIn = dir): void {
   for (const name of names) fs.unlinkSync(path.join(removeIn, name));
 }
 
-/** RSS growth of the mount process over `rounds` rounds, after a warm-up. */
+const LIMIT = 64 * MiB;
+
+/**
+ * RSS growth of the mount process over `rounds` rounds, after a warm-up: the smallest growth seen
+ * while it settles (past the commit delay and the idle trim, for up to 30 s on a busy machine, where
+ * queued writes take longer to reach the server). Data kept for files that are gone never settles.
+ */
 async function growth(rounds: number, dir: string, removeIn = dir): Promise<number> {
   const pid = m.child.pid as number;
   // Warm up: buffer pools and the heap reach their working size.
@@ -54,7 +60,12 @@ async function growth(rounds: number, dir: string, removeIn = dir): Promise<numb
   const before = rssOf(pid);
   for (let r = 0; r < rounds; r++) round(dir, removeIn);
   await sleep(6000);
-  return rssOf(pid) - before;
+  let least = rssOf(pid) - before;
+  for (const until = Date.now() + 30_000; least >= LIMIT && Date.now() < until; ) {
+    await sleep(1000);
+    least = Math.min(least, rssOf(pid) - before);
+  }
+  return least;
 }
 
 test('RSS of the mount process stays flat over many rounds of files written and removed at once', async () => {
@@ -64,13 +75,13 @@ test('RSS of the mount process stays flat over many rounds of files written and 
   // added 660 MiB of RSS before the fix). What may still float: request buffers kept for reuse
   // (trimmed when idle) and buffers the garbage collector has not reclaimed yet (an idle process
   // does not collect, so this depends on when it last did): -1 to 32 MiB when measured.
-  expect(Math.round(grew / MiB)).toBeLessThan(64);
+  expect(Math.round(grew / MiB)).toBeLessThan(LIMIT / MiB);
   expect(m.child.exitCode).toBeNull();
-}, 120_000);
+}, 180_000);
 
 test('data queued for files another client removed is dropped once the server says they are gone', async () => {
   fs.mkdirSync(path.join(m.mountpoint, 'behind'));
   const grew = await growth(20, path.join(m.mountpoint, 'behind'), path.join(m.serverDir, 'behind'));
-  expect(Math.round(grew / MiB)).toBeLessThan(64);
+  expect(Math.round(grew / MiB)).toBeLessThan(LIMIT / MiB);
   expect(m.output.join('\n')).not.toMatch(/stays queued/);
-}, 120_000);
+}, 180_000);
