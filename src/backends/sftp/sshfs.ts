@@ -36,9 +36,13 @@ export const SSHFS_FS_TYPE = 'fuse.sshfs';
  * - allow_other + default_permissions: containers running as any user get normal permission checks;
  * - reconnect (directory layout only): containers keep working across a server restart. Image
  *   volumes do not reconnect: sshfs cannot reopen the loop device's file after a reconnect, so a
- *   dead connection must show as a dead mount that the driver remounts.
+ *   dead connection must show as a dead mount that the driver remounts;
+ * - no_contain_symlinks (where sshfs has the option, see `sshfsContainsSymlinks`): sshfs builds that
+ *   carry it refuse (EPERM) to read links that are absolute or contain "..", so a container could not
+ *   read back links it made itself (`../lib`, `/data/x`). A volume's links are read in the container's
+ *   view, as on a local volume, and the server is one the operator configured.
  */
-export function sshfsArgs(t: SshfsTarget, remote: string, mountpoint: string, reconnect: boolean): string[] {
+export function sshfsArgs(t: SshfsTarget, remote: string, mountpoint: string, reconnect: boolean, allowAllSymlinks = false): string[] {
   const o: string[] = [
     'ServerAliveInterval=10',
     'ServerAliveCountMax=3',
@@ -63,8 +67,24 @@ export function sshfsArgs(t: SshfsTarget, remote: string, mountpoint: string, re
     o.push('password_stdin', 'PreferredAuthentications=password', 'PubkeyAuthentication=no', 'NumberOfPasswordPrompts=1');
   }
   if (reconnect) o.push('reconnect');
+  if (allowAllSymlinks) o.push('no_contain_symlinks');
   o.push(...t.extraOptions);
   return ['-F', '/dev/null', '-p', String(t.port), `${t.username}@${hostForSsh(t.host)}:${remote}`, mountpoint, '-o', o.join(',')];
+}
+
+let containsSymlinks: Promise<boolean> | undefined;
+
+/**
+ * Whether this machine's sshfs restricts symlink targets by default (it then lists
+ * `no_contain_symlinks` in its help). Asked once per daemon; an sshfs that cannot say is taken as
+ * one without the option, which starts as before.
+ */
+export function sshfsContainsSymlinks(): Promise<boolean> {
+  containsSymlinks ??= run('sshfs', ['-h'], { timeoutMs: 10_000 }).then(
+    (r) => /no_contain_symlinks/.test(r.stdout + r.stderr),
+    () => false,
+  );
+  return containsSymlinks;
 }
 
 function hostForSsh(host: string): string {
@@ -129,7 +149,7 @@ export async function startSshfs(t: SshfsTarget, remote: string, mountpoint: str
   const log = await fs.open(logFile, 'a', 0o600);
   await log.write(`--- netvol: sshfs for volume ${volume} at ${new Date().toISOString()}\n`);
   const start = (await log.stat()).size;
-  const args = sshfsArgs(t, remote, mountpoint, reconnect);
+  const args = sshfsArgs(t, remote, mountpoint, reconnect, await sshfsContainsSymlinks());
   const child = spawn('sshfs', args, { detached: true, stdio: ['pipe', log.fd, log.fd] });
   await log.close();
   child.stdin?.on('error', () => undefined);

@@ -85,9 +85,6 @@ export const FILL_SIMPLE = [
   'sync',
 ].join('\n');
 
-/** FILL_SIMPLE without its symlink: sshfs answers EPERM to readlink of one (a limit of sftp directory volumes, reported). */
-export const FILL_NO_SYMLINK = FILL_SIMPLE.replace(' && busybox ln -s ../a.txt sub/link', '');
-
 export const FINGERPRINT_SIMPLE = [
   'set -e; cd /data',
   'find . -mindepth 1 ! -path "./lost+found*" ! -path "./.netvol-unlinked*" | sort | while read f; do if [ -L "$f" ]; then echo "$f -> $(busybox readlink "$f")"; else stat -c "%n %a %s %F" "$f"; fi; done',
