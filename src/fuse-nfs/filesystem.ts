@@ -301,6 +301,11 @@ export class NfsFilesystem {
       // Data on its way must land before the size changes, or it would land after a truncate.
       if (w) await w.commit();
       attrs.size = c.size;
+    } else if (attrs.mtime !== undefined || attrs.atime !== undefined) {
+      // Data on its way must land before times are set, or its WRITEs would stamp the server's
+      // clock over them (tar writes a file, sets its times on the open descriptor, then closes).
+      const pending = this.writers.get(n.key);
+      if (pending?.busy) await pending.drain();
     }
     if (Object.keys(attrs).length === 0) return this.touchCtime(n);
     const wcc = await this.call('SETATTR', () => this.client.setattr(n.handle, attrs));

@@ -36,11 +36,7 @@ test('an nfs directory volume goes through backup → rm → restore --create wi
   expect(r.after).toBe(r.before);
 });
 
-// Known bug (found by this test): on the userspace NFS mount restored files' mtimes are not the
-// archive's (`restore --verify`: "./sub/r.bin: Mod time differs", "./a.txt: Mod time differs"); likely the mount's write-back
-// sends the file's last WRITE after tar's SETATTR of the mtime, and the server stamps its own time.
-// Remove `.failing` once fixed.
-test.failing('an nfs directory volume restored with --verify keeps every mtime (known bug: write-back overtakes the mtime)', async () => {
+test('an nfs directory volume restored with --verify keeps every mtime (the mount lands queued WRITEs before it sets times)', async () => {
   const r = await roundTrip(w, work, 'bk-nfs-mtime', [], FILL_SIMPLE, FINGERPRINT_SIMPLE, true);
   expect(r.after).toBe(r.before);
 });

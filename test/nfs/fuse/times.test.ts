@@ -179,3 +179,19 @@ test('ctime changes with every change of a file, and not with a read, as on a lo
   }
   expect(got).toEqual(want);
 });
+
+test('times set on an open file right after writing it stay set (as tar extracts: write, futimens, close)', () => {
+  const data = Buffer.alloc(3 * 1024 * 1024 + 123, 0x5a);
+  const past = new Date('2020-01-02T03:04:05Z');
+  const got: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const p = path.join(m.mountpoint, `extracted-${i}`);
+    const fd = fs.openSync(p, 'w');
+    fs.writeSync(fd, data);
+    fs.futimesSync(fd, past, past);
+    fs.closeSync(fd);
+    const st = fs.statSync(p);
+    got.push(`${i}: mtime ${st.mtime.toISOString()}, size ${st.size}`);
+  }
+  expect(got).toEqual(Array.from({ length: 8 }, (_, i) => `${i}: mtime ${past.toISOString()}, size ${data.length}`));
+});
