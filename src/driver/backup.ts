@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { tempName, IMAGE_FILE } from '../backends';
 import { isNetvolError, NetvolError, wrapError } from '../errors';
-import { freeze, Freeze, imageBehind, mountSnapshot, reflinkCopy } from '../quota';
+import { copyImageFile, freeze, Freeze, imageBehind, mountSnapshot } from '../quota';
 import type { BackupOptions, BackupStream, VolumeHold } from './admin-api';
 import type { DriverParts } from './operations';
 import { createArgs, hasXattrs, spawnTar } from './tar';
@@ -113,7 +113,7 @@ async function snapshotOf(p: DriverParts, name: string, h: VolumeHold, image: st
   const f = await freeze(h.mountpoint, SNAPSHOT_FREEZE_MS);
   const started = Date.now();
   try {
-    await reflinkCopy(image, copy, AbortSignal.timeout(SNAPSHOT_FREEZE_MS));
+    await copyImageFile(image, copy, { reflinkOnly: true, signal: AbortSignal.timeout(SNAPSHOT_FREEZE_MS) });
   } finally {
     await f.thaw();
   }

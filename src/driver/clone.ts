@@ -220,7 +220,7 @@ export class Cloner {
             return;
           }
           const srcFolder = await this.p.pool.bounded(c.srcBackend.attach(c.source, c.signal), `attaching volume ${c.source}`, c.source);
-          await copyImageFile(path.join(srcFolder, IMAGE_FILE), path.join(await dstFolder(), IMAGE_FILE), c.signal);
+          await copyImageFile(path.join(srcFolder, IMAGE_FILE), path.join(await dstFolder(), IMAGE_FILE), { signal: c.signal });
           c.out.method = 'streamed image';
         },
         c.signal,

@@ -37,9 +37,16 @@ function onlyUnsupportedTimes(err: unknown): boolean {
   return lines.length > 0 && lines.every((l) => /^cp: preserving times for .*: Operation not supported$/.test(l));
 }
 
-/** Copies an image file to a new file, keeping holes (a reflink where the filesystem can). */
-export async function copyImageFile(src: string, dst: string, signal?: AbortSignal): Promise<void> {
-  await run('cp', ['--reflink=auto', '--sparse=always', '--', src, dst], { timeoutMs: COPY_TIMEOUT_MS, signal }).catch(async (err) => {
+/**
+ * Copies an image file to a new file (0600), keeping holes: by sharing blocks where the filesystem
+ * has reflinks (constant time), else by copying its data. `reflinkOnly`: never copy data, fail at
+ * once where there are no reflinks (a point-in-time copy taken while the image is frozen). Leaves
+ * no `dst` when it fails.
+ */
+export async function copyImageFile(src: string, dst: string, opts: { reflinkOnly?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+  // A reflink shares the holes too (and cp takes --reflink=always only with the default --sparse).
+  const how = opts.reflinkOnly ? ['--reflink=always'] : ['--reflink=auto', '--sparse=always'];
+  await run('cp', [...how, '--', src, dst], { timeoutMs: COPY_TIMEOUT_MS, signal: opts.signal }).catch(async (err) => {
     await fs.rm(dst, { force: true }).catch(() => undefined);
     throw copyError(err, `cannot copy image ${path.basename(src)}`);
   });

@@ -2,4 +2,4 @@ export { createImage, mkfsExt4Args, mountImage, unmountImage, ImageFs, ImageAttr
 export { canGrowMountedExt4, growImage, imageBehind, GrowResult } from './grow';
 export { freeze, withFrozen, Freeze } from './freeze';
 export { adoptImageCopy, copyImageFile, copyTree, withImageMounted } from './copy';
-export { reflinkCopy, mountSnapshot, MountedSnapshot } from './snapshot';
+export { mountSnapshot, MountedSnapshot } from './snapshot';

@@ -5,21 +5,7 @@ import { NetvolError, wrapError } from '../errors';
 import { findMount, run, unmount } from '../system';
 import type { ImageFs } from './image';
 
-const COPY_TIMEOUT_MS = 30_000;
 const MOUNT_TIMEOUT_MS = 30_000;
-
-/**
- * Copies `file` to `copy` by sharing its blocks (FICLONE through `cp --reflink=always`): constant
- * time, no data copied. Fails at once (and leaves no `copy`) where the filesystem has no reflinks.
- */
-export async function reflinkCopy(file: string, copy: string, signal?: AbortSignal): Promise<void> {
-  try {
-    await run('cp', ['--reflink=always', '--', file, copy], { timeoutMs: COPY_TIMEOUT_MS, signal });
-  } catch (err) {
-    await fs.rm(copy, { force: true }).catch(() => undefined);
-    throw err;
-  }
-}
 
 /** A point-in-time copy of an image, mounted read-only for reading; remove() unmounts it and deletes the copy. */
 export interface MountedSnapshot {
