@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import http from 'node:http';
-import { loadConfig } from '../config';
 
 /** The admin socket when nothing says otherwise: the default stateDir's (host service and managed plugin alike). */
 export const DEFAULT_ADMIN_SOCKET = '/var/lib/netvol/admin.sock';
@@ -27,6 +26,8 @@ export async function resolveSocket(opts: { socket?: string; config?: string }, 
   const given = opts.config ?? process.env.NETVOL_CONFIG;
   const file = given ?? (existsSync(hostConfig) ? hostConfig : undefined);
   if (file) {
+    // Loaded only here: the config schema takes most of a second to load.
+    const { loadConfig } = await import('../config');
     const config = await loadConfig(file).catch((err: Error) => {
       throw new CliError(`${err.message}${given ? '' : ' (netvolctl reads it to find the admin socket; give the socket with --socket or NETVOL_ADMIN_SOCKET instead)'}`);
     });

@@ -1,5 +1,6 @@
 import Table from 'cli-table3';
-import { formatSize } from '../driver';
+// The leaf module, not the driver's index: netvolctl starts without loading the driver (over a second).
+import { formatSize } from '../driver/sizes';
 
 /** A table for people: borderless, one header row (cli-table3). */
 export function table(head: string[], rows: Array<Array<string | number>>): string {

@@ -1,6 +1,7 @@
 import { Transform } from 'node:stream';
 import cliProgress from 'cli-progress';
-import { formatSize } from '../driver';
+// The leaf module, not the driver's index: netvolctl starts without loading the driver (over a second).
+import { formatSize } from '../driver/sizes';
 
 /**
  * A byte counter for a stream, with a progress bar on stderr (bytes, rate, ETA; cli-progress) only

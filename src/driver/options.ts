@@ -1,6 +1,8 @@
-import bytes from 'bytes';
 import { z } from 'zod';
 import { NetvolError, quoteUserValue, validationMessages } from '../errors';
+import { formatSize, parseSize } from './sizes';
+
+export { formatSize, parseSize };
 
 export type Layout = 'directory' | 'image';
 export type OnRemove = 'delete' | 'retain' | 'archive';
@@ -25,19 +27,6 @@ const MiB = 1024 * 1024;
  * a journal below a few MiB), but its 4 MiB journal would leave little of a volume under 16 MiB.
  */
 export const FS_MIN_SIZE = { ext4: 16 * MiB, xfs: 300 * MiB } as const;
-
-/** Parses "512M", "10G", "1.5T", "100MiB", "2gb" (binary units) into bytes. */
-export function parseSize(text: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgtp])?(?:i?b)?\s*$/i.exec(text);
-  if (!m) return undefined;
-  if (!m[2]) return Number.isInteger(Number(m[1])) ? Number(m[1]) : undefined;
-  const value = bytes.parse(`${m[1]}${m[2].toUpperCase()}B`);
-  return value === null ? undefined : value;
-}
-
-export function formatSize(n: number): string {
-  return (bytes.format(n, { decimalPlaces: 1, fixedDecimals: true, unitSeparator: ' ' }) ?? `${n} B`).replace(/([KMGTP])B$/, '$1iB');
-}
 
 const idText = z
   .string()

@@ -1,10 +1,11 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig } from '../../config';
-import { buildBackends, HostFile, openLedger, readHostFiles } from '../../driver';
-import { createLogger } from '../../log';
+import type { HostFile } from '../../driver';
 import { isNetvolError, redact } from '../../errors';
-import { readMountTable, withTimeout } from '../../system';
+
+// The config, the driver and the system helpers are loaded when one of these commands runs, not at
+// every netvolctl start: they take over a second to load, and the commands that talk to the daemon
+// need none of them.
 
 /**
  * Commands that read the config, this host's state file and the backends' heartbeat files
@@ -18,6 +19,7 @@ export function localCommands(program: Command): void {
     .description('validate a daemon config file and print it as netvol reads it (secrets redacted)')
     .argument('[file]', 'config file (default: NETVOL_CONFIG, else the built-in default)')
     .action(async (file?: string) => {
+      const { loadConfig } = await import('../../config');
       const config = await loadConfig(file ?? process.env.NETVOL_CONFIG);
       process.stdout.write(`${JSON.stringify(redact(config), null, 2)}\n`);
     });
@@ -27,6 +29,7 @@ export function localCommands(program: Command): void {
     .option('-c, --config <file>', 'config file, for stateDir and mountRoot')
     .option('--json', 'print JSON')
     .action(async (opts: { config?: string; json?: boolean }) => {
+      const [{ loadConfig }, { openLedger }, { readMountTable }] = await Promise.all([import('../../config'), import('../../driver'), import('../../system')]);
       const config = await loadConfig(opts.config ?? process.env.NETVOL_CONFIG);
       const problems: string[] = [];
       const store = await openLedger(path.join(config.stateDir, 'state.json'), (m) => problems.push(m));
@@ -57,6 +60,12 @@ export function localCommands(program: Command): void {
     .option('--wait <seconds>', 'read every heartbeat, wait this long, read again: a host whose heartbeat did not change is quiet (a lease of quiet means gone)', '3')
     .option('--json', 'print JSON')
     .action(async (opts: { config?: string; wait: string; json?: boolean }) => {
+      const [{ loadConfig }, { buildBackends, readHostFiles }, { withTimeout }, { createLogger }] = await Promise.all([
+        import('../../config'),
+        import('../../driver'),
+        import('../../system'),
+        import('../../log'),
+      ]);
       const config = await loadConfig(opts.config ?? process.env.NETVOL_CONFIG);
       const waitMs = Math.max(0, Number(opts.wait) * 1000 || 0);
       const backends = buildBackends(config, createLogger('error'));
