@@ -11,7 +11,7 @@ import type { Backend } from '../../../../src/backends';
 import { nfsBackendType } from '../../../../src/backends/nfs';
 import { NetvolError } from '../../../../src/errors';
 import { capturingLogger } from '../../../harness/logs';
-import type { GaneshaServer } from '../../../harness/ganesha';
+import { nfsOptions, type GaneshaServer } from '../../../harness/ganesha';
 
 export interface BackendUnderTest {
   backend: Backend;
@@ -20,9 +20,7 @@ export interface BackendUnderTest {
   cleanup(): Promise<void>;
 }
 
-export function nfsOptions(g: GaneshaServer, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { server: g.host, export: g.exportPath, port: g.nfsPort, mountPort: g.mountPort, path: 'volumes', mounter: 'userspace', ...extra };
-}
+export { nfsOptions };
 
 export function makeBackend(g: GaneshaServer, extra: Record<string, unknown> = {}, opts: { timeoutMs?: number; workDir?: string; name?: string } = {}): BackendUnderTest {
   const options = nfsBackendType.optionsSchema.parse(nfsOptions(g, extra));
