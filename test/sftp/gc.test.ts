@@ -11,9 +11,10 @@ import * as path from 'node:path';
 import type { GcItem, GcReport } from '../../src/driver';
 import { run } from '../../src/system';
 import { mountsUnder } from '../harness/dockerd';
-import { sftpOptions, startSshd, Sshd } from '../harness/sshd';
+import type { Sshd } from '../harness/sshd';
 import { netvolctl } from '../e2e/support/netvolctl';
-import { BUSYBOX_IMAGE, md5InContainer, startWorld, stopWorld, uniqueName, World } from '../e2e/support/world';
+import { withSftpWorld } from '../e2e/support/server-worlds';
+import { BUSYBOX_IMAGE, md5InContainer, uniqueName, World } from '../e2e/support/world';
 
 jest.setTimeout(300_000);
 
@@ -85,16 +86,16 @@ async function gc(args: string[]): Promise<GcReport> {
 
 const summary = (items: GcItem[]) => items.map((i) => `${i.kind} ${i.backend ?? '-'} ${i.volume ?? '-'} ${i.target}`).sort();
 
+withSftpWorld(
+  (rig) => {
+    ({ server: sshd, world: w } = rig);
+    localDir = rig.localDir!;
+  },
+  { hostKey: 'knownHosts', backend: { leaseSeconds: 5 }, localBackend: '/tmp/nv-gc-local-', defaultBackend: 'local' },
+);
+
 beforeAll(async () => {
-  sshd = await startSshd();
-  localDir = fs.mkdtempSync('/tmp/nv-gc-local-');
   remoteDir = path.join(sshd.root, 'volumes');
-  w = await startWorld({
-    backends: {
-      local: { type: 'local', path: localDir },
-      remote: { type: 'sftp', ...sftpOptions(sshd, { leaseSeconds: 5 }) },
-    },
-  });
   socket = path.join(w.nv.stateDir, 'admin.sock');
 
   // In use by running containers: they must survive gc with their data.
@@ -118,12 +119,6 @@ beforeAll(async () => {
   await w.d.dockerOk(['volume', 'rm', retained]);
   await w.d.dockerOk(['volume', 'create', '-d', w.plugin, '-o', 'onRemove=archive', freshArchive]);
   await w.d.dockerOk(['volume', 'rm', freshArchive]);
-}, 300_000);
-
-afterAll(async () => {
-  await stopWorld(w);
-  await sshd?.cleanup();
-  if (localDir) fs.rmSync(localDir, { recursive: true, force: true });
 }, 300_000);
 
 test('after a plain kill -9 and restart the restore keeps what containers hold: gc finds nothing on this host', async () => {
