@@ -14,6 +14,7 @@ import { mountsUnder } from '../harness/dockerd';
 import type { Sshd } from '../harness/sshd';
 import { netvolctl } from '../e2e/support/netvolctl';
 import { withSftpWorld } from '../e2e/support/server-worlds';
+import { sshfsPidsFor } from './support/sshfs';
 import { BUSYBOX_IMAGE, md5InContainer, uniqueName, World } from '../e2e/support/world';
 
 jest.setTimeout(300_000);
@@ -39,21 +40,6 @@ const exists = (p: string) => fs.existsSync(p);
 const mountRoot = () => path.join(w.nv.stateDir, 'mounts');
 const workDir = (backend: string) => path.join(w.nv.stateDir, 'backends', backend);
 
-/** Pids of sshfs processes whose argv names `mountpoint`. */
-function sshfsOf(mountpoint: string): number[] {
-  const out: number[] = [];
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const argv = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
-      if (path.basename(argv[0]) === 'sshfs' && argv.includes(mountpoint)) out.push(Number(e));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
-
 async function loopsOf(file: string): Promise<string[]> {
   return (await run('losetup', ['-j', file])).stdout.split('\n').filter(Boolean);
 }
@@ -62,7 +48,7 @@ async function loopsOf(file: string): Promise<string[]> {
 async function snapshot(): Promise<string> {
   const mounts = [...mountsUnder(w.nv.root).map((m) => `${m.source} ${m.mountPoint}`)].sort();
   const loops = (await run('losetup', ['-l', '-n', '-O', 'NAME,BACK-FILE'])).stdout.split('\n').filter((l) => l.includes(w.nv.root) || l.includes(localDir)).sort();
-  const helpers = sshfsOf(path.join(workDir('remote'), lostSftp));
+  const helpers = sshfsPidsFor(path.join(workDir('remote'), lostSftp));
   const list = (d: string) => (exists(d) ? fs.readdirSync(d).sort() : []);
   return JSON.stringify({ mounts, loops, helpers, local: list(localDir), remote: list(remoteDir), hosts: list(path.join(remoteDir, '.netvol-hosts')), mountRoot: list(mountRoot()) });
 }
@@ -145,7 +131,7 @@ describe('what crashes left', () => {
       `${JSON.stringify({ version: 1, host: ghost, incarnation: 'a1b2c3d4e5f6', beat: 41, leaseSeconds: 5, volumes: { [lostSftp]: 'shared' }, writtenAt: '2026-10-01T00:00:00.000Z' })}\n`,
       { mode: 0o600 },
     );
-    expect(sshfsOf(path.join(workDir('remote'), lostSftp)).length).toBeGreaterThan(0);
+    expect(sshfsPidsFor(path.join(workDir('remote'), lostSftp)).length).toBeGreaterThan(0);
     expect(await loopsOf(path.join(localDir, lostImg, 'data.img'))).toHaveLength(1);
   });
 
@@ -196,7 +182,7 @@ describe('what crashes left', () => {
     expect(exists(path.join(remoteDir, '.netvol-hosts', `${ghost}.json`))).toBe(false);
     expect(exists(path.join(remoteDir, '.netvol-hosts', `${w.nv.config.hostId}.json`))).toBe(true);
     expect(fs.readdirSync(localDir).some((f) => f.startsWith(`${freshArchive}.archive-`))).toBe(true);
-    expect(sshfsOf(path.join(workDir('remote'), lostSftp))).toEqual([]);
+    expect(sshfsPidsFor(path.join(workDir('remote'), lostSftp))).toEqual([]);
     expect(await loopsOf(path.join(localDir, lostImg, 'data.img'))).toEqual([]);
     expect(mountsUnder(mountRoot()).map((m) => m.mountPoint).filter((m) => m.includes('gc-lost'))).toEqual([]);
 
