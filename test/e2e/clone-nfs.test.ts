@@ -4,26 +4,17 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { GaneshaServer, startGanesha } from '../harness/ganesha';
+import type { GaneshaServer } from '../harness/ganesha';
 import { cloneJson } from './support/clone';
-import { BUSYBOX_IMAGE, MiB, World, firstWord, md5OnVolume, startWorld, stopWorld, uniqueName } from './support/world';
+import { withNfsWorld } from './support/server-worlds';
+import { BUSYBOX_IMAGE, MiB, World, firstWord, md5OnVolume, uniqueName } from './support/world';
 
 jest.setTimeout(240_000);
 
 let g: GaneshaServer | undefined;
 let w: World | undefined;
 
-beforeAll(async () => {
-  g = await startGanesha();
-  w = await startWorld({
-    backends: { nas: { type: 'nfs', server: g.host, export: g.exportPath, port: g.nfsPort, mountPort: g.mountPort, path: 'docker', mounter: 'userspace' } },
-  });
-}, 240_000);
-
-afterAll(async () => {
-  await stopWorld(w);
-  await g?.stop();
-}, 300_000);
+withNfsWorld((rig) => ({ server: g, world: w } = rig));
 
 test('an image volume nobody uses is streamed as one sparse file (point-in-time), and a directory volume file by file', async () => {
   const img = uniqueName('nfs-img');

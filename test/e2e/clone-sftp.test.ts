@@ -4,31 +4,17 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { sftpOptions, startSshd, Sshd } from '../harness/sshd';
+import type { Sshd } from '../harness/sshd';
 import { cloneJson, isNumberedPrefix, logLines, netvolctl, startWriter } from './support/clone';
-import { BUSYBOX_IMAGE, MiB, World, firstWord, md5OnVolume, startWorld, stopWorld, uniqueName } from './support/world';
+import { withSftpWorld } from './support/server-worlds';
+import { BUSYBOX_IMAGE, MiB, World, firstWord, md5OnVolume, uniqueName } from './support/world';
 
 jest.setTimeout(180_000);
 
 let sshd: Sshd | undefined;
 let w: World | undefined;
 
-beforeAll(async () => {
-  sshd = await startSshd();
-  w = await startWorld({
-    backends: {
-      remote: { type: 'sftp', ...sftpOptions(sshd, { knownHostsFile: undefined, hostKeyFingerprint: sshd.hostKeyFingerprint }) },
-      local: { type: 'local', path: path.join(fs.mkdtempSync('/tmp/nv-clone-sftp-'), 'volumes') },
-    },
-  });
-}, 180_000);
-
-afterAll(async () => {
-  const localPath = (w?.nv.config.backends as Record<string, { path: string }> | undefined)?.local?.path;
-  await stopWorld(w);
-  await sshd?.cleanup();
-  if (localPath) fs.rmSync(path.dirname(localPath), { recursive: true, force: true });
-}, 300_000);
+withSftpWorld((rig) => ({ server: sshd, world: w } = rig), { localBackend: '/tmp/nv-clone-sftp-' });
 
 async function writeMarker(volume: string): Promise<string> {
   const r = await w!.d.runContainer(['--rm', '-v', `${volume}:/data`, BUSYBOX_IMAGE, 'sh', '-c', 'dd if=/dev/urandom of=/data/marker bs=1M count=4 2>/dev/null && sync && md5sum /data/marker']);

@@ -375,3 +375,11 @@ export async function startGanesha(opts: GaneshaOptions = {}): Promise<GaneshaSe
     },
   };
 }
+
+/**
+ * A netvol nfs backend's options (without `type`) for `g`: the export's folder `volumes`, the
+ * userspace mounter; `extra` is merged over them.
+ */
+export function nfsOptions(g: GaneshaServer, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { server: g.host, export: g.exportPath, port: g.nfsPort, mountPort: g.mountPort, path: 'volumes', mounter: 'userspace', ...extra };
+}

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { isAlive, sleep, waitFor } from '../harness/dockerd';
 import { startSshd, Sshd } from '../harness/sshd';
 import { BackendUnderTest, makeBackend } from './support/backend';
+import { sshfsPidsFor } from './support/sshfs';
 
 let sshd: Sshd;
 const made: BackendUnderTest[] = [];
@@ -14,21 +15,6 @@ function fresh(extra: Record<string, unknown> = {}, opts: { workDir?: string } =
   const b = makeBackend(sshd, extra, opts);
   made.push(b);
   return b;
-}
-
-function sshfsPidsFor(mountpoint: string): number[] {
-  return fs
-    .readdirSync('/proc')
-    .filter((e) => /^\d+$/.test(e))
-    .filter((e) => {
-      try {
-        const argv = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
-        return path.basename(argv[0]) === 'sshfs' && argv.includes(mountpoint);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
 }
 
 function fsTypeAt(mountpoint: string): string | undefined {

@@ -1,26 +1,22 @@
 /** netvolctl backup and restore of sftp volumes through a real dockerd, sshd and the real daemon. */
 import * as fs from 'node:fs';
-import { sftpOptions, startSshd, Sshd } from '../harness/sshd';
-import { startWorld, stopWorld, World } from '../e2e/support/world';
+import { withSftpWorld } from '../e2e/support/server-worlds';
+import type { World } from '../e2e/support/world';
 import { FILL_SIMPLE, FILL_TREE, FINGERPRINT, FINGERPRINT_SIMPLE, roundTrip } from '../e2e/support/backup';
 
 jest.setTimeout(180_000);
 
-let sshd: Sshd;
 let w: World;
 let work: string;
 
-beforeAll(async () => {
+beforeAll(() => {
   work = fs.mkdtempSync('/tmp/nvbsftp-');
-  sshd = await startSshd();
-  w = await startWorld({ backends: { remote: { type: 'sftp', ...sftpOptions(sshd, { knownHostsFile: undefined, hostKeyFingerprint: sshd.hostKeyFingerprint }) } } });
-}, 180_000);
+});
+withSftpWorld((rig) => (w = rig.world));
 
-afterAll(async () => {
-  await stopWorld(w);
-  await sshd?.cleanup();
+afterAll(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
-}, 300_000);
+});
 
 test('an sftp image volume goes through backup → rm → restore --create --verify with owners, modes, links and holes', async () => {
   const r = await roundTrip(w, work, 'bk-sftp-img', ['-o', 'size=64M'], FILL_TREE, FINGERPRINT);

@@ -2,27 +2,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { waitFor } from '../harness/dockerd';
-import { sftpOptions, startSshd, Sshd } from '../harness/sshd';
-import { BUSYBOX_IMAGE, firstWord, md5OnVolume, startWorld, stopWorld, uniqueName, World } from '../e2e/support/world';
+import type { Sshd } from '../harness/sshd';
+import { withSftpWorld } from '../e2e/support/server-worlds';
+import { BUSYBOX_IMAGE, firstWord, md5OnVolume, uniqueName, World } from '../e2e/support/world';
 
 jest.setTimeout(180_000);
 
 let sshd: Sshd;
 let w: World;
 
-beforeAll(async () => {
-  sshd = await startSshd();
-  w = await startWorld({
-    backends: {
-      remote: { type: 'sftp', ...sftpOptions(sshd, { knownHostsFile: undefined, hostKeyFingerprint: sshd.hostKeyFingerprint }) },
-    },
-  });
-}, 180_000);
-
-afterAll(async () => {
-  await stopWorld(w);
-  await sshd?.cleanup();
-}, 300_000);
+withSftpWorld((rig) => ({ server: sshd, world: w } = rig));
 
 test('a container writes to an sftp directory volume and a second container reads it back', async () => {
   const name = uniqueName('sftp-dir');

@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { sleep, waitFor } from '../harness/dockerd';
 import { startSshd, Sshd } from '../harness/sshd';
 import { BackendUnderTest, makeBackend } from './support/backend';
+import { sshfsPidsFor } from './support/sshfs';
 import { Link, ownerOfInode, Proxy, startProxy, tcpRows, runs, mountedAt, errnoOf, exitOf, ok, openFd, writeFd, fsyncFd, closeFd, TcpRow } from '../harness/fencing';
 
 // ------------------------------------------------------------------------------------------------
@@ -27,21 +28,6 @@ function dataLink(proxy: Proxy): { link: Link; pid: number } {
     if (pid && pid !== process.pid) return { link, pid };
   }
   throw new Error('no open proxy connection belongs to another process');
-}
-
-function sshfsPidsFor(mountpoint: string): number[] {
-  return fs
-    .readdirSync('/proc')
-    .filter((e) => /^\d+$/.test(e))
-    .filter((e) => {
-      try {
-        const argv = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
-        return path.basename(argv[0]) === 'sshfs' && argv.includes(mountpoint);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -11,9 +11,11 @@ import * as path from 'node:path';
 import type { GcItem, GcReport } from '../../src/driver';
 import { run } from '../../src/system';
 import { mountsUnder } from '../harness/dockerd';
-import { sftpOptions, startSshd, Sshd } from '../harness/sshd';
+import type { Sshd } from '../harness/sshd';
 import { netvolctl } from '../e2e/support/netvolctl';
-import { BUSYBOX_IMAGE, md5InContainer, startWorld, stopWorld, uniqueName, World } from '../e2e/support/world';
+import { withSftpWorld } from '../e2e/support/server-worlds';
+import { sshfsPidsFor } from './support/sshfs';
+import { BUSYBOX_IMAGE, md5InContainer, uniqueName, World } from '../e2e/support/world';
 
 jest.setTimeout(300_000);
 
@@ -38,21 +40,6 @@ const exists = (p: string) => fs.existsSync(p);
 const mountRoot = () => path.join(w.nv.stateDir, 'mounts');
 const workDir = (backend: string) => path.join(w.nv.stateDir, 'backends', backend);
 
-/** Pids of sshfs processes whose argv names `mountpoint`. */
-function sshfsOf(mountpoint: string): number[] {
-  const out: number[] = [];
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const argv = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
-      if (path.basename(argv[0]) === 'sshfs' && argv.includes(mountpoint)) out.push(Number(e));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
-
 async function loopsOf(file: string): Promise<string[]> {
   return (await run('losetup', ['-j', file])).stdout.split('\n').filter(Boolean);
 }
@@ -61,7 +48,7 @@ async function loopsOf(file: string): Promise<string[]> {
 async function snapshot(): Promise<string> {
   const mounts = [...mountsUnder(w.nv.root).map((m) => `${m.source} ${m.mountPoint}`)].sort();
   const loops = (await run('losetup', ['-l', '-n', '-O', 'NAME,BACK-FILE'])).stdout.split('\n').filter((l) => l.includes(w.nv.root) || l.includes(localDir)).sort();
-  const helpers = sshfsOf(path.join(workDir('remote'), lostSftp));
+  const helpers = sshfsPidsFor(path.join(workDir('remote'), lostSftp));
   const list = (d: string) => (exists(d) ? fs.readdirSync(d).sort() : []);
   return JSON.stringify({ mounts, loops, helpers, local: list(localDir), remote: list(remoteDir), hosts: list(path.join(remoteDir, '.netvol-hosts')), mountRoot: list(mountRoot()) });
 }
@@ -85,16 +72,16 @@ async function gc(args: string[]): Promise<GcReport> {
 
 const summary = (items: GcItem[]) => items.map((i) => `${i.kind} ${i.backend ?? '-'} ${i.volume ?? '-'} ${i.target}`).sort();
 
+withSftpWorld(
+  (rig) => {
+    ({ server: sshd, world: w } = rig);
+    localDir = rig.localDir!;
+  },
+  { hostKey: 'knownHosts', backend: { leaseSeconds: 5 }, localBackend: '/tmp/nv-gc-local-', defaultBackend: 'local' },
+);
+
 beforeAll(async () => {
-  sshd = await startSshd();
-  localDir = fs.mkdtempSync('/tmp/nv-gc-local-');
   remoteDir = path.join(sshd.root, 'volumes');
-  w = await startWorld({
-    backends: {
-      local: { type: 'local', path: localDir },
-      remote: { type: 'sftp', ...sftpOptions(sshd, { leaseSeconds: 5 }) },
-    },
-  });
   socket = path.join(w.nv.stateDir, 'admin.sock');
 
   // In use by running containers: they must survive gc with their data.
@@ -118,12 +105,6 @@ beforeAll(async () => {
   await w.d.dockerOk(['volume', 'rm', retained]);
   await w.d.dockerOk(['volume', 'create', '-d', w.plugin, '-o', 'onRemove=archive', freshArchive]);
   await w.d.dockerOk(['volume', 'rm', freshArchive]);
-}, 300_000);
-
-afterAll(async () => {
-  await stopWorld(w);
-  await sshd?.cleanup();
-  if (localDir) fs.rmSync(localDir, { recursive: true, force: true });
 }, 300_000);
 
 test('after a plain kill -9 and restart the restore keeps what containers hold: gc finds nothing on this host', async () => {
@@ -150,7 +131,7 @@ describe('what crashes left', () => {
       `${JSON.stringify({ version: 1, host: ghost, incarnation: 'a1b2c3d4e5f6', beat: 41, leaseSeconds: 5, volumes: { [lostSftp]: 'shared' }, writtenAt: '2026-10-01T00:00:00.000Z' })}\n`,
       { mode: 0o600 },
     );
-    expect(sshfsOf(path.join(workDir('remote'), lostSftp)).length).toBeGreaterThan(0);
+    expect(sshfsPidsFor(path.join(workDir('remote'), lostSftp)).length).toBeGreaterThan(0);
     expect(await loopsOf(path.join(localDir, lostImg, 'data.img'))).toHaveLength(1);
   });
 
@@ -201,7 +182,7 @@ describe('what crashes left', () => {
     expect(exists(path.join(remoteDir, '.netvol-hosts', `${ghost}.json`))).toBe(false);
     expect(exists(path.join(remoteDir, '.netvol-hosts', `${w.nv.config.hostId}.json`))).toBe(true);
     expect(fs.readdirSync(localDir).some((f) => f.startsWith(`${freshArchive}.archive-`))).toBe(true);
-    expect(sshfsOf(path.join(workDir('remote'), lostSftp))).toEqual([]);
+    expect(sshfsPidsFor(path.join(workDir('remote'), lostSftp))).toEqual([]);
     expect(await loopsOf(path.join(localDir, lostImg, 'data.img'))).toEqual([]);
     expect(mountsUnder(mountRoot()).map((m) => m.mountPoint).filter((m) => m.includes('gc-lost'))).toEqual([]);
 

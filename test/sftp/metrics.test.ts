@@ -4,9 +4,7 @@ import { sleep } from '../harness/dockerd';
 import type { Netvol } from '../harness/netvol';
 import { startSshd, Sshd } from '../harness/sshd';
 import { freePort, httpGet, promtoolCheckMetrics, seriesValue } from '../e2e/support/prometheus';
-import { ok } from './support/daemon';
-import { startNetvol } from '../harness/netvol';
-import { sftpOptions } from '../harness/sshd';
+import { ok, startSftpNetvol } from './support/daemon';
 
 jest.setTimeout(150_000);
 
@@ -43,10 +41,7 @@ async function until(what: string, accept: (text: string) => boolean, timeoutMs 
 beforeAll(async () => {
   sshd = await startSshd();
   port = await freePort();
-  nv = await startNetvol({
-    backends: { remote: { type: 'sftp', ...sftpOptions(sshd) } },
-    extraConfig: { hostId: host, timeoutSeconds: 5, metrics: { listen: `127.0.0.1:${port}`, intervalSeconds: 5 } },
-  });
+  nv = await startSftpNetvol(sshd, { hostId: host, timeoutSeconds: 5, extraConfig: { metrics: { listen: `127.0.0.1:${port}`, intervalSeconds: 5 } } });
 }, 90_000);
 
 afterAll(async () => {

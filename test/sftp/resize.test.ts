@@ -1,28 +1,17 @@
 /** netvolctl resize of sftp image volumes: data.img lives on the sshd, reached through sshfs. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { sftpOptions, startSshd, Sshd } from '../harness/sshd';
+import type { Sshd } from '../harness/sshd';
 import { dfTotal, MiB, netvolctl, startWriter, stopWriter, waitWriter } from '../e2e/support/resize';
-import { BUSYBOX_IMAGE, firstWord, md5OnVolume, startWorld, status, stopWorld, uniqueName, World } from '../e2e/support/world';
+import { withSftpWorld } from '../e2e/support/server-worlds';
+import { BUSYBOX_IMAGE, firstWord, md5OnVolume, status, uniqueName, World } from '../e2e/support/world';
 
 jest.setTimeout(180_000);
 
 let sshd: Sshd;
 let w: World;
 
-beforeAll(async () => {
-  sshd = await startSshd();
-  w = await startWorld({
-    backends: {
-      remote: { type: 'sftp', ...sftpOptions(sshd, { knownHostsFile: undefined, hostKeyFingerprint: sshd.hostKeyFingerprint }) },
-    },
-  });
-}, 180_000);
-
-afterAll(async () => {
-  await stopWorld(w);
-  await sshd?.cleanup();
-}, 300_000);
+withSftpWorld((rig) => ({ server: sshd, world: w } = rig));
 
 const imageOnServer = (name: string): string => path.join(sshd.root, 'volumes', name, 'data.img');
 

@@ -4,17 +4,12 @@
  * backend type describes itself once in subjects/<type>.ts; contract.test.ts lists them.
  */
 import * as fs from 'node:fs';
-import type { Backend } from '../../../src/backends';
-import { NetvolError } from '../../../src/errors';
+import type { BackendUnderTest } from '../../harness/backend-under-test';
 
-export interface Made {
-  backend: Backend;
-  workDir: string;
-  /** Every log line the backend wrote. */
-  logs: string[];
-  /** Closes the backend, ends what it left attached, removes its workDir. */
-  cleanup(): Promise<void>;
-}
+export { rejection } from '../../harness/backend-under-test';
+
+/** A backend the suite made: it, its workDir, its logs and its cleanup. */
+export type Made = BackendUnderTest;
 
 export interface MakeOptions {
   /** The backend's root, as a folder below the subject's base (default "volumes"); created at open if missing. */
@@ -64,17 +59,6 @@ export interface Subject {
   smallDisk(): Promise<SmallDisk>;
   /** Cases only this backend type has (e.g. NFS exports), run after the shared ones. */
   extraCases?(get: () => Made): void;
-}
-
-/** The NetvolError a promise rejects with (fails the test if it resolves or throws something else). */
-export async function rejection(p: Promise<unknown>): Promise<NetvolError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof NetvolError) return err;
-    throw new Error(`expected a NetvolError, got ${String((err as Error)?.stack ?? err)}`);
-  }
-  throw new Error('expected the call to fail, but it succeeded');
 }
 
 /** Mount points at or below any of `dirs` (other processes on this machine mount elsewhere meanwhile). */

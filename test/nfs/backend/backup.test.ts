@@ -1,28 +1,22 @@
 /** netvolctl backup and restore of nfs volumes through a real dockerd, nfs-ganesha and the real daemon. */
 import * as fs from 'node:fs';
-import { startWorld, stopWorld, World } from '../../e2e/support/world';
+import { withNfsWorld } from '../../e2e/support/server-worlds';
+import type { World } from '../../e2e/support/world';
 import { FILL_SIMPLE, FILL_TREE, FINGERPRINT, FINGERPRINT_SIMPLE, roundTrip } from '../../e2e/support/backup';
-import { GaneshaServer, startGanesha } from '../../harness/ganesha';
 
 jest.setTimeout(240_000);
 
-let g: GaneshaServer;
 let w: World;
 let work: string;
 
-beforeAll(async () => {
+beforeAll(() => {
   work = fs.mkdtempSync('/tmp/nvbnfs-');
-  g = await startGanesha();
-  w = await startWorld({
-    backends: { nas: { type: 'nfs', server: g.host, export: g.exportPath, port: g.nfsPort, mountPort: g.mountPort, path: 'docker', mounter: 'userspace' } },
-  });
-}, 240_000);
+});
+withNfsWorld((rig) => (w = rig.world));
 
-afterAll(async () => {
-  await stopWorld(w);
-  await g?.stop();
+afterAll(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
-}, 300_000);
+});
 
 test('an nfs image volume goes through backup → rm → restore --create --verify with owners, modes, links and holes', async () => {
   const r = await roundTrip(w, work, 'bk-nfs-img', ['-o', 'size=64M'], FILL_TREE, FINGERPRINT);

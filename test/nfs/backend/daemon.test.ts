@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { GaneshaServer, startGanesha } from '../../harness/ganesha';
+import { GaneshaServer, nfsOptions, startGanesha } from '../../harness/ganesha';
 import { Netvol, startNetvol } from '../../harness/netvol';
 import { userspacePids } from '../../../src/backends/nfs/mounters';
 
@@ -19,7 +19,7 @@ const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 beforeAll(async () => {
   g = await startGanesha();
   nv = await startNetvol({
-    backends: { nas: { type: 'nfs', server: g.host, export: g.exportPath, port: g.nfsPort, mountPort: g.mountPort, path: 'netvol', mounter: 'auto' } },
+    backends: { nas: { type: 'nfs', ...nfsOptions(g, { path: 'netvol', mounter: 'auto' }) } },
   });
 }, 120_000);
 

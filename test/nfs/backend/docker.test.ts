@@ -5,8 +5,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BUSYBOX_IMAGE, World, firstWord, startWorld, status, stopWorld, uniqueName } from '../../e2e/support/world';
-import { GaneshaServer, startGanesha } from '../../harness/ganesha';
+import { withNfsWorld } from '../../e2e/support/server-worlds';
+import { BUSYBOX_IMAGE, World, firstWord, status, uniqueName } from '../../e2e/support/world';
+import type { GaneshaServer } from '../../harness/ganesha';
 
 jest.setTimeout(240_000);
 
@@ -14,17 +15,7 @@ let g: GaneshaServer;
 let w: World;
 const onServer = (...p: string[]) => path.join(g.exportDir, 'docker', ...p);
 
-beforeAll(async () => {
-  g = await startGanesha();
-  w = await startWorld({
-    backends: { nas: { type: 'nfs', server: g.host, export: g.exportPath, port: g.nfsPort, mountPort: g.mountPort, path: 'docker', mounter: 'userspace' } },
-  });
-}, 240_000);
-
-afterAll(async () => {
-  await stopWorld(w);
-  await g?.stop();
-}, 300_000);
+withNfsWorld((rig) => ({ server: g, world: w } = rig));
 
 async function run(volume: string, script: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return w.d.runContainer(['--rm', '-v', `${volume}:/data`, BUSYBOX_IMAGE, 'sh', '-c', script], { timeoutMs: 200_000 });

@@ -4,9 +4,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { GaneshaServer, startGanesha } from '../../harness/ganesha';
+import type { GaneshaServer } from '../../harness/ganesha';
 import { dfTotal, MiB, netvolctl, startWriter, stopWriter, waitWriter } from '../../e2e/support/resize';
-import { BUSYBOX_IMAGE, firstWord, md5OnVolume, startWorld, status, stopWorld, uniqueName, World } from '../../e2e/support/world';
+import { withNfsWorld } from '../../e2e/support/server-worlds';
+import { BUSYBOX_IMAGE, firstWord, md5OnVolume, status, uniqueName, World } from '../../e2e/support/world';
 
 jest.setTimeout(240_000);
 
@@ -14,17 +15,7 @@ let g: GaneshaServer;
 let w: World;
 const onServer = (...p: string[]) => path.join(g.exportDir, 'docker', ...p);
 
-beforeAll(async () => {
-  g = await startGanesha();
-  w = await startWorld({
-    backends: { nas: { type: 'nfs', server: g.host, export: g.exportPath, port: g.nfsPort, mountPort: g.mountPort, path: 'docker', mounter: 'userspace' } },
-  });
-}, 240_000);
-
-afterAll(async () => {
-  await stopWorld(w);
-  await g?.stop();
-}, 300_000);
+withNfsWorld((rig) => ({ server: g, world: w } = rig));
 
 test('an nfs xfs volume grows while a container writes into it: the image on the export grows, and the writes stop with ENOSPC at the new size only', async () => {
   const name = uniqueName('nfs-rs-xfs');

@@ -2,12 +2,22 @@
 import { Netvol, startNetvol } from '../../harness/netvol';
 import { sftpOptions, type Sshd } from '../../harness/sshd';
 
-export async function startSftpNetvol(sshd: Sshd, opts: { backend?: Record<string, unknown>; hostId?: string; timeoutSeconds?: number } = {}): Promise<Netvol> {
+export interface SftpNetvolOptions {
+  /** Merged over the sftp backend's options. */
+  backend?: Record<string, unknown>;
+  hostId?: string;
+  /** Default 15. */
+  timeoutSeconds?: number;
+  /** Merged over the rest of the daemon's config (e.g. metrics). */
+  extraConfig?: Record<string, unknown>;
+}
+
+export async function startSftpNetvol(sshd: Sshd, opts: SftpNetvolOptions = {}): Promise<Netvol> {
   return startNetvol({
     backends: {
       remote: { type: 'sftp', ...sftpOptions(sshd, opts.backend) },
     },
-    extraConfig: { timeoutSeconds: opts.timeoutSeconds ?? 15, ...(opts.hostId ? { hostId: opts.hostId } : {}) },
+    extraConfig: { timeoutSeconds: opts.timeoutSeconds ?? 15, ...(opts.hostId ? { hostId: opts.hostId } : {}), ...opts.extraConfig },
   });
 }
 

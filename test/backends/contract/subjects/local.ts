@@ -4,22 +4,16 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { localBackendType } from '../../../../src/backends/local/local-backend';
-import { capturingLogger } from '../../../harness/logs';
+import { buildBackend } from '../../../harness/backend-under-test';
 import type { Made, MakeOptions, Subject } from '../subject';
 
 function makeAt(root: string, o: MakeOptions = {}): Made {
-  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'nvlw-'));
-  const { logger, logs } = capturingLogger();
-  const backend = localBackendType.create(localBackendType.optionsSchema.parse({ path: root }), { name: 'local', hostId: 'host-a', workDir, timeoutMs: o.timeoutMs ?? 8000, logger });
-  return {
-    backend,
-    workDir,
-    logs,
-    async cleanup() {
-      await backend.close().catch(() => undefined);
-      fs.rmSync(workDir, { recursive: true, force: true });
-    },
-  };
+  return buildBackend(localBackendType, { path: root }, {
+    name: 'local',
+    workDir: fs.mkdtempSync(path.join(os.tmpdir(), 'nvlw-')),
+    timeoutMs: o.timeoutMs,
+    removeWorkDir: (workDir) => fs.rmSync(workDir, { recursive: true, force: true }),
+  });
 }
 
 export function localSubject(): Subject {

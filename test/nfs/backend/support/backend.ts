@@ -7,43 +7,21 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Backend } from '../../../../src/backends';
 import { nfsBackendType } from '../../../../src/backends/nfs';
-import { NetvolError } from '../../../../src/errors';
-import { capturingLogger } from '../../../harness/logs';
-import type { GaneshaServer } from '../../../harness/ganesha';
+import { buildBackend, type BackendUnderTest } from '../../../harness/backend-under-test';
+import { nfsOptions, type GaneshaServer } from '../../../harness/ganesha';
 
-export interface BackendUnderTest {
-  backend: Backend;
-  workDir: string;
-  logs: string[];
-  cleanup(): Promise<void>;
-}
-
-export function nfsOptions(g: GaneshaServer, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { server: g.host, export: g.exportPath, port: g.nfsPort, mountPort: g.mountPort, path: 'volumes', mounter: 'userspace', ...extra };
-}
+export type { BackendUnderTest };
+export { rejection } from '../../../harness/backend-under-test';
+export { nfsOptions };
 
 export function makeBackend(g: GaneshaServer, extra: Record<string, unknown> = {}, opts: { timeoutMs?: number; workDir?: string; name?: string } = {}): BackendUnderTest {
-  const options = nfsBackendType.optionsSchema.parse(nfsOptions(g, extra));
-  const workDir = opts.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'nvnfs-'));
-  const { logger, logs } = capturingLogger();
-  const backend = nfsBackendType.create(options, {
+  return buildBackend(nfsBackendType, nfsOptions(g, extra), {
     name: opts.name ?? 'nas',
-    hostId: 'host-a',
-    workDir,
-    timeoutMs: opts.timeoutMs ?? 8000,
-    logger,
+    workDir: opts.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'nvnfs-')),
+    timeoutMs: opts.timeoutMs,
+    removeWorkDir: cleanupWorkDir,
   });
-  return {
-    backend,
-    workDir,
-    logs,
-    async cleanup() {
-      await backend.close().catch(() => undefined);
-      cleanupWorkDir(workDir);
-    },
-  };
 }
 
 /** Unmounts every mount under `workDir`, kills FUSE servers naming it, removes it. */
@@ -69,15 +47,4 @@ export function cleanupWorkDir(workDir: string): void {
     }
   }
   fs.rmSync(workDir, { recursive: true, force: true });
-}
-
-/** The NetvolError a promise rejects with (fails the test if it resolves or throws something else). */
-export async function rejection(p: Promise<unknown>): Promise<NetvolError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof NetvolError) return err;
-    throw new Error(`expected a NetvolError, got ${String((err as Error)?.stack ?? err)}`);
-  }
-  throw new Error('expected the call to fail, but it succeeded');
 }
