@@ -20,6 +20,13 @@ export interface BackendCapabilities {
   imageVolumes: boolean;
   /** Renaming a file over an existing one replaces it atomically: metadata writes are never seen half done. */
   atomicRename: boolean;
+  /**
+   * Its data path sets a symlink's own owner and times (lchown, utimensat without following it).
+   * False where such a call reaches the link's target instead (sshfs sends it as an SFTP SETSTAT of
+   * the path, which the server follows: it fails for a dangling or absolute link and changes the
+   * target of any other): a copy onto it must leave the attributes of links alone.
+   */
+  symlinkAttributes: boolean;
 }
 
 export interface BackendUsage {

@@ -119,7 +119,7 @@ export interface GcOptions {
   hostAgeMs?: number;
 }
 
-export type GcKind = 'trash' | 'archive' | 'retained' | 'host' | 'mountpoint' | 'attachment' | 'loop' | 'backend';
+export type GcKind = 'trash' | 'archive' | 'retained' | 'removal' | 'host' | 'mountpoint' | 'attachment' | 'loop' | 'backend';
 
 /** One thing gc found; `state` says what became of it ('found' in a dry run). 'backend' items are backends gc could not read. */
 export interface GcItem {

@@ -250,7 +250,7 @@ export class Cloner {
     const kind = sameBackend && c.srcBackend.copyWithin ? await c.srcBackend.copyWithin({ from: c.source, to: c.dst, entry: DATA_DIR, cheapOnly: false, signal: c.signal }) : undefined;
     if (kind) c.out.method = kind === 'reflink' ? 'reflink' : 'server copy';
     else {
-      await copyTree(hold.mountpoint, path.join(await dstFolder(), DATA_DIR), c.signal);
+      await copyTree(hold.mountpoint, path.join(await dstFolder(), DATA_DIR), c.signal, { symlinkAttributes: c.dstBackend.capabilities.symlinkAttributes });
       c.out.method = 'streamed files';
     }
     if (c.attrs.uid !== undefined || c.attrs.gid !== undefined || c.attrs.mode !== undefined) {

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { HOSTS_FOLDER, IMAGE_FILE, isArchiveName, type Backend } from '../backends';
+import { ARCHIVE_MARK, HOSTS_FOLDER, IMAGE_FILE, isArchiveName, REMOVING_FILE, type Backend } from '../backends';
 import { NetvolError } from '../errors';
 import type { Logger } from '../log';
 import { readMountTable, run, type MountEntry } from '../system';
@@ -11,10 +11,14 @@ import { readMeta } from './catalog';
 import type { Ledger } from './ledger';
 import type { VolumeLocks } from './locks';
 import type { Mounts } from './mounts';
-import { readHostFiles } from './presence';
+import { readHostFiles, type Presence } from './presence';
+import { parseMarker } from './removal';
 
 /** How long a heartbeat must have stayed the same on this host's clock (at least a lease) before gc calls its host gone, unless told. */
 export const DEFAULT_HOST_AGE_MS = 10 * 60_000;
+
+/** Removal markers read at once while looking for stale ones (one small read per volume folder). */
+const MARKER_READS = 16;
 
 /** `<name>.archive-20261123T101500Z[-hash]`: when the volume was archived (UTC, from its name). */
 export function archivedAt(folder: string): Date | undefined {
@@ -52,6 +56,8 @@ function volumeUnder(root: string, p: string): string | undefined {
  * shared backends the heartbeat file of a host that is gone — judged as presence.ts judges a dead
  * host (its file did not change for a whole lease of this host's monotonic clock) and, on top of
  * that, unchanged for `hostAgeMs` as this daemon has watched it. This host's own file never goes.
+ * Likewise the removal marker (`<volume>/removing.json`, removal.ts) of a host gone in the middle of
+ * a Remove: Mount already ignores it, gc tidies it away; a live host's, or this host's own, never.
  *
  * On this host, only what lies under netvol's own folders and that no ledger record names: a
  * mountpoint under mountRoot (mounted or an empty folder), a backend attachment or its helper
@@ -142,7 +148,11 @@ export class GarbageCollector {
       }
     });
     const presence = pool.presenceOf(backend);
-    if (presence) await step('heartbeats of hosts that are gone', () => this.goneHosts(backend, opts, act));
+    if (presence) {
+      // Markers before heartbeats: a heartbeat file removed reads, to the next judgement, as a change of its host's file.
+      await step('removal markers of hosts that are gone', () => this.staleMarkers(backend, presence, opts, act));
+      await step('heartbeats of hosts that are gone', () => this.goneHosts(backend, presence, opts, act));
+    }
   }
 
   /** Under the volume's lock, only while it is still retained: a Create that adopted it meanwhile wins. */
@@ -159,29 +169,98 @@ export class GarbageCollector {
     );
   }
 
-  private async goneHosts(backend: Backend, opts: GcOptions, act: (i: GcItem, f: () => Promise<boolean | void>) => Promise<void>): Promise<void> {
-    const { pool, hostId } = this.o;
-    const presence = pool.presenceOf(backend);
-    if (!presence) return;
+  /**
+   * Which of `hosts` are gone, each with how long its heartbeat has stayed as it is on this host's
+   * clock: judged dead as presence.ts judges a host (its file unchanged, or missing, for a whole
+   * lease) and unchanged for the host age as this daemon has watched it. A host watched for less
+   * than the age minus one lease cannot be old enough yet: it is read once without waiting, so that
+   * a host this daemon never read (one with no heartbeat file left) is watched from now on.
+   */
+  private async goneOf(backend: Backend, presence: Presence, hosts: string[], opts: GcOptions): Promise<Map<string, number>> {
+    const { pool } = this.o;
     const leaseMs = pool.settings(backend.name).leaseSeconds * 1000;
     const ageMs = Math.max(leaseMs, opts.hostAgeMs ?? DEFAULT_HOST_AGE_MS);
-    const files = await readHostFiles(backend, this.o.timeoutMs, hostId);
     const deadline = pool.judgeDeadline(backend, 60_000);
-    // A host this daemon has seen beat, or watched for less than the age minus one lease, cannot be old enough yet: not judged.
-    const candidates = [...files.keys()].filter((host) => (presence.quietFor(host) ?? 0) + leaseMs >= ageMs);
-    const judged = await Promise.all(candidates.map(async (host) => ({ host, life: await presence.judge(host, deadline) })));
+    const lookOnly = pool.judgeDeadline(backend, 0); // a deadline already reached: one read, no wait
+    const judged = await Promise.all(
+      hosts.map(async (host) => {
+        const old = (presence.quietFor(host) ?? 0) + leaseMs >= ageMs;
+        return { host, life: await presence.judge(host, old ? deadline : lookOnly) };
+      }),
+    );
+    const gone = new Map<string, number>();
     for (const { host, life } of judged) {
       const quiet = presence.quietFor(host) ?? 0;
-      if (life !== 'dead' || quiet < ageMs) continue;
+      if (life === 'dead' && quiet >= ageMs) gone.set(host, quiet);
+    }
+    return gone;
+  }
+
+  private goneReason(backend: Backend, quietMs: number): string {
+    return `heartbeat unchanged for ${Math.round(quietMs / 1000)} s on this host's clock (lease ${this.o.pool.settings(backend.name).leaseSeconds} s)`;
+  }
+
+  private async goneHosts(backend: Backend, presence: Presence, opts: GcOptions, act: (i: GcItem, f: () => Promise<boolean | void>) => Promise<void>): Promise<void> {
+    const { pool, hostId } = this.o;
+    const files = await readHostFiles(backend, this.o.timeoutMs, hostId);
+    const gone = await this.goneOf(backend, presence, [...files.keys()], opts);
+    const deadline = pool.judgeDeadline(backend, 60_000);
+    for (const [host, quiet] of gone) {
       const file = files.get(host);
       const held = file ? Object.keys(file.volumes) : [];
-      const reason = `heartbeat unchanged for ${Math.round(quiet / 1000)} s on this host's clock (lease ${leaseMs / 1000} s)${held.length > 0 ? `; listed ${held.join(', ')} as attached` : ''}`;
+      const reason = `${this.goneReason(backend, quiet)}${held.length > 0 ? `; listed ${held.join(', ')} as attached` : ''}`;
       await act({ kind: 'host', backend: backend.name, target: `${HOSTS_FOLDER}/${host}.json`, reason, state: 'found' }, async () => {
         // Read once more right before: a host that came back has written a new beat since.
         if ((await presence.judge(host, deadline)) !== 'dead') return false;
         await pool.bounded(backend.removeFile(HOSTS_FOLDER, `${host}.json`), `removing the heartbeat of host ${host}`);
         return true;
       });
+    }
+  }
+
+  /**
+   * Removal markers left by hosts that are gone: a Remove that never finished (its host died between
+   * the marker and the end). The volume (or the archive it became) stays what it was; the marker is
+   * removed under the volume's lock, only while it is the same marker and its host still gone. This
+   * host's own markers are never listed (a Remove of this host's may be running), nor one whose
+   * content is not readable (a create whose write has not landed yet names nobody to judge).
+   */
+  private async staleMarkers(backend: Backend, presence: Presence, opts: GcOptions, act: (i: GcItem, f: () => Promise<boolean | void>) => Promise<void>): Promise<void> {
+    const { pool, hostId } = this.o;
+    const folders = await pool.bounded(backend.listFolders(), `listing backend ${backend.name}`);
+    const found: Array<{ folder: string; volume: string; raw: Buffer; host: string; at?: string }> = [];
+    for (let i = 0; i < folders.length; i += MARKER_READS) {
+      await Promise.all(
+        folders.slice(i, i + MARKER_READS).map(async (folder) => {
+          const volume = isArchiveName(folder) ? folder.slice(0, folder.indexOf(ARCHIVE_MARK)) : folder;
+          const raw = await pool.bounded(backend.readFile(folder, REMOVING_FILE), `reading the removal marker of volume ${volume} (${folder})`, volume);
+          const marker = parseMarker(raw);
+          if (raw && marker && marker.host !== hostId) found.push({ folder, volume, raw, ...marker });
+        }),
+      );
+    }
+    if (found.length === 0) return;
+    const gone = await this.goneOf(backend, presence, [...new Set(found.map((m) => m.host))], opts);
+    const deadline = pool.judgeDeadline(backend, 60_000);
+    for (const m of found.sort((x, y) => x.folder.localeCompare(y.folder))) {
+      const quiet = gone.get(m.host);
+      if (quiet === undefined) continue;
+      const reason = `marker of a Remove on host ${m.host}${m.at ? ` (started ${m.at})` : ''} that never finished; that host is gone: ${this.goneReason(backend, quiet)}`;
+      await act({ kind: 'removal', backend: backend.name, volume: m.volume, target: `${m.folder}/${REMOVING_FILE}`, reason, state: 'found' }, () =>
+        // The volume's lock: a Remove on this host writes its marker under it.
+        this.o.locks.run(
+          m.volume,
+          async () => {
+            const now = await pool.bounded(backend.readFile(m.folder, REMOVING_FILE), `reading the removal marker of volume ${m.volume} (${m.folder})`, m.volume);
+            if (!now) return true; // gone already
+            // Another Remove took the marker over since, or its host came back: not garbage.
+            if (!now.equals(m.raw) || (await presence.judge(m.host, deadline)) !== 'dead') return false;
+            await pool.bounded(backend.removeFile(m.folder, REMOVING_FILE), `removing the removal marker of volume ${m.volume} (${m.folder})`, m.volume);
+            return true;
+          },
+          'remove',
+        ),
+      );
     }
   }
 

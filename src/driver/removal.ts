@@ -85,11 +85,13 @@ export class Removal {
   }
 }
 
-function parseMarker(raw: Buffer | undefined): { host: string } | undefined {
+/** A removal marker's content: the host whose Remove wrote it, and when (its wall clock, for people only); undefined when empty or unreadable. */
+export function parseMarker(raw: Buffer | undefined): { host: string; at?: string } | undefined {
   if (!raw || raw.length === 0) return undefined;
   try {
-    const v = JSON.parse(raw.toString('utf8')) as { host?: unknown };
-    return typeof v.host === 'string' ? { host: v.host } : undefined;
+    const v = JSON.parse(raw.toString('utf8')) as { host?: unknown; at?: unknown };
+    if (typeof v.host !== 'string') return undefined;
+    return typeof v.at === 'string' ? { host: v.host, at: v.at } : { host: v.host };
   } catch {
     return undefined;
   }

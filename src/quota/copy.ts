@@ -15,16 +15,57 @@ function copyError(err: unknown, what: string): NetvolError {
   return wrapError(err, 'COMMAND_FAILED', what);
 }
 
+export interface CopyTreeOptions {
+  /**
+   * The target sets a symlink's own owner and times (default). False (an sshfs target, where they
+   * would reach the link's target): links are made with none of their own, and the owners and
+   * times of everything else are applied after the copy, never through a link.
+   */
+  symlinkAttributes?: boolean;
+}
+
+/** Entries of one folder whose owners and times are applied at once. */
+const ATTR_BATCH = 16;
+
 /**
  * Copies the contents of the folder `src` into the existing folder `dst` (and `src`'s own owner,
  * mode and times onto `dst`) with cp -a: owners, modes, times, symlinks, hard links, extended
  * attributes and holes kept; a reflink where both sides are on one filesystem that has them.
  */
-export async function copyTree(src: string, dst: string, signal?: AbortSignal): Promise<void> {
-  await run('cp', ['-a', '--reflink=auto', '--sparse=always', '--', `${src}/.`, `${dst}/`], { timeoutMs: COPY_TIMEOUT_MS, signal }).catch((err) => {
+export async function copyTree(src: string, dst: string, signal?: AbortSignal, opts: CopyTreeOptions = {}): Promise<void> {
+  const linkAttrs = opts.symlinkAttributes !== false;
+  const preserve = linkAttrs ? [] : ['--no-preserve=ownership,timestamps'];
+  await run('cp', ['-a', ...preserve, '--reflink=auto', '--sparse=always', '--', `${src}/.`, `${dst}/`], { timeoutMs: COPY_TIMEOUT_MS, signal }).catch((err) => {
     if (!signal?.aborted && onlyUnsupportedTimes(err)) return;
     throw copyError(err, `cannot copy the files of ${src} to ${dst}`);
   });
+  if (!linkAttrs) {
+    await applyOwnersAndTimes(src, dst, '', signal).catch((err) => {
+      throw copyError(err, `cannot give the copy in ${dst} the owners and times of ${src}`);
+    });
+  }
+}
+
+/**
+ * The owner, mode and times of every entry below `src` but symlinks onto its copy below `dst`,
+ * each folder's after its contents (setting them inside would change its mtime); the mode again
+ * after the owner, as a chown drops setuid and setgid. Times to the microsecond (utimes' precision).
+ */
+async function applyOwnersAndTimes(src: string, dst: string, rel: string, signal?: AbortSignal): Promise<void> {
+  signal?.throwIfAborted();
+  const from = path.join(src, rel);
+  const st = await fs.lstat(from, { bigint: true });
+  if (st.isSymbolicLink()) return;
+  if (st.isDirectory()) {
+    const names = await fs.readdir(from);
+    for (let i = 0; i < names.length; i += ATTR_BATCH) {
+      await Promise.all(names.slice(i, i + ATTR_BATCH).map((n) => applyOwnersAndTimes(src, dst, path.join(rel, n), signal)));
+    }
+  }
+  const to = path.join(dst, rel);
+  await fs.chown(to, Number(st.uid), Number(st.gid));
+  await fs.chmod(to, Number(st.mode & 0o7777n));
+  await fs.utimes(to, Number(st.atimeNs / 1000n) / 1e6, Number(st.mtimeNs / 1000n) / 1e6);
 }
 
 /**

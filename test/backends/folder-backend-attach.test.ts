@@ -59,7 +59,7 @@ beforeEach(async () => {
   dataPath = new StandIn();
   const captured = capturingLogger();
   logs = captured.logs;
-  const capabilities = { networked: true, sharedAcrossHosts: true, imageVolumes: true, atomicRename: true };
+  const capabilities = { networked: true, sharedAcrossHosts: true, imageVolumes: true, atomicRename: true, symlinkAttributes: true };
   backend = new FolderBackend(
     { type: 'standin', capabilities, tree: new LocalTree('far', path.join(base, 'root')), dataPath },
     { name: 'far', hostId: 'h', workDir: path.join(base, 'work'), timeoutMs: 5000, logger: captured.logger },

@@ -2,7 +2,8 @@
  * netvolctl gc end to end: a real dockerd, the daemon with a local and an sftp backend (a real
  * sshd, sshfs helpers), and what crashes leave: the mounts, sshfs helper and loop device of volumes
  * mounted by a daemon killed with kill -9 whose ledger lost their records, trash, an archive from
- * long ago, a retained volume, and the heartbeat file of a host long gone. A dry run lists exactly
+ * long ago, a retained volume, the heartbeat file of a host long gone and the removal marker it left
+ * on a volume (beside the markers of a live host and of this one). A dry run lists exactly
  * those and changes nothing; --apply removes exactly those, while volumes in use by running
  * containers keep working with their data intact.
  */
@@ -33,6 +34,9 @@ const freshArchive = uniqueName('gc-fresh');
 const oldArchive = `${uniqueName('gc-old')}.archive-20200101T000000Z`;
 const trash = `.netvol-trash-${uniqueName('gc-crash')}-0badc0de`;
 const ghost = uniqueName('ghost-host');
+const peer = uniqueName('live-host');
+const markedLive = uniqueName('gc-marked-live');
+let peerBeat: NodeJS.Timeout | undefined;
 const containers: Record<string, string> = {};
 const md5s: Record<string, string> = {};
 
@@ -50,7 +54,8 @@ async function snapshot(): Promise<string> {
   const loops = (await run('losetup', ['-l', '-n', '-O', 'NAME,BACK-FILE'])).stdout.split('\n').filter((l) => l.includes(w.nv.root) || l.includes(localDir)).sort();
   const helpers = sshfsPidsFor(path.join(workDir('remote'), lostSftp));
   const list = (d: string) => (exists(d) ? fs.readdirSync(d).sort() : []);
-  return JSON.stringify({ mounts, loops, helpers, local: list(localDir), remote: list(remoteDir), hosts: list(path.join(remoteDir, '.netvol-hosts')), mountRoot: list(mountRoot()) });
+  const markers = [keepDir, markedLive, lostSftp].filter((v) => exists(path.join(remoteDir, v, 'removing.json')));
+  return JSON.stringify({ mounts, loops, helpers, local: list(localDir), remote: list(remoteDir), hosts: list(path.join(remoteDir, '.netvol-hosts')), markers, mountRoot: list(mountRoot()) });
 }
 
 /** The ledger without the records of `names`, as a daemon killed before saving them leaves it. */
@@ -105,7 +110,10 @@ beforeAll(async () => {
   await w.d.dockerOk(['volume', 'rm', retained]);
   await w.d.dockerOk(['volume', 'create', '-d', w.plugin, '-o', 'onRemove=archive', freshArchive]);
   await w.d.dockerOk(['volume', 'rm', freshArchive]);
+  await w.d.dockerOk(['volume', 'create', '-d', w.plugin, '-o', 'backend=remote', markedLive]);
 }, 300_000);
+
+afterAll(() => clearInterval(peerBeat));
 
 test('after a plain kill -9 and restart the restore keeps what containers hold: gc finds nothing on this host', async () => {
   await w.nv.kill9();
@@ -131,6 +139,22 @@ describe('what crashes left', () => {
       `${JSON.stringify({ version: 1, host: ghost, incarnation: 'a1b2c3d4e5f6', beat: 41, leaseSeconds: 5, volumes: { [lostSftp]: 'shared' }, writtenAt: '2026-10-01T00:00:00.000Z' })}\n`,
       { mode: 0o600 },
     );
+    // Removal markers as Remove writes them (removal.ts): the ghost's, on a volume a container uses; a
+    // live host's (its heartbeat beats twice a second) and this host's own, which gc must keep.
+    const mark = (volume: string, host: string) => fs.writeFileSync(path.join(remoteDir, volume, 'removing.json'), `${JSON.stringify({ host, at: '2026-10-01T00:00:00.000Z' })}\n`, { mode: 0o600 });
+    mark(keepDir, ghost);
+    mark(markedLive, peer);
+    mark(lostSftp, String(w.nv.config.hostId));
+    let beat = 0;
+    const beatOnce = () => {
+      beat += 1;
+      const file = path.join(remoteDir, '.netvol-hosts', `${peer}.json`);
+      const tmp = path.join(sshd.root, `.${peer}.tmp`); // outside the folders the snapshot lists
+      fs.writeFileSync(tmp, `${JSON.stringify({ version: 1, host: peer, incarnation: 'f00dfeedbeef', beat, leaseSeconds: 5, volumes: {}, writtenAt: new Date().toISOString() })}\n`, { mode: 0o600 });
+      fs.renameSync(tmp, file);
+    };
+    beatOnce();
+    peerBeat = setInterval(beatOnce, 500);
     expect(sshfsPidsFor(path.join(workDir('remote'), lostSftp)).length).toBeGreaterThan(0);
     expect(await loopsOf(path.join(localDir, lostImg, 'data.img'))).toHaveLength(1);
   });
@@ -141,6 +165,7 @@ describe('what crashes left', () => {
       `archive local ${oldArchive.split('.')[0]} ${oldArchive}`,
       `retained local ${retained} ${retained}`,
       `host remote - .netvol-hosts/${ghost}.json`,
+      `removal remote ${keepDir} ${keepDir}/removing.json`,
       `mountpoint - ${lostSftp} ${path.join(mountRoot(), lostSftp)}`,
       `mountpoint - ${lostImg} ${path.join(mountRoot(), lostImg)}`,
       `attachment remote ${lostSftp} ${path.join(workDir('remote'), lostSftp)}`,
@@ -166,7 +191,7 @@ describe('what crashes left', () => {
 
   test('without --older-than and --retained, archives and retained volumes are not listed; with a long --host-age the ghost host is not either', async () => {
     const r = await gc(['--host-age', '1h']);
-    expect(r.items.filter((i) => ['archive', 'retained', 'host'].includes(i.kind))).toEqual([]);
+    expect(r.items.filter((i) => ['archive', 'retained', 'host', 'removal'].includes(i.kind))).toEqual([]);
   });
 
   test('--apply removes exactly those; the volumes in use keep working with their data, and the lost volumes can be mounted again', async () => {
@@ -181,6 +206,10 @@ describe('what crashes left', () => {
     expect(exists(path.join(localDir, retained))).toBe(false);
     expect(exists(path.join(remoteDir, '.netvol-hosts', `${ghost}.json`))).toBe(false);
     expect(exists(path.join(remoteDir, '.netvol-hosts', `${w.nv.config.hostId}.json`))).toBe(true);
+    expect(exists(path.join(remoteDir, keepDir, 'removing.json'))).toBe(false);
+    expect(exists(path.join(remoteDir, markedLive, 'removing.json'))).toBe(true);
+    expect(exists(path.join(remoteDir, lostSftp, 'removing.json'))).toBe(true);
+    expect(exists(path.join(remoteDir, '.netvol-hosts', `${peer}.json`))).toBe(true);
     expect(fs.readdirSync(localDir).some((f) => f.startsWith(`${freshArchive}.archive-`))).toBe(true);
     expect(sshfsPidsFor(path.join(workDir('remote'), lostSftp))).toEqual([]);
     expect(await loopsOf(path.join(localDir, lostImg, 'data.img'))).toEqual([]);

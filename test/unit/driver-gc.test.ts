@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { GcItem, GcReport, VolumeDriver } from '../../src/driver';
 import { readMountTable, run } from '../../src/system';
 import { loopsOf, makeWorld, mountsAt, World } from './support/driver-world';
+import { makeHosts, HostsWorld } from './support/hosts-world';
 
 /**
  * gc over a real local backend and real loop mounts: orphans made the way a crash leaves them (a
@@ -14,10 +15,12 @@ jest.setTimeout(120_000);
 
 const DAY = 86_400_000;
 const worlds: World[] = [];
+const sharedWorlds: HostsWorld[] = [];
 const extraLoops: string[] = [];
 afterAll(async () => {
   for (const d of extraLoops) await run('losetup', ['-d', d]).catch(() => undefined);
   for (const w of worlds) await w.cleanup();
+  for (const w of sharedWorlds) await w.cleanup();
 });
 
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);
@@ -174,5 +177,66 @@ describe('gc on one host', () => {
     const r = await again.driver.operations.gc({ apply: true, retained: false });
     expect(r.items.find((i) => i.volume === 'busy')).toMatchObject({ state: 'removed' });
     expect(await mountsAt(mp)).toBe(0);
+  });
+});
+
+describe('gc of removal markers on a shared backend', () => {
+  const LEASE = 5;
+  let hw: HostsWorld;
+  let archive: string;
+  const marker = (folder: string) => path.join(hw.shared, folder, 'removing.json');
+  /** The marker as Remove's half of the handshake writes it (removal.ts), left by a Remove that never finished. */
+  const leave = (folder: string, host: string) => fs.writeFile(marker(folder), `${JSON.stringify({ host, at: '2026-11-30T08:00:00.000Z' })}\n`);
+
+  beforeAll(async () => {
+    hw = await makeHosts('gc-markers', ['host-a', 'host-b', 'host-c'], LEASE);
+    sharedWorlds.push(hw);
+    const [a, b, c] = hw.hosts;
+    for (const v of ['stale', 'orphaned', 'busy', 'mine', 'broken']) await a.driver.create(v, {});
+    await a.driver.create('arch', { onRemove: 'archive' });
+    await a.driver.remove('arch');
+    archive = (await fs.readdir(hw.shared)).find((f) => f.startsWith('arch.archive-')) as string;
+    await b.driver.list();
+    await c.driver.list();
+    await a.driver.list();
+    // host-b dies in the middle of two Removes; host-c is removing 'busy' right now; host-a (the one running gc) is removing 'mine'.
+    await b.stop();
+    await leave('stale', 'host-b');
+    await leave(archive, 'host-b');
+    await leave('orphaned', 'host-z'); // a host whose heartbeat file is gone too (an earlier gc removed it)
+    await leave('busy', 'host-c');
+    await leave('mine', 'host-a');
+    await fs.writeFile(marker('broken'), ''); // a create whose content never landed: nobody's to judge
+  });
+
+  it('the default --host-age is not reached yet: no marker is listed', async () => {
+    const r = await hw.hosts[0].driver.operations.gc({ apply: false, retained: false });
+    expect(pick(r, 'removal')).toEqual([]);
+  });
+
+  it("a dry run lists the markers of the dead host only, and changes nothing", async () => {
+    const r = await hw.hosts[0].driver.operations.gc({ apply: false, retained: false, hostAgeMs: 0 });
+    expect(pick(r, 'removal').map((i) => `${i.backend} ${i.volume} ${i.target} ${i.state}`).sort()).toEqual([
+      `nas arch ${archive}/removing.json found`,
+      'nas orphaned orphaned/removing.json found',
+      'nas stale stale/removing.json found',
+    ]);
+    expect(pick(r, 'removal').find((i) => i.volume === 'stale')?.reason).toMatch(/Remove on host host-b \(started 2026-11-30T08:00:00.000Z\) that never finished; that host is gone: heartbeat unchanged for \d+ s/);
+    for (const f of ['stale', 'orphaned', archive, 'busy', 'mine', 'broken']) expect(await exists(marker(f))).toBe(true);
+  });
+
+  it("--apply removes them (before the dead host's heartbeat), keeps the live hosts' markers, and the volume mounts on host-c again", async () => {
+    const [a, , c] = hw.hosts;
+    const r = await a.driver.operations.gc({ apply: true, retained: false, hostAgeMs: 0 });
+    expect(pick(r, 'removal').map((i) => `${i.target} ${i.state}`).sort()).toEqual([`${archive}/removing.json removed`, 'orphaned/removing.json removed', 'stale/removing.json removed']);
+    expect(pick(r, 'host').map((i) => `${i.target} ${i.state}`)).toEqual(['.netvol-hosts/host-b.json removed']);
+    // The markers are judged before the heartbeat goes (a heartbeat gone reads as a change of the host's file).
+    expect(r.items.map((i) => i.kind).filter((k) => k === 'removal' || k === 'host')).toEqual(['removal', 'removal', 'removal', 'host']);
+    for (const f of ['stale', 'orphaned', archive]) expect(await exists(marker(f))).toBe(false);
+    expect(await exists(path.join(hw.shared, 'stale', 'volume.json'))).toBe(true);
+    for (const f of ['busy', 'mine', 'broken']) expect(await exists(marker(f))).toBe(true);
+    await c.driver.mount('stale', 'after-gc');
+    await c.driver.unmount('stale', 'after-gc');
+    expect(pick(await a.driver.operations.gc({ apply: false, retained: false, hostAgeMs: 0 }), 'removal')).toEqual([]);
   });
 });

@@ -9,7 +9,7 @@ export const localOptionsSchema = z.strictObject({
 });
 export type LocalOptions = z.infer<typeof localOptionsSchema>;
 
-const capabilities = Object.freeze({ networked: false, sharedAcrossHosts: false, imageVolumes: true, atomicRename: true });
+const capabilities = Object.freeze({ networked: false, sharedAcrossHosts: false, imageVolumes: true, atomicRename: true, symlinkAttributes: true });
 
 /** Volumes in a folder of this host: the embedded default. A volume's data path is its folder itself. */
 export const localBackendType = {

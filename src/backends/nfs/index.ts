@@ -7,7 +7,7 @@ import { folderInExport, NfsOptions, nfsOptionsSchema } from './options';
 export type { NfsOptions } from './options';
 export { kernelMountArgs, resolveMounter } from './mounters';
 
-const capabilities = Object.freeze({ networked: true, sharedAcrossHosts: true, imageVolumes: true, atomicRename: true });
+const capabilities = Object.freeze({ networked: true, sharedAcrossHosts: true, imageVolumes: true, atomicRename: true, symlinkAttributes: true });
 
 /**
  * Volumes in a folder of an NFS export. Control goes through netvol's own NFSv3 client over one

@@ -8,7 +8,7 @@ import { SftpTree } from './sftp-tree';
 export type { SftpOptions } from './options';
 
 /** OpenSSH's posix-rename@openssh.com makes renames atomic (plain SFTP v3 rename cannot replace a file). */
-const capabilities = Object.freeze({ networked: true, sharedAcrossHosts: true, imageVolumes: true, atomicRename: true });
+const capabilities = Object.freeze({ networked: true, sharedAcrossHosts: true, imageVolumes: true, atomicRename: true, symlinkAttributes: false });
 
 /** Volumes on an SSH server: control over one kept-alive SFTP connection, data through one sshfs per attached volume. */
 export const sftpBackendType = {

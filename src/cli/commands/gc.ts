@@ -18,7 +18,7 @@ export function gcCommands(program: Command): void {
   withAdminOptions(
     program
       .command('gc')
-      .description('list what nobody uses (trash, old archives, retained volumes, records of hosts long gone, and on this host orphan mountpoints, attachments, helpers and loop devices); --apply removes it')
+      .description('list what nobody uses (trash, old archives, retained volumes, records and removal markers of hosts long gone, and on this host orphan mountpoints, attachments, helpers and loop devices); --apply removes it')
       .option('--apply', 'remove what is listed (without it, nothing changes)')
       .option('--older-than <age>', 'archives archived longer ago than this (e.g. 30d) are garbage; without it, archives are kept')
       .option('--retained', 'retained volumes (removed with onRemove=retain) are garbage too')
