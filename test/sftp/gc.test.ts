@@ -9,10 +9,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { GcItem, GcReport } from '../../src/driver';
+import type { GcReport } from '../../src/driver';
 import { run } from '../../src/system';
 import { mountsUnder } from '../harness/dockerd';
 import type { Sshd } from '../harness/sshd';
+import { forgetRecords, gcJson, gcSummary, loopsOf } from '../e2e/support/gc';
 import { netvolctl } from '../e2e/support/netvolctl';
 import { withSftpWorld } from '../e2e/support/server-worlds';
 import { sshfsPidsFor } from './support/sshfs';
@@ -44,9 +45,6 @@ const exists = (p: string) => fs.existsSync(p);
 const mountRoot = () => path.join(w.nv.stateDir, 'mounts');
 const workDir = (backend: string) => path.join(w.nv.stateDir, 'backends', backend);
 
-async function loopsOf(file: string): Promise<string[]> {
-  return (await run('losetup', ['-j', file])).stdout.split('\n').filter(Boolean);
-}
 
 /** Everything of this run a dry run must leave as it was. */
 async function snapshot(): Promise<string> {
@@ -58,24 +56,9 @@ async function snapshot(): Promise<string> {
   return JSON.stringify({ mounts, loops, helpers, local: list(localDir), remote: list(remoteDir), hosts: list(path.join(remoteDir, '.netvol-hosts')), markers, mountRoot: list(mountRoot()) });
 }
 
-/** The ledger without the records of `names`, as a daemon killed before saving them leaves it. */
-function forgetRecords(names: string[]): void {
-  const file = path.join(w.nv.stateDir, 'state.json');
-  const state = JSON.parse(fs.readFileSync(file, 'utf8')) as { data: { volumes: Record<string, unknown> } };
-  for (const n of names) {
-    if (!(n in state.data.volumes)) throw new Error(`no record of ${n} in state.json`);
-    delete state.data.volumes[n];
-  }
-  fs.writeFileSync(file, JSON.stringify(state), { mode: 0o600 });
-}
 
-async function gc(args: string[]): Promise<GcReport> {
-  const r = await netvolctl(['gc', '--socket', socket, '--json', ...args]);
-  if (r.code !== 0) throw new Error(`netvolctl gc ${args.join(' ')} exited ${r.code}: ${r.stderr}\n${r.stdout}`);
-  return JSON.parse(r.stdout) as GcReport;
-}
+const gc = (args: string[]): Promise<GcReport> => gcJson(socket, args);
 
-const summary = (items: GcItem[]) => items.map((i) => `${i.kind} ${i.backend ?? '-'} ${i.volume ?? '-'} ${i.target}`).sort();
 
 withSftpWorld(
   (rig) => {
@@ -126,7 +109,7 @@ describe('what crashes left', () => {
   beforeAll(async () => {
     // kill -9 again, and the ledger loses the records of the two crashed mounts: their mounts, sshfs and loop device stay.
     await w.nv.kill9();
-    forgetRecords([lostSftp, lostImg]);
+    forgetRecords(w.nv.stateDir, [lostSftp, lostImg]);
     await w.nv.restart();
     expect((await netvolctl(['ls', '--socket', socket, '--fast'])).code).toBe(0); // opens both backends (and sweeps their trash)
     // Trash whose deletion a crash cut short, an archive from 2020, the heartbeat of a host gone long ago.
@@ -177,8 +160,7 @@ describe('what crashes left', () => {
     const r = await gc(['--older-than', '30d', '--retained', '--host-age', '0s']);
     expect(r.applied).toBe(false);
     expect(r.items.every((i) => i.state === 'found')).toBe(true);
-    const loop = r.items.find((i) => i.kind === 'loop');
-    expect(summary(r.items).map((s) => (loop ? s.replace(loop.target, 'LOOP') : s))).toEqual(expected());
+    expect(gcSummary(r.items)).toEqual(expected());
     expect(r.items.find((i) => i.kind === 'attachment')?.reason).toMatch(/sshfs process \d+/);
     expect(await snapshot()).toBe(before);
 
@@ -198,8 +180,7 @@ describe('what crashes left', () => {
     const r = await gc(['--apply', '--older-than', '30d', '--retained', '--host-age', '0s']);
     expect(r.applied).toBe(true);
     expect(r.items.filter((i) => i.state !== 'removed')).toEqual([]);
-    const loop = r.items.find((i) => i.kind === 'loop');
-    expect(summary(r.items).map((s) => (loop ? s.replace(loop.target, 'LOOP') : s))).toEqual(expected());
+    expect(gcSummary(r.items)).toEqual(expected());
 
     expect(exists(path.join(localDir, trash))).toBe(false);
     expect(exists(path.join(localDir, oldArchive))).toBe(false);

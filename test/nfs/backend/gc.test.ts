@@ -9,10 +9,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { GcItem, GcReport } from '../../../src/driver';
+import type { GcReport } from '../../../src/driver';
 import { run } from '../../../src/system';
 import { mountsUnder } from '../../harness/dockerd';
 import { GaneshaServer, startGanesha } from '../../harness/ganesha';
+import { forgetRecords, gcJson, gcSummary, loopsOf } from '../../e2e/support/gc';
 import { netvolctl } from '../../e2e/support/netvolctl';
 import { BUSYBOX_IMAGE, md5InContainer, startWorld, stopWorld, uniqueName, World } from '../../e2e/support/world';
 import { BackendUnderTest, makeBackend } from './support/backend';
@@ -63,9 +64,6 @@ function fuseServersOf(mountpoint: string): number[] {
   return out;
 }
 
-async function loopsOf(file: string): Promise<string[]> {
-  return (await run('losetup', ['-j', file])).stdout.split('\n').filter(Boolean);
-}
 
 /** Everything of this run a dry run must leave as it was. */
 async function snapshot(): Promise<string> {
@@ -77,28 +75,9 @@ async function snapshot(): Promise<string> {
   return JSON.stringify({ mounts, loops, helpers, volumes: list(volumes), hosts: list(path.join(volumes, '.netvol-hosts')).filter((n) => !n.endsWith('.tmp')) /* the live host's beat passes through a temporary name */, markers, mountRoot: list(mountRoot()) });
 }
 
-/** The ledger without the records of `names`, as a daemon killed before saving them leaves it. */
-function forgetRecords(names: string[]): void {
-  const file = path.join(w.nv.stateDir, 'state.json');
-  const state = JSON.parse(fs.readFileSync(file, 'utf8')) as { data: { volumes: Record<string, unknown> } };
-  for (const n of names) {
-    if (!(n in state.data.volumes)) throw new Error(`no record of ${n} in state.json`);
-    delete state.data.volumes[n];
-  }
-  fs.writeFileSync(file, JSON.stringify(state), { mode: 0o600 });
-}
 
-async function gc(args: string[]): Promise<GcReport> {
-  const r = await netvolctl(['gc', '--socket', socket, '--json', ...args]);
-  if (r.code !== 0) throw new Error(`netvolctl gc ${args.join(' ')} exited ${r.code}: ${r.stderr}\n${r.stdout}`);
-  return JSON.parse(r.stdout) as GcReport;
-}
+const gc = (args: string[]): Promise<GcReport> => gcJson(socket, args);
 
-/** Sorted "kind backend volume target" lines, the loop device's name replaced by LOOP. */
-function summary(items: GcItem[]): string[] {
-  const loop = items.find((i) => i.kind === 'loop');
-  return items.map((i) => `${i.kind} ${i.backend ?? '-'} ${i.volume ?? '-'} ${loop && i.target === loop.target ? 'LOOP' : i.target}`).sort();
-}
 
 beforeAll(async () => {
   g = await startGanesha();
@@ -150,7 +129,7 @@ describe('what crashes left', () => {
   beforeAll(async () => {
     // kill -9 again, and the ledger loses the records of the two crashed mounts: their mounts, FUSE servers and loop device stay.
     await w.nv.kill9();
-    forgetRecords([lostDir, lostImg]);
+    forgetRecords(w.nv.stateDir, [lostDir, lostImg]);
     await w.nv.restart();
     expect((await netvolctl(['ls', '--socket', socket, '--fast'])).code).toBe(0); // opens the backend (and sweeps its trash)
     // On the server, over NFS: trash whose deletion a crash cut short, an archive from 2020, the
@@ -199,7 +178,7 @@ describe('what crashes left', () => {
     const r = await gc(['--older-than', '30d', '--retained', '--host-age', '0s']);
     expect(r.applied).toBe(false);
     expect(r.items.filter((i) => i.state !== 'found')).toEqual([]);
-    expect(summary(r.items)).toEqual(expected());
+    expect(gcSummary(r.items)).toEqual(expected());
     for (const v of [lostDir, lostImg]) expect(r.items.find((i) => i.kind === 'attachment' && i.volume === v)?.reason).toMatch(/userspace NFS server process \d+/);
     expect(r.items.find((i) => i.kind === 'removal')?.reason).toContain(`host ${ghost}`);
     expect(await snapshot()).toBe(before);
@@ -214,7 +193,7 @@ describe('what crashes left', () => {
     const r = await gc(['--apply', '--older-than', '30d', '--retained', '--host-age', '0s']);
     expect(r.applied).toBe(true);
     expect(r.items.filter((i) => i.state !== 'removed')).toEqual([]);
-    expect(summary(r.items)).toEqual(expected());
+    expect(gcSummary(r.items)).toEqual(expected());
 
     for (const p of [trash, oldArchive, retained]) expect(exists(path.join(volumes, p))).toBe(false);
     expect(exists(hostFile(ghost))).toBe(false);
