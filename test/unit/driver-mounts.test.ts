@@ -1,3 +1,5 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { refusal } from './support/driver-world';
 import { removeRigs, rig } from './support/fake-world';
 
@@ -40,6 +42,25 @@ describe('the driver over a fake mount seam', () => {
 
     expect(await r.driver.mount('flaky', 'A')).toBe(r.mountpoint('flaky'));
     expect(r.store.data.volumes.flaky).toMatchObject({ attached: true, mounts: { A: 1 } });
+  });
+
+  it('a Create of a volume still mounted here whose folder is gone from the backend is refused and keeps the mount IDs', async () => {
+    // The volume's folder went away behind this host's back (an operator, a stale peer) while a
+    // container uses it: a Create must not make a new volume over the record, which would forget the
+    // mount IDs (the mount would then be torn down at the next start under the running container).
+    const r = await rig('gone');
+    await r.driver.create('held', {});
+    await r.driver.mount('held', 'A');
+    await r.restart(); // metadata is read from the backend again, not from the attach-time cache
+    await r.driver.restore();
+    await fs.rm(path.join(r.root, 'volumes', 'held'), { recursive: true });
+    const refused = await refusal(r.driver.create('held', {}));
+    expect(refused.message).toMatch(/volume held: .*still mounted on this host.*mount ID/);
+    expect(r.store.data.volumes.held).toMatchObject({ mounts: { A: 1 } });
+    await r.restart();
+    await r.driver.restore();
+    expect(r.store.data.volumes.held).toMatchObject({ mounts: { A: 1 } });
+    expect(await r.mounts.isMounted(r.mountpoint('held'))).toBe(true);
   });
 
   it('after a reboot, restore() marks a lost mount detached and remountAll() mounts it again for its mount IDs', async () => {
