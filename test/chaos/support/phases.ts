@@ -2,6 +2,8 @@
  * The chaos tier's phases, each starting the real servers it needs and cleaning up after itself,
  * each ending in one row of the same shape: the jest tier runs them short, `npm run chaos` long.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { startGanesha, type GaneshaServer } from '../../harness/ganesha';
 import { startNetvol, type BackendConfig, type Netvol } from '../../harness/netvol';
 import { sftpOptions, startSshd, type Sshd } from '../../harness/sshd';
@@ -92,13 +94,31 @@ async function serversFor(kind: KillBackend): Promise<Servers> {
   return { backends: {}, cleanup: async () => undefined };
 }
 
+/**
+ * When a phase found problems: keeps the daemon's log (its folder goes at the clean-up) under
+ * .test-work/chaos-logs, and says where in the phase's notes.
+ */
+function keepLog(nv: Netvol, name: string, problems: number): string[] {
+  if (problems === 0) return [];
+  try {
+    const dir = path.join(process.cwd(), '.test-work', 'chaos-logs');
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `${name}.log`);
+    fs.copyFileSync(nv.logFile, file);
+    return [`the daemon's log is kept in ${path.relative(process.cwd(), file)}`];
+  } catch (err) {
+    return [`the daemon's log could not be kept: ${(err as Error).message}`];
+  }
+}
+
 export async function killPhase(o: { backend: KillBackend; cycles: number; seed: number; progress?: Progress }): Promise<PhaseResult> {
   const servers = await serversFor(o.backend);
   let nv: Netvol | undefined;
   try {
     nv = await startNetvol({
       ...(o.backend === 'local' ? {} : { backends: servers.backends }),
-      extraConfig: { timeoutSeconds: 10, logLevel: 'info' },
+      // debug: every request is in the log, kept when the phase finds a problem (see keepLog).
+      extraConfig: { timeoutSeconds: 10, logLevel: 'debug' },
     });
     const backendName = Object.keys(nv.config.backends as Record<string, unknown>)[0];
     const p = o.backend.slice(0, 1);
@@ -132,7 +152,10 @@ export async function killPhase(o: { backend: KillBackend; cycles: number; seed:
       crashes: r.cycles < o.cycles && !interruption.requested ? 1 : 0,
       worstErrMs: r.worstErrMs,
       problems: [...r.lostVolumes, ...r.orphans, ...r.checksumMismatches, ...r.problems],
-      notes: [`seed ${o.seed}; ${r.undecided} requests cut off by the kill; ${r.filesChecked} file checksums verified; worst Err: ${r.worstErr || 'none'}`],
+      notes: [
+        `seed ${o.seed}; ${r.undecided} requests cut off by the kill; ${r.filesChecked} file checksums verified; worst Err: ${r.worstErr || 'none'}`,
+        ...keepLog(nv, `kill9-${o.backend}-${o.seed}`, r.lostVolumes.length + r.orphans.length + r.checksumMismatches.length + r.problems.length),
+      ],
       durationMs: r.durationMs,
     };
   } finally {
