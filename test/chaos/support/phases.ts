@@ -153,7 +153,7 @@ export async function killPhase(o: { backend: KillBackend; cycles: number; seed:
       worstErrMs: r.worstErrMs,
       problems: [...r.lostVolumes, ...r.orphans, ...r.checksumMismatches, ...r.problems],
       notes: [
-        `seed ${o.seed}; ${r.undecided} requests cut off by the kill; ${r.filesChecked} file checksums verified; worst Err: ${r.worstErr || 'none'}`,
+        `seed ${o.seed}; ${r.undecided} requests cut off by the kill; ${r.filesChecked} file checksums verified; ${r.unmountTimeouts} Unmounts answered with a time-limit Err (the ID given up, as dockerd does); worst Err: ${r.worstErr || 'none'}`,
         ...keepLog(nv, `kill9-${o.backend}-${o.seed}`, r.lostVolumes.length + r.orphans.length + r.checksumMismatches.length + r.problems.length),
       ],
       durationMs: r.durationMs,

@@ -18,6 +18,8 @@ export class FakeMounts implements Mounts {
   readonly log: string[] = [];
   /** When set, the next mountImage() fails with it (and mounts nothing). */
   failNextImageMount?: Error;
+  /** When set, the next unmount() fails with it (and leaves the mount in place). */
+  failNextUnmount?: Error;
 
   async createImage(file: string, sizeBytes: number): Promise<void> {
     const handle = await fs.open(file, 'wx', 0o600);
@@ -56,6 +58,11 @@ export class FakeMounts implements Mounts {
   }
 
   async unmount(target: string): Promise<void> {
+    const failure = this.failNextUnmount;
+    if (failure) {
+      this.failNextUnmount = undefined;
+      throw failure;
+    }
     if (!this.table.delete(target)) throw new Error(`umount: ${target}: not mounted`);
     this.log.push(`unmount ${target}`);
   }
