@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import type { GcItem, GcReport } from '../../../src/driver';
 import { run } from '../../../src/system';
 import { netvolctl } from './netvolctl';
+import { uniqueName } from './world';
 
 /** `netvolctl gc --json ARGS` against the daemon at `socket`; throws with its output when it fails. */
 export async function gcJson(socket: string, args: string[]): Promise<GcReport> {
@@ -32,4 +33,24 @@ export function forgetRecords(stateDir: string, names: string[]): void {
     delete state.data.volumes[n];
   }
   fs.writeFileSync(file, JSON.stringify(state), { mode: 0o600 });
+}
+
+/**
+ * The names a gc test leaves things under, each unique to the run: volumes kept in use, volumes a
+ * crash lost, a retained one, archives fresh and old, trash, and a gone and a live host.
+ */
+export function gcNames(prefix: string) {
+  return {
+    keepDir: uniqueName(`${prefix}-keep-dir`),
+    keepImg: uniqueName(`${prefix}-keep-img`),
+    lostDir: uniqueName(`${prefix}-lost-dir`),
+    lostImg: uniqueName(`${prefix}-lost-img`),
+    retained: uniqueName(`${prefix}-retained`),
+    freshArchive: uniqueName(`${prefix}-fresh`),
+    markedLive: uniqueName(`${prefix}-marked-live`),
+    oldArchive: `${uniqueName(`${prefix}-old`)}.archive-20200101T000000Z`,
+    trash: `.netvol-trash-${uniqueName(`${prefix}-crash`)}-0badc0de`,
+    ghost: uniqueName('ghost-host'),
+    peer: uniqueName('live-host'),
+  };
 }
