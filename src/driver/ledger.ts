@@ -19,6 +19,12 @@ const recordSchema = z.object({
   attached: z.boolean(),
   /** An operation that had started and not finished when this was saved. */
   pending: z.enum(['create', 'remove']).optional(),
+  /**
+   * Remove's handshake is under way: this host may have written the volume's removal marker on the
+   * shared backend. A restart that finds this without a pending remove takes its own marker away
+   * (the Remove never got further), or other hosts would refuse to mount the volume for good.
+   */
+  marking: z.boolean().optional(),
   /** With pending remove: the volume's onRemove, so a restart can finish it. */
   onRemove: z.enum(['delete', 'retain', 'archive']).optional(),
   /** Image volumes: used/available bytes inside the filesystem, measured when it was last unmounted here. */
@@ -52,7 +58,7 @@ const v1Schema = z.object({
 
 /** Whether a record still says something only this host knows; records that do not are dropped. */
 export function holdsHostFacts(r: VolumeRecord): boolean {
-  return r.attached || r.pending !== undefined || r.lastUsage !== undefined || r.fenced !== undefined || Object.keys(r.mounts).length > 0;
+  return r.attached || r.pending !== undefined || r.marking === true || r.lastUsage !== undefined || r.fenced !== undefined || Object.keys(r.mounts).length > 0;
 }
 
 function fromV1(data: unknown): HostState {

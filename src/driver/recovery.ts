@@ -43,6 +43,11 @@ export class Recovery {
 
   private async restoreOne(name: string, record: VolumeRecord): Promise<void> {
     const { pool, ledger, stack, log } = this.o;
+    if (record.marking && record.pending !== 'remove') {
+      // A Remove cut off in its handshake: its marker would keep every other host from mounting.
+      await this.o.removal.unmarkIfMine(await pool.open(record.backend, name), name);
+    }
+    delete record.marking;
     if (record.pending === 'create') {
       const backend = await pool.open(record.backend, name);
       // Making an image attaches the volume for a moment (mkfs runs on this host): a daemon killed

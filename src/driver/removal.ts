@@ -58,6 +58,14 @@ export class Removal {
     throw new NetvolError('REMOVING', `volume ${name} is being removed on host ${other.host}: it cannot be mounted now; create it again once it is gone if you still need it`, { volume: name });
   }
 
+  /** After a restart: takes away the volume's removal marker if this host wrote it (a Remove the crash cut off); never another host's. */
+  async unmarkIfMine(backend: Backend, name: string): Promise<void> {
+    const marker = parseMarker(await this.pool.bounded(backend.readFile(name, REMOVING_FILE), `reading the removal marker of volume ${name}`, name));
+    if (marker?.host !== this.hostId) return;
+    await this.unmark(backend, name);
+    this.log.warn('took away the removal marker of a Remove that a restart cut off: other hosts may mount the volume again', { volume: name, backend: backend.name });
+  }
+
   /** Takes the removal marker away again (from `folder`, the volume's or its archive's); a failure is logged, never thrown. */
   async unmark(backend: Backend, volume: string, folder = volume): Promise<void> {
     await this.pool

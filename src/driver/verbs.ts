@@ -150,19 +150,33 @@ export class VolumeDriver implements VolumeDriverApi {
       }
       const backend = await this.pool.open(found.backend, name);
       const presence = this.pool.presenceOf(backend);
-      if (presence) await this.removal.mark(presence, backend, name);
       const policy = found.meta.spec.onRemove;
       const record: VolumeRecord = found.record ?? { backend: backend.name, layout: found.meta.spec.layout, fs: found.meta.spec.fs, mounts: keyedRecord(), attached: false };
       this.ledger.set(name, record);
+      if (presence) {
+        // Saved before the marker is written: a crash from here on is undone at the next start (recovery.ts).
+        record.marking = true;
+        await this.ledger.save();
+        try {
+          await this.removal.mark(presence, backend, name);
+        } catch (err) {
+          delete record.marking;
+          this.ledger.tidy(name);
+          await this.ledger.save();
+          throw err;
+        }
+      }
       try {
         if (record.attached) await this.stack.detach(name, record, backend, signal);
         record.pending = 'remove';
         record.onRemove = policy;
+        delete record.marking;
         await this.ledger.save();
         await this.removal.applyPolicy(backend, name, policy);
       } catch (err) {
         delete record.pending;
         delete record.onRemove;
+        delete record.marking;
         this.ledger.tidy(name);
         await this.ledger.save();
         if (presence) await this.removal.unmark(backend, name);

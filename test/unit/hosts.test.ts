@@ -90,6 +90,32 @@ describe('attachments are recorded per host, and Remove respects them', () => {
     expect(await fs.readdir(w.shared)).not.toContain('busy');
   });
 
+  it("a host killed in the middle of Remove's handshake takes its removal marker away when it starts again: other hosts can mount the volume", async () => {
+    const [a, b] = w.hosts;
+    await a.driver.create('halfgone', {});
+    const mp = await a.driver.mount('halfgone', 'ctr1');
+    await a.driver.unmount('halfgone', 'ctr1');
+    expect(mp).toBeTruthy();
+    // Host B's Remove writes its marker, then B dies before it gets any further (it never answers).
+    const createFile = b.backend.createFile.bind(b.backend);
+    b.backend.createFile = async (name, file, data, signal) => {
+      const made = await createFile(name, file, data, signal);
+      if (file === 'removing.json') return new Promise<boolean>(() => undefined);
+      return made;
+    };
+    const cutOff = b.driver.remove('halfgone').catch(() => 'given up'); // the old daemon's call ends on its time limit
+    for (let i = 0; i < 100 && !(await fs.readdir(path.join(w.shared, 'halfgone'))).includes('removing.json'); i++) await new Promise((r) => setTimeout(r, 20));
+    b.backend.createFile = createFile;
+    await b.stop();
+    await b.start();
+    // B is alive again (its heartbeat beats), so only B itself can say that its Remove is over.
+    expect(await fs.readdir(path.join(w.shared, 'halfgone'))).not.toContain('removing.json');
+    await a.driver.mount('halfgone', 'ctr2');
+    await a.driver.unmount('halfgone', 'ctr2');
+    await a.driver.remove('halfgone');
+    expect(await cutOff).toBe('given up');
+  });
+
   it('one heartbeat file per host keeps all its attachments alive, whatever their number', async () => {
     const [a] = w.hosts;
     for (const n of ['m1', 'm2', 'm3', 'm4']) {
