@@ -34,21 +34,25 @@ export class ControlConnection {
     return `${this.s.target.host}:${this.s.target.exportPath}`;
   }
 
-  /** Runs `fn` with the session; a stale handle makes it reconnect and try once more. */
-  async use<T>(what: string, fn: (s: Session) => Promise<T>, volume?: string, signal?: AbortSignal): Promise<T> {
+  /**
+   * Runs `fn` with the session; a stale handle makes it reconnect and try once more. `readOnly`: `fn`
+   * only reads, so when the connection is dropped under it (another call found the server
+   * unreachable and closed it: ECLOSED, no answer came), it is tried once more on a new one.
+   */
+  async use<T>(what: string, fn: (s: Session) => Promise<T>, volume?: string, signal?: AbortSignal, readOnly = false): Promise<T> {
     const expire = (why: 'timeout' | 'aborted') =>
       why === 'aborted'
         ? new NetvolError('TIMEOUT', `backend ${this.s.backend}: ${what}: ${abortedBecause(signal)}`, { volume })
         : new NetvolError('BACKEND_UNAVAILABLE', `backend ${this.s.backend}: ${what}: the NFS server ${this.s.target.host} did not answer within ${Math.round(this.s.timeoutMs / 1000)} s`, { volume });
     try {
-      return await withDeadline(this.s.timeoutMs, expire, () => this.attempt(what, fn, signal), signal);
+      return await withDeadline(this.s.timeoutMs, expire, () => this.attempt(what, fn, signal, readOnly), signal);
     } catch (err) {
       throw this.error(err, what, volume);
     }
   }
 
   /** With a signal, `fn` gets a view of the client whose RPCs end at it (the connection stays up for other calls). */
-  private async attempt<T>(what: string, fn: (s: Session) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  private async attempt<T>(what: string, fn: (s: Session) => Promise<T>, signal?: AbortSignal, readOnly = false): Promise<T> {
     for (let tries = 0; ; tries++) {
       const session = await this.connect(what);
       try {
@@ -58,6 +62,10 @@ export class ControlConnection {
         if ((code === 'ESTALE' || code === 'EBADHANDLE') && tries === 0) {
           this.s.logger.info('stale NFS file handle; resolving the volumes folder again', { backend: this.s.backend });
           this.drop(session);
+          continue;
+        }
+        if (code === 'ECLOSED' && readOnly && tries === 0 && this.session !== session) {
+          this.s.logger.debug('a read was cut off by a dropped connection; reading again on a new one', { backend: this.s.backend, what });
           continue;
         }
         if (err instanceof RpcError && isUnreachableError(err)) this.drop(session);

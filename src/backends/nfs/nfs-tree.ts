@@ -50,6 +50,11 @@ export class NfsTree implements Tree {
     return this.conn.use(op.what, fn, op.volume, op.signal);
   }
 
+  /** A call that only reads: safe to send again when the connection was dropped under it. */
+  private useReading<T>(op: Op, fn: (s: Session) => Promise<T>): Promise<T> {
+    return this.conn.use(op.what, fn, op.volume, op.signal, true);
+  }
+
   private async find(s: Session, p: string): Promise<Buffer | undefined> {
     let fh = s.root;
     for (const part of p.split('/').filter((x) => x !== '')) {
@@ -83,7 +88,7 @@ export class NfsTree implements Tree {
   }
 
   async list(op: Op, p: string): Promise<TreeEntry[] | undefined> {
-    return this.use(op, async (s) => {
+    return this.useReading(op, async (s) => {
       const dir = await this.find(s, p);
       if (!dir) return undefined;
       const out: TreeEntry[] = [];
@@ -97,7 +102,7 @@ export class NfsTree implements Tree {
   }
 
   async kind(op: Op, p: string): Promise<EntryKind | undefined> {
-    return this.use(op, async (s) => {
+    return this.useReading(op, async (s) => {
       const fh = await this.find(s, p);
       return fh ? kindOf((await s.client.getattr(fh)).type) : undefined;
     });
@@ -117,7 +122,7 @@ export class NfsTree implements Tree {
   }
 
   async read(op: Op, p: string): Promise<Buffer | undefined> {
-    return this.use(op, async (s) => {
+    return this.useReading(op, async (s) => {
       const fh = await this.find(s, p);
       return fh ? readWholeFile(s.client, fh) : undefined;
     });
@@ -193,10 +198,10 @@ export class NfsTree implements Tree {
 
   /** Bytes the server reports as used (sparse files count what they occupy). */
   async usedBytes(op: Op, p: string): Promise<number> {
-    return this.use(op, async ({ client }) => (await walk(client, this.where(p), { concurrency: 8 })).usedBytes);
+    return this.useReading(op, async ({ client }) => (await walk(client, this.where(p), { concurrency: 8 })).usedBytes);
   }
 
   async freeBytes(op: Op): Promise<number> {
-    return this.use(op, async ({ client, root }) => (await client.fsstat(root)).availBytes);
+    return this.useReading(op, async ({ client, root }) => (await client.fsstat(root)).availBytes);
   }
 }
