@@ -13,7 +13,7 @@ import type { GcReport } from '../../src/driver';
 import { run } from '../../src/system';
 import { mountsUnder } from '../harness/dockerd';
 import type { Sshd } from '../harness/sshd';
-import { forgetRecords, gcJson, gcNames, gcSummary, loopsOf } from '../e2e/support/gc';
+import { forgetRecords, gcJson, gcNames, gcSummary, leaveTrash, loopsOf } from '../e2e/support/gc';
 import { netvolctl } from '../e2e/support/netvolctl';
 import { withSftpWorld } from '../e2e/support/server-worlds';
 import { sshfsPidsFor } from './support/sshfs';
@@ -103,8 +103,13 @@ describe('what crashes left', () => {
     await w.nv.restart();
     expect((await netvolctl(['ls', '--socket', socket, '--fast'])).code).toBe(0); // opens both backends (and sweeps their trash)
     // Trash whose deletion a crash cut short, an archive from 2020, the heartbeat of a host gone long ago.
-    fs.mkdirSync(path.join(localDir, trash, 'data'), { recursive: true });
-    fs.writeFileSync(path.join(localDir, trash, 'data', 'f'), 'x');
+    await leaveTrash(
+      () => {
+        fs.mkdirSync(path.join(localDir, trash, 'data'), { recursive: true });
+        fs.writeFileSync(path.join(localDir, trash, 'data', 'f'), 'x');
+      },
+      () => exists(path.join(localDir, trash, 'data', 'f')),
+    );
     fs.mkdirSync(path.join(localDir, oldArchive, 'data'), { recursive: true });
     fs.writeFileSync(path.join(localDir, oldArchive, 'volume.json'), JSON.stringify({ version: 1, name: oldArchive.split('.')[0], createdAt: '2019-12-01T00:00:00.000Z', createdBy: 'old-host', spec: { layout: 'directory', onRemove: 'archive' } }));
     fs.writeFileSync(

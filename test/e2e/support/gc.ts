@@ -54,3 +54,17 @@ export function gcNames(prefix: string) {
     peer: uniqueName('live-host'),
   };
 }
+
+/**
+ * Leaves a trash folder behind as a crash would (`make`), after the daemon's own sweep: a backend
+ * sweeps the trash it finds when it opens, in the background, so a folder made just then may be
+ * swept too. Made again until it stays for a while (the sweep lists once); throws if it never does.
+ */
+export async function leaveTrash(make: () => Promise<void> | void, exists: () => Promise<boolean> | boolean): Promise<void> {
+  for (let i = 0; i < 5; i++) {
+    await make();
+    await new Promise((r) => setTimeout(r, 1500));
+    if (await exists()) return;
+  }
+  throw new Error('the trash folder the test made was removed each time: is something sweeping it all the time?');
+}

@@ -13,7 +13,7 @@ import type { GcReport } from '../../../src/driver';
 import { run } from '../../../src/system';
 import { mountsUnder } from '../../harness/dockerd';
 import { GaneshaServer, startGanesha } from '../../harness/ganesha';
-import { forgetRecords, gcJson, gcNames, gcSummary, loopsOf } from '../../e2e/support/gc';
+import { forgetRecords, gcJson, gcNames, gcSummary, leaveTrash, loopsOf } from '../../e2e/support/gc';
 import { netvolctl } from '../../e2e/support/netvolctl';
 import { BUSYBOX_IMAGE, md5InContainer, startWorld, stopWorld, uniqueName, World } from '../../e2e/support/world';
 import { BackendUnderTest, makeBackend } from './support/backend';
@@ -129,8 +129,13 @@ describe('what crashes left', () => {
     const nfs = server.backend;
     await nfs.open();
     const json = (v: unknown) => Buffer.from(`${JSON.stringify(v)}\n`);
-    await nfs.makeFolder(trash, true);
-    await nfs.writeFile(trash, 'f', Buffer.from('x'));
+    await leaveTrash(
+      async () => {
+        await nfs.makeFolder(trash, true);
+        await nfs.writeFile(trash, 'f', Buffer.from('x'));
+      },
+      async () => ((await nfs.listTrash?.()) ?? []).includes(trash),
+    );
     await nfs.makeFolder(oldArchive, true);
     await nfs.writeFile(oldArchive, 'volume.json', json({ version: 1, name: oldArchive.split('.')[0], createdAt: '2019-12-01T00:00:00.000Z', createdBy: 'old-host', spec: { layout: 'directory', onRemove: 'archive' } }));
     await nfs.writeFile('.netvol-hosts', `${ghost}.json`, json({ version: 1, host: ghost, incarnation: 'a1b2c3d4e5f6', beat: 41, leaseSeconds: LEASE, volumes: { [lostDir]: 'shared' }, writtenAt: '2026-10-01T00:00:00.000Z' }));
