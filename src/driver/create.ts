@@ -4,7 +4,7 @@ import { isNetvolError, NetvolError, wrapError } from '../errors';
 import type { Logger } from '../log';
 import type { BackendPool } from './backends';
 import { readMeta, VolumeMeta, writeMeta } from './catalog';
-import type { Ledger } from './ledger';
+import { mountCount, type Ledger } from './ledger';
 import { keyedRecord } from '../state';
 import type { Mounts } from './mounts';
 import { formatSize, specDifferences, VolumeSpec } from './options';
@@ -95,6 +95,16 @@ export class Creation {
    * backend's free space beside what other image volumes were promised (space.ts).
    */
   async makeNew(backend: Backend, name: string, spec: VolumeSpec, signal?: AbortSignal, clone?: CloneFill): Promise<void> {
+    const held = this.o.ledger.get(name);
+    if (held && mountCount(held.mounts) > 0) {
+      // Its folder went away from the backend while containers here use it: a new volume made over
+      // this record would forget their mount IDs, and the next start would unmount under them.
+      throw new NetvolError(
+        'IN_USE',
+        `volume ${name}: backend ${held.backend} no longer has it, but it is still mounted on this host (mount IDs ${Object.keys(held.mounts).join(', ')}): stop the containers using it, then create it again`,
+        { volume: name },
+      );
+    }
     await this.o.space.reserve(backend, name, spec.layout === 'image' ? spec.sizeBytes : undefined, () => this.make(backend, name, spec, signal, clone));
   }
 

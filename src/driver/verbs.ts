@@ -112,16 +112,6 @@ export class VolumeDriver implements VolumeDriverApi {
       const existing = await this.catalog.lookup(name, true);
       if (existing?.meta) return checkSameOptions(name, existing.meta, spec);
       if (existing) throw this.catalog.unavailable(existing);
-      const held = this.ledger.get(name);
-      if (held && mountCount(held.mounts) > 0) {
-        // Its folder went away from the backend while containers here use it: a new volume made over
-        // this record would forget their mount IDs, and the next start would unmount under them.
-        throw new NetvolError(
-          'IN_USE',
-          `volume ${name}: backend ${held.backend} no longer has it, but it is still mounted on this host (mount IDs ${Object.keys(held.mounts).join(', ')}): stop the containers using it, then create it again`,
-          { volume: name },
-        );
-      }
       const onBackend = await this.pool.bounded(readMeta(backend, name), `looking up volume ${name}`, name);
       if (onBackend?.retained) return this.creation.adoptRetained(backend, onBackend, spec);
       refuseBelowMinimum(name, spec, opts);
