@@ -12,7 +12,7 @@ import type { Ledger } from './ledger';
 import type { VolumeLocks } from './locks';
 import type { Mounts } from './mounts';
 import { readHostFiles, type Presence } from './presence';
-import { parseMarker } from './removal';
+import { readMarker } from './removal';
 
 /** How long a heartbeat must have stayed the same on this host's clock (at least a lease) before gc calls its host gone, unless told. */
 export const DEFAULT_HOST_AGE_MS = 10 * 60_000;
@@ -233,8 +233,7 @@ export class GarbageCollector {
       await Promise.all(
         folders.slice(i, i + MARKER_READS).map(async (folder) => {
           const volume = isArchiveName(folder) ? folder.slice(0, folder.indexOf(ARCHIVE_MARK)) : folder;
-          const raw = await pool.bounded(backend.readFile(folder, REMOVING_FILE), `reading the removal marker of volume ${volume} (${folder})`, volume);
-          const marker = parseMarker(raw);
+          const { raw, marker } = await readMarker(pool, backend, volume, folder);
           if (raw && marker && marker.host !== hostId) found.push({ folder, volume, raw, ...marker });
         }),
       );
@@ -251,7 +250,7 @@ export class GarbageCollector {
         this.o.locks.run(
           m.volume,
           async () => {
-            const now = await pool.bounded(backend.readFile(m.folder, REMOVING_FILE), `reading the removal marker of volume ${m.volume} (${m.folder})`, m.volume);
+            const now = (await readMarker(pool, backend, m.volume, m.folder)).raw;
             if (!now) return true; // gone already
             // Another Remove took the marker over since, or its host came back: not garbage.
             if (!now.equals(m.raw) || (await presence.judge(m.host, deadline)) !== 'dead') return false;

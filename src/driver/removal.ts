@@ -26,7 +26,7 @@ export class Removal {
     const marker = Buffer.from(`${JSON.stringify({ host: this.hostId, at: new Date().toISOString() })}\n`);
     const made = await this.pool.bounded(backend.createFile(name, REMOVING_FILE, marker), `marking volume ${name} for removal`, name);
     if (!made) {
-      const other = parseMarker(await this.pool.bounded(backend.readFile(name, REMOVING_FILE), `reading the removal marker of volume ${name}`, name));
+      const other = (await readMarker(this.pool, backend, name)).marker;
       if (other && other.host !== this.hostId && (await presence.judge(other.host, deadline)) === 'alive') {
         throw new NetvolError('REMOVING', `volume ${name} is being removed on host ${other.host} right now: wait for that to finish (docker volume ls shows when it is gone)`, { volume: name });
       }
@@ -52,7 +52,7 @@ export class Removal {
 
   /** Mount's half of the handshake, after this host's attachment is published. */
   async checkNotRemoving(presence: Presence, backend: Backend, name: string): Promise<void> {
-    const other = parseMarker(await this.pool.bounded(backend.readFile(name, REMOVING_FILE), `reading the removal marker of volume ${name}`, name));
+    const other = (await readMarker(this.pool, backend, name)).marker;
     if (!other || other.host === this.hostId) return;
     if ((await presence.judge(other.host, this.pool.judgeDeadline(backend, 30_000))) === 'dead') return;
     throw new NetvolError('REMOVING', `volume ${name} is being removed on host ${other.host}: it cannot be mounted now; create it again once it is gone if you still need it`, { volume: name });
@@ -60,7 +60,7 @@ export class Removal {
 
   /** After a restart: takes away the volume's removal marker if this host wrote it (a Remove the crash cut off); never another host's. */
   async unmarkIfMine(backend: Backend, name: string): Promise<void> {
-    const marker = parseMarker(await this.pool.bounded(backend.readFile(name, REMOVING_FILE), `reading the removal marker of volume ${name}`, name));
+    const { marker } = await readMarker(this.pool, backend, name);
     if (marker?.host !== this.hostId) return;
     await this.unmark(backend, name);
     this.log.warn('took away the removal marker of a Remove that a restart cut off: other hosts may mount the volume again', { volume: name, backend: backend.name });
@@ -91,6 +91,13 @@ export class Removal {
       this.log.info('archived volume', { volume: name, backend: backend.name, archive: to });
     }
   }
+}
+
+/** The removal marker in `folder` (the volume's, or the archive it became): as read, and what it says. */
+export async function readMarker(pool: BackendPool, backend: Backend, volume: string, folder = volume): Promise<{ raw: Buffer | undefined; marker: ReturnType<typeof parseMarker> }> {
+  const what = folder === volume ? `reading the removal marker of volume ${volume}` : `reading the removal marker of volume ${volume} (${folder})`;
+  const raw = await pool.bounded(backend.readFile(folder, REMOVING_FILE), what, volume);
+  return { raw, marker: parseMarker(raw) };
 }
 
 /** A removal marker's content: the host whose Remove wrote it, and when (its wall clock, for people only); undefined when empty or unreadable. */
