@@ -104,6 +104,9 @@ function argvOf(pid: number): string {
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
+/** An Err saying the work ran out of its time limit (a detach on a busy host), not that something is wrong. */
+const ranOutOfTime = (r: PluginResponse | undefined): boolean => r !== undefined && /did not finish within/.test(r.raw);
+
 /** Whether a request error means the daemon may have acted on it (it was delivered) or surely not. */
 function delivered(err: Error): boolean {
   return !/ECONNREFUSED|ENOENT/.test(err.message);
@@ -228,7 +231,7 @@ export async function runCycles(nv: Netvol, opts: CycleOptions): Promise<CycleRe
    */
   const unmountFailed = (cycle: number, name: string, id: string, r: PluginResponse | undefined, what: string): void => {
     mounts.unmounted(name, id);
-    if (r && /did not finish within/.test(r.raw)) report.unmountTimeouts++;
+    if (ranOutOfTime(r)) report.unmountTimeouts++;
     else report.problems.push(`cycle ${cycle}: ${what} of ${name} ${id} failed: ${r?.raw.slice(0, 200)}`);
   };
 
@@ -268,7 +271,7 @@ export async function runCycles(nv: Netvol, opts: CycleOptions): Promise<CycleRe
         report.undecided++;
         // Carry on from what the daemon holds, or every later cycle reports the same mount.
         const { r: u } = await call('VolumeDriver.Unmount', { Name: name, ID: id });
-        if (!ok(u) && u && /did not finish within/.test(u.raw)) report.unmountTimeouts++;
+        if (!ok(u) && ranOutOfTime(u)) report.unmountTimeouts++;
         else if (!ok(u)) report.problems.push(`cycle ${cycle}: Unmount of the unacknowledged ${name} ${id} failed: ${u?.raw.slice(0, 200)}`);
       }
     }
@@ -299,7 +302,7 @@ export async function runCycles(nv: Netvol, opts: CycleOptions): Promise<CycleRe
       }
       if (!mountedNow) {
         const { r } = await call('VolumeDriver.Unmount', { Name: name, ID: id });
-        if (!ok(r) && r && /did not finish within/.test(r.raw)) report.unmountTimeouts++;
+        if (!ok(r) && ranOutOfTime(r)) report.unmountTimeouts++;
         else if (!ok(r)) report.problems.push(`cycle ${cycle}: cannot unmount ${name} after checking its files: ${r?.raw.slice(0, 200)}`);
       }
     }
