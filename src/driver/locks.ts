@@ -12,6 +12,8 @@ export interface RequestBudgets {
   otherMs: number;
   /** After the deadline, how long the answer waits for the stopped work to settle before it says TIMEOUT anyway. */
   settleMs: number;
+  /** When a detach that failed after the last Unmount is tried again (see detach-retries.ts); the last delay repeats. */
+  detachRetryMs?: readonly number[];
 }
 
 /**
@@ -20,7 +22,8 @@ export interface RequestBudgets {
  */
 export const DEFAULT_BUDGETS: RequestBudgets = { createMs: 105_000, mountMs: 105_000, otherMs: 50_000, settleMs: 5_000 };
 
-export type Verb = 'create' | 'mount' | 'remove' | 'unmount' | 'restore' | 'remount' | 'resize';
+/** `detach`: a background retry of a detach an Unmount could not finish. */
+export type Verb = 'create' | 'mount' | 'remove' | 'unmount' | 'restore' | 'remount' | 'resize' | 'detach';
 
 /**
  * One mutex per volume name: operations on a volume are serialised, different volumes run in

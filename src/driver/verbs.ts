@@ -9,6 +9,7 @@ import { BackendPool } from './backends';
 import { Catalog, readMeta } from './catalog';
 import { checkSameOptions, Creation, refuseUnsupported } from './create';
 import { Describer } from './describe';
+import { DetachRetries } from './detach-retries';
 import { isEarlierAdminHold, newRunId } from './holds';
 import { Inventory } from './inventory';
 import { HostState, Ledger, mountCount, VolumeRecord } from './ledger';
@@ -38,6 +39,7 @@ import type { VolumeDriverApi, VolumeView } from './view';
  */
 export class VolumeDriver implements VolumeDriverApi {
   private readonly locks: VolumeLocks;
+  private readonly detachRetries: DetachRetries;
   private readonly ledger: Ledger;
   private readonly pool: BackendPool;
   private readonly catalog: Catalog;
@@ -67,6 +69,7 @@ export class VolumeDriver implements VolumeDriverApi {
     budgets?: RequestBudgets,
   ) {
     this.locks = new VolumeLocks(budgets, log);
+    this.detachRetries = new DetachRetries((name) => this.retryDetach(name), log, budgets?.detachRetryMs);
     const ledger = (this.ledger = new Ledger(store));
     const pool = (this.pool = new BackendPool(config, backends, ledger, log, (backend, volumes, why) => this.stack.fence(backend, volumes, why)));
     const catalog = (this.catalog = new Catalog(pool, ledger, log));
@@ -229,17 +232,35 @@ export class VolumeDriver implements VolumeDriverApi {
     }, 'unmount');
   }
 
-  /** After mount IDs were released (lock held): the last one gone, the volume is detached as by an Unmount. */
+  /**
+   * After mount IDs were released (lock held): the last one gone, the volume is detached as by an
+   * Unmount. A detach that fails is tried again in the background (detach-retries.ts).
+   */
   private async detachIfUnused(name: string, record: VolumeRecord, signal?: AbortSignal): Promise<void> {
     try {
       if (mountCount(record.mounts) === 0) {
         delete record.fenced;
         if (record.attached) await this.stack.detach(name, record, await this.pool.open(record.backend, name), signal);
       }
+      this.detachRetries.forget(name);
+    } catch (err) {
+      if (mountCount(record.mounts) === 0 && record.attached) this.detachRetries.schedule(name, record.backend);
+      throw err;
     } finally {
       this.ledger.tidy(name);
       await this.ledger.save();
     }
+  }
+
+  /** One background attempt (see detach-retries.ts): under the volume's lock, only while no mount ID came back. */
+  private retryDetach(name: string): Promise<void> {
+    return this.locks.run(name, async (signal) => {
+      const record = this.ledger.get(name);
+      if (!record || !record.attached || mountCount(record.mounts) > 0) return;
+      noteRequestBackend(record.backend);
+      await this.detachIfUnused(name, record, signal);
+      this.log.info('a detach that had failed finished in the background', { volume: name, backend: record.backend });
+    }, 'detach');
   }
 
   /** The volumes that held mount IDs when this daemon started and are not yet reconciled (see releaseStaleMounts). */
@@ -350,6 +371,7 @@ export class VolumeDriver implements VolumeDriverApi {
    * fenced while the daemon is away.
    */
   async close(): Promise<Handover[]> {
+    this.detachRetries.close();
     const handovers = this.pool.stopHeartbeats();
     await this.ledger.save();
     await this.pool.closeBackends();

@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { DEFAULT_BUDGETS } from '../../src/driver/locks';
 import { refusal } from './support/driver-world';
 import { removeRigs, rig } from './support/fake-world';
 
@@ -9,6 +10,14 @@ import { removeRigs, rig } from './support/fake-world';
  * the kernel in driver.test.ts and driver-restart.test.ts.
  */
 afterAll(removeRigs);
+
+async function until(ok: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
+    await new Promise((res) => setTimeout(res, 25));
+  }
+}
 
 describe('the driver over a fake mount seam', () => {
   it('mounts an image once for any number of Mounts and unmounts it after the last Unmount', async () => {
@@ -79,6 +88,43 @@ describe('the driver over a fake mount seam', () => {
     await r.driver.unmount('stuck', 'A');
     expect(await r.mounts.isMounted(r.mountpoint('stuck'))).toBe(false);
     expect(r.store.data.volumes.stuck).toBeUndefined();
+  });
+
+  it('a detach that failed after the last Unmount is tried again in the background until it succeeds', async () => {
+    // A userspace NFS mount that takes longer than timeoutSeconds to commit on a busy host: the
+    // Unmount answers an Err, and the volume must not stay attached (helper running, attachment
+    // published) until some later Mount or start.
+    const r = await rig('retry-detach', {}, { ...DEFAULT_BUDGETS, detachRetryMs: [150] });
+    await r.driver.create('slow', {});
+    await r.driver.mount('slow', 'A');
+    const mp = r.mountpoint('slow');
+    r.mounts.failNextUnmount = new Error('umount: target is busy');
+    await refusal(r.driver.unmount('slow', 'A'));
+    expect(r.store.data.volumes.slow).toMatchObject({ attached: true, mounts: {} });
+    r.mounts.failNextUnmount = new Error('umount: target is busy'); // the first retry fails too
+    await until(() => r.store.data.volumes.slow === undefined, 5000);
+    expect(await r.mounts.isMounted(mp)).toBe(false);
+    expect(r.mounts.failNextUnmount).toBeUndefined();
+    const lines = r.records.filter((rec) => rec.volume === 'slow').map((rec) => `${rec.level} ${rec.message}`);
+    expect(lines.filter((l) => l.includes('tries again in the background'))).toHaveLength(2);
+    expect(lines).toContain('info a detach that had failed finished in the background');
+    expect(r.records.filter((rec) => rec.volume === 'slow' && String(rec.message).includes('in the background')).every((rec) => rec.backend === 'local')).toBe(true);
+  });
+
+  it('a Mount before the background retry keeps the volume: the retry finds a mount ID and leaves it attached', async () => {
+    const r = await rig('retry-mounted', {}, { ...DEFAULT_BUDGETS, detachRetryMs: [150] });
+    await r.driver.create('back', {});
+    await r.driver.mount('back', 'A');
+    const mp = r.mountpoint('back');
+    r.mounts.failNextUnmount = new Error('umount: target is busy');
+    await refusal(r.driver.unmount('back', 'A'));
+    expect(await r.driver.mount('back', 'B')).toBe(mp);
+    await new Promise((res) => setTimeout(res, 600));
+    expect(r.store.data.volumes.back).toMatchObject({ attached: true, mounts: { B: 1 } });
+    expect(await r.mounts.isMounted(mp)).toBe(true);
+    expect(r.mounts.log.filter((l) => l.startsWith('unmount'))).toHaveLength(0);
+    await r.driver.unmount('back', 'B');
+    expect(r.store.data.volumes.back).toBeUndefined();
   });
 
   it('after a reboot, restore() marks a lost mount detached and remountAll() mounts it again for its mount IDs', async () => {

@@ -105,6 +105,8 @@ function argvOf(pid: number): string {
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 /** An Err saying the work ran out of its time limit (a detach on a busy host), not that something is wrong. */
+/** How long the daemon's background retries get to finish a detach an Unmount could not (5 s, then 15 s, …). */
+const DETACH_RETRY_WAIT_MS = 60_000;
 const ranOutOfTime = (r: PluginResponse | undefined): boolean => r !== undefined && /did not finish within/.test(r.raw);
 
 /** Whether a request error means the daemon may have acted on it (it was delivered) or surely not. */
@@ -328,6 +330,14 @@ export async function runCycles(nv: Netvol, opts: CycleOptions): Promise<CycleRe
     if (helpers.length > 0) report.orphans.push(`cycle ${cycle}: helper processes left: ${helpers.map((p) => `${p} (${argvOf(p)})`).join(', ')}`);
     report.problems.push(...[...stateProblems(f, mounts), ...backendProblems(f, listed)].map((p) => `cycle ${cycle}: ${p}`));
   };
+  // An Unmount that ran out of time leaves its detach to the daemon's background retry: wait for it
+  // (the invariants then report whatever is still attached or running).
+  const detachesFinished = async (ms: number): Promise<void> => {
+    const f = foldersOf(nv);
+    const deadline = Date.now() + ms;
+    const leftOver = () => stateProblems(f, mounts).some((p) => / attached=true but /.test(p)) || helperPids(f).some((pid) => !expectedHelpers(pid));
+    while (leftOver() && Date.now() < deadline) await sleep(500);
+  };
   // Helpers of mounted volumes are expected (sshfs, the userspace NFS server); the rest are orphans.
   const expectedHelpers = (pid: number): boolean => {
     try {
@@ -365,7 +375,9 @@ export async function runCycles(nv: Netvol, opts: CycleOptions): Promise<CycleRe
       report.problems.push(`cycle ${cycle}: the daemon did not come back: ${(err as Error).message.slice(0, 2000)}`);
       break;
     }
+    const timedOutBefore = report.unmountTimeouts;
     await settle(cycle);
+    if (report.unmountTimeouts > timedOutBefore) await detachesFinished(DETACH_RETRY_WAIT_MS);
     await invariants(cycle);
     await checkFiles(cycle, cycle % fullEvery === fullEvery - 1 || cycle === opts.cycles - 1);
     report.cycles++;

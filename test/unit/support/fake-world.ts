@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Backend, backendType } from '../../../src/backends';
 import { buildConfig, Config } from '../../../src/config';
 import { HostState, openLedger, VolumeDriver } from '../../../src/driver';
+import type { RequestBudgets } from '../../../src/driver/locks';
 import type { StateStore } from '../../../src/state';
 import { FakeMounts } from './fake-mounts';
 import { recordingLogger } from './driver-world';
@@ -33,8 +34,8 @@ export async function removeRigs(): Promise<void> {
   for (const r of roots.splice(0)) await fs.rm(r, { recursive: true, force: true });
 }
 
-/** `backend` adds settings to the local backend's config block (e.g. allowOvercommit). */
-export async function rig(tag: string, backend: Record<string, unknown> = {}): Promise<Rig> {
+/** `backend` adds settings to the local backend's config block (e.g. allowOvercommit); `budgets` replaces the request budgets. */
+export async function rig(tag: string, backend: Record<string, unknown> = {}, budgets?: RequestBudgets): Promise<Rig> {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), `netvol-fake-mounts-${tag}-`));
   roots.push(root);
   const stateDir = path.join(root, 'state');
@@ -48,7 +49,7 @@ export async function rig(tag: string, backend: Record<string, unknown> = {}): P
   const r = { root, config, mounts, backend: made, records, mountpoint: (name: string) => path.join(config.mountRoot, name) } as Rig;
   r.restart = async () => {
     r.store = await openLedger(path.join(stateDir, 'state.json'), (m) => log.error(m));
-    r.driver = new VolumeDriver(config, new Map([[b.name, made]]), r.store, log, mounts);
+    r.driver = new VolumeDriver(config, new Map([[b.name, made]]), r.store, log, mounts, budgets);
   };
   await r.restart();
   return r;
