@@ -52,6 +52,11 @@ export class TransferProgress {
     this.bar.update(this.bytes, this.payload());
   }
 
+  /** A count measured elsewhere (the daemon's tar in a direct transfer). */
+  set(bytes: number): void {
+    if (bytes > this.bytes) this.add(bytes - this.bytes);
+  }
+
   get transferred(): number {
     return this.bytes;
   }

@@ -144,12 +144,23 @@ export interface BackupOptions {
   consistent: boolean;
   /** The longest a freeze may last; past it the volume is thawed and the backup fails. */
   maxFreezeMs: number;
+  /** Direct: tar writes the archive to this descriptor (the client's file) instead of `stream`, zstd-compressed with `zstd`. */
+  output?: ArchiveFile;
+}
+
+/** A client's archive file the daemon opened for it (system/peer-files.ts): tar reads or writes it directly. */
+export interface ArchiveFile {
+  fd: number;
+  zstd: boolean;
 }
 
 /** A backup being streamed: tar's output, and how it ends. */
 export interface BackupStream {
   volume: string;
-  stream: import('node:stream').Readable;
+  /** tar's output; absent when it writes to BackupOptions.output. */
+  stream?: import('node:stream').Readable;
+  /** Bytes of archive tar has written so far (before compression), for a progress bar. */
+  written(): number;
   /** Roughly how many bytes the archive will have (for a progress bar); absent when unknown. */
   estimatedBytes?: number;
   /** Whether the archive shows the volume at one instant ('snapshot', 'frozen') or read live. */
@@ -166,6 +177,8 @@ export interface BackupStream {
 export interface RestoreOptions {
   /** Extract over a volume that is not empty. */
   force: boolean;
+  /** Called once tar runs (the volume was accepted), with how many bytes of archive it has read so far. */
+  started?: (read: () => number) => void;
 }
 
 export interface RestoreResult {
@@ -199,8 +212,8 @@ export interface AdminApi extends StatsApi {
   create(name: string, options: Record<string, string>): Promise<void>;
   /** Starts a tar stream of the volume (see backup.ts). */
   backup(name: string, opts: BackupOptions): Promise<BackupStream>;
-  /** Extracts a tar stream into the volume (see restore.ts); `signal` aborts when the client goes away. */
-  restore(name: string, input: import('node:stream').Readable, opts: RestoreOptions, signal: AbortSignal): Promise<RestoreResult>;
+  /** Extracts a tar stream, or the client's archive file, into the volume (see restore.ts); `signal` aborts when the client goes away. */
+  restore(name: string, input: import('node:stream').Readable | ArchiveFile, opts: RestoreOptions, signal: AbortSignal): Promise<RestoreResult>;
   /** Compares a tar stream with the volume's contents. */
   verify(name: string, input: import('node:stream').Readable, signal: AbortSignal): Promise<VerifyResult>;
 }

@@ -1,9 +1,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { tempName, IMAGE_FILE } from '../backends';
 import { isNetvolError, NetvolError, wrapError } from '../errors';
-import { copyImageFile, freeze, Freeze, imageBehind, mountSnapshot } from '../quota';
+import { copyImageFile, freeze, Freeze, imageBehind, mountSnapshot, reflinksIn } from '../quota';
+import { ioCounters } from '../system';
 import type { BackupOptions, BackupStream, VolumeHold } from './admin-api';
 import type { DriverParts } from './operations';
 import { createArgs, hasXattrs, spawnTar } from './tar';
@@ -43,6 +43,8 @@ export async function startBackup(p: DriverParts, hold: (name: string, purpose: 
         frozen = await freeze(h.mountpoint, opts.maxFreezeMs);
         undo.push(() => frozen!.thaw());
         method = 'frozen';
+      } else if (backend && !backend.capabilities.networked && image && !(await reflinksIn(path.dirname(image), [tempName(IMAGE_FILE), tempName(IMAGE_FILE)]))) {
+        note = `the filesystem of backend ${h.backend} has no reflinks, so no snapshot can be taken in constant time`;
       } else if (backend && !backend.capabilities.networked && image) {
         const snapshot = await snapshotOf(p, name, h, image).catch((err: Error) => {
           note = `no point-in-time snapshot (${err.message})`;
@@ -59,24 +61,26 @@ export async function startBackup(p: DriverParts, hold: (name: string, purpose: 
     } else {
       note = 'a directory volume cannot be frozen';
     }
-    const tar = spawnTar(createArgs(dir, await hasXattrs(dir), h.layout === 'image' ? ['./lost+found'] : []));
+    const out = opts.output;
+    const tar = spawnTar(createArgs(dir, await hasXattrs(dir), h.layout === 'image' ? ['./lost+found'] : [], out?.zstd === true), { stdout: out?.fd });
     const finished = (async () => {
-      const out = await tar.exited;
+      const exit = await tar.exited;
       const thawedEarly = frozen?.expired === true;
       await cleanup();
       if (thawedEarly) {
         throw new NetvolError('TIMEOUT', `volume ${name}: the backup did not finish within ${Math.round(opts.maxFreezeMs / 1000)} s of freeze (--max-freeze); the volume was thawed and the backup is not consistent: run it again with a longer --max-freeze, or without --consistent`, { volume: name });
       }
       // Exit 1: a file changed or vanished while it was read — expected of a live read, which says it is not point in time.
-      if (out.code === 0 || (out.code === 1 && method === 'live')) return { warnings: out.code === 1 ? [out.firstLine] : [] };
-      throw new NetvolError('COMMAND_FAILED', `volume ${name}: the backup failed: tar: ${out.firstLine}`, { volume: name });
+      if (exit.code === 0 || (exit.code === 1 && method === 'live')) return { warnings: exit.code === 1 ? [exit.firstLine] : [] };
+      throw new NetvolError('COMMAND_FAILED', `volume ${name}: the backup failed: tar: ${exit.firstLine}`, { volume: name });
     })();
     // A failure is reported through `finished`; the route also awaits it, never leaving it unhandled.
     finished.catch(() => undefined);
-    p.log.info('backup started', { volume: name, method, estimatedBytes, note });
+    p.log.info('backup started', { volume: name, method, estimatedBytes, note, direct: out !== undefined });
     return {
       volume: name,
-      stream: tar.child.stdout as Readable,
+      stream: tar.child.stdout ?? undefined,
+      written: () => ioCounters(tar.child.pid).written,
       estimatedBytes,
       pointInTime: method !== 'live',
       method,

@@ -1,6 +1,6 @@
 import type { Logger } from '../log';
 import type { Readable } from 'node:stream';
-import type { AdminApi, GcOptions, GcReport, ResizeResult, BackupOptions, BackupStream, RestoreOptions, RestoreResult, VerifyResult, StatsSweep, VolumeDetails, VolumeHold, VolumeRef } from './admin-api';
+import type { AdminApi, GcOptions, GcReport, ResizeResult, ArchiveFile, BackupOptions, BackupStream, RestoreOptions, RestoreResult, VerifyResult, StatsSweep, VolumeDetails, VolumeHold, VolumeRef } from './admin-api';
 import { startBackup } from './backup';
 import { restoreInto, verifyAgainst } from './restore';
 import type { AttachStack } from './attach';
@@ -113,7 +113,7 @@ export class VolumeOperations implements AdminApi {
     return startBackup(this.p, (n, why) => this.hold(n, why), name, opts);
   }
 
-  restore(name: string, input: Readable, opts: RestoreOptions, signal: AbortSignal): Promise<RestoreResult> {
+  restore(name: string, input: Readable | ArchiveFile, opts: RestoreOptions, signal: AbortSignal): Promise<RestoreResult> {
     return restoreInto(this.p, (n, why) => this.hold(n, why), name, input, opts, signal);
   }
 

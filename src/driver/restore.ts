@@ -1,7 +1,8 @@
-import { promises as fs } from 'node:fs';
+import { fstatSync, promises as fs } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { NetvolError } from '../errors';
-import type { RestoreOptions, RestoreResult, VerifyResult, VolumeHold } from './admin-api';
+import { ioCounters } from '../system';
+import type { ArchiveFile, RestoreOptions, RestoreResult, VerifyResult, VolumeHold } from './admin-api';
 import type { DriverParts } from './operations';
 import { compareArgs, extractArgs, hasXattrs, spawnTar, TarRun } from './tar';
 
@@ -19,7 +20,7 @@ type Hold = (name: string, purpose: string) => Promise<VolumeHold>;
  * or a client that goes away (`signal`), fails the restore: tar is killed and the error says the
  * volume is now partly restored.
  */
-export async function restoreInto(p: DriverParts, hold: Hold, name: string, input: Readable, opts: RestoreOptions, signal: AbortSignal): Promise<RestoreResult> {
+export async function restoreInto(p: DriverParts, hold: Hold, name: string, input: Readable | ArchiveFile, opts: RestoreOptions, signal: AbortSignal): Promise<RestoreResult> {
   const h = await hold(name, 'restore');
   try {
     if (!opts.force) {
@@ -33,11 +34,21 @@ export async function restoreInto(p: DriverParts, hold: Hold, name: string, inpu
       }
     }
     const xattrs = await hasXattrs(h.mountpoint);
-    // Counting starts the flow: from here to the pipe in feed() nothing may await, or bytes are lost.
     let bytes = 0;
-    input.on('data', (c: Buffer) => (bytes += c.length));
-    const tar = spawnTar(extractArgs(h.mountpoint, xattrs));
-    const out = await feed(tar, input, signal);
+    let out: Awaited<TarRun['exited']>;
+    if (isArchiveFile(input)) {
+      // Direct: tar reads the client's file itself.
+      const tar = spawnTar(extractArgs(h.mountpoint, xattrs, input.zstd), { stdin: input.fd });
+      opts.started?.(() => ioCounters(tar.child.pid).read);
+      out = await untilExit(tar, signal);
+      bytes = fstatSync(input.fd).size;
+    } else {
+      // Counting starts the flow: from here to the pipe in feed() nothing may await, or bytes are lost.
+      input.on('data', (c: Buffer) => (bytes += c.length));
+      const tar = spawnTar(extractArgs(h.mountpoint, xattrs));
+      opts.started?.(() => bytes);
+      out = await feed(tar, input, signal);
+    }
     if (signal.aborted) throw new NetvolError('COMMAND_FAILED', `volume ${name}: the restore was cut off before the whole archive arrived; the volume is partly restored: run the restore again with --force`, { volume: name });
     if (out.code !== 0) {
       throw new NetvolError('COMMAND_FAILED', `volume ${name}: the restore failed: tar: ${out.firstLine}; the volume may be partly restored: check the archive (tar -tf), then run the restore again with --force`, { volume: name });
@@ -67,6 +78,21 @@ export async function verifyAgainst(p: DriverParts, hold: Hold, name: string, in
     return { volume: name, ok, differenceCount: differences.length, differences: differences.slice(0, MAX_DIFFERENCES) };
   } finally {
     await h.release().catch((err: Error) => p.log.warn('cannot release the hold of a verify', { volume: name, error: err.message }));
+  }
+}
+
+function isArchiveFile(input: Readable | ArchiveFile): input is ArchiveFile {
+  return typeof (input as ArchiveFile).fd === 'number' && typeof (input as Readable).pipe !== 'function';
+}
+
+/** Waits for tar, killing it when `signal` aborts (the client went away). */
+async function untilExit(tar: TarRun, signal: AbortSignal): ReturnType<() => TarRun['exited']> {
+  const onAbort = () => tar.kill();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await tar.exited;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }
 

@@ -26,14 +26,17 @@ export async function hasXattrs(dir: string): Promise<boolean> {
   return (await fs.statfs(dir)).type !== FUSE_SUPER_MAGIC;
 }
 
-/** `tar -c` of everything below `dir` (as `./…`), to stdout. `excludes` are paths like `./lost+found`. */
-export function createArgs(dir: string, xattrs: boolean, excludes: string[] = []): string[] {
-  return ['-c', '-f', '-', ...keep(xattrs), '--sparse', '--blocking-factor=128', ...[...ALWAYS_EXCLUDED, ...excludes].map((e) => `--exclude=${e}`), '-C', dir, '.'];
+/** The compressor of a `.zst` archive when tar itself (de)compresses it (a client's file written or read directly): as netvolctl runs it. */
+const ZSTD = ['--use-compress-program=zstd -T0 -3'];
+
+/** `tar -c` of everything below `dir` (as `./…`), to stdout (zstd-compressed with `zstd`). `excludes` are paths like `./lost+found`. */
+export function createArgs(dir: string, xattrs: boolean, excludes: string[] = [], zstd = false): string[] {
+  return ['-c', '-f', '-', ...keep(xattrs), ...(zstd ? ZSTD : []), '--sparse', '--blocking-factor=128', ...[...ALWAYS_EXCLUDED, ...excludes].map((e) => `--exclude=${e}`), '-C', dir, '.'];
 }
 
-/** `tar -x` from stdin into `dir`, as root keeping owners and modes. */
-export function extractArgs(dir: string, xattrs: boolean): string[] {
-  return ['-x', '-f', '-', ...keep(xattrs), '--same-owner', '--same-permissions', '-C', dir];
+/** `tar -x` from stdin into `dir`, as root keeping owners and modes (zstd-compressed input with `zstd`). */
+export function extractArgs(dir: string, xattrs: boolean, zstd = false): string[] {
+  return ['-x', '-f', '-', ...keep(xattrs), ...(zstd ? ZSTD : []), '--same-owner', '--same-permissions', '-C', dir];
 }
 
 /** `tar -d` (compare) of the archive on stdin against `dir`: exit 1 and one line per difference on stdout when they differ. */
@@ -58,9 +61,13 @@ export interface TarRun {
   kill(): void;
 }
 
-/** Starts tar; `collectStdout` keeps its stdout (compare), else the caller reads child.stdout (create). */
-export function spawnTar(args: string[], opts: { collectStdout?: boolean } = {}): TarRun {
-  const child = spawn('tar', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+/**
+ * Starts tar; `collectStdout` keeps its stdout (compare), else the caller reads child.stdout
+ * (create). `stdin` / `stdout`: a descriptor tar reads the archive from or writes it to instead of
+ * a pipe (a client's file, see system/peer-files.ts); the caller keeps and closes its own.
+ */
+export function spawnTar(args: string[], opts: { collectStdout?: boolean; stdin?: number; stdout?: number } = {}): TarRun {
+  const child = spawn('tar', args, { stdio: [opts.stdin ?? 'pipe', opts.stdout ?? 'pipe', 'pipe'] });
   commandStarted('tar', args, child.pid);
   let stderr = '';
   let stdout = '';
@@ -72,7 +79,7 @@ export function spawnTar(args: string[], opts: { collectStdout?: boolean } = {})
       if (stdout.length < 256 * 1024) stdout += d;
     });
   }
-  child.stdin!.on('error', () => undefined);
+  child.stdin?.on('error', () => undefined);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string; firstLine: string }>((resolve) => {
     child.once('error', (err) => resolve({ code: null, signal: null, stderr: `cannot run tar: ${err.message}`, stdout, firstLine: `cannot run tar: ${err.message}` }));
     child.once('close', (code, signal) => resolve({ code, signal, stderr, stdout, firstLine: summary(stderr) || (signal ? `killed by ${signal}` : `exit ${code}`) }));

@@ -78,6 +78,35 @@ function onlyUnsupportedTimes(err: unknown): boolean {
   return lines.length > 0 && lines.every((l) => /^cp: preserving times for .*: Operation not supported$/.test(l));
 }
 
+const reflinksByDevice = new Map<bigint, Promise<boolean>>();
+
+/**
+ * Whether the filesystem holding `dir` makes reflinks: probed once per filesystem, by cloning a
+ * one-byte file at `names[0]` (a name in `dir`) to `names[1]` (both removed), so that a caller can
+ * skip what only a reflink makes cheap (a backup's freeze for a snapshot) where there are none.
+ */
+export async function reflinksIn(dir: string, names: [string, string]): Promise<boolean> {
+  const dev = (await fs.stat(dir, { bigint: true })).dev;
+  let known = reflinksByDevice.get(dev);
+  if (!known) {
+    const [a, b] = names.map((n) => path.join(dir, n));
+    known = (async () => {
+      try {
+        await fs.writeFile(a, 'x', { mode: 0o600, flag: 'wx' });
+        await run('cp', ['--reflink=always', '--', a, b], { timeoutMs: COPY_TIMEOUT_MS });
+        return true;
+      } catch {
+        return false;
+      } finally {
+        await fs.rm(a, { force: true }).catch(() => undefined);
+        await fs.rm(b, { force: true }).catch(() => undefined);
+      }
+    })();
+    reflinksByDevice.set(dev, known);
+  }
+  return known;
+}
+
 /**
  * Copies an image file to a new file (0600), keeping holes: by sharing blocks where the filesystem
  * has reflinks (constant time), else by copying its data. `reflinkOnly`: never copy data, fail at

@@ -6,3 +6,4 @@ export { tcpConnectionsOf, resetConnections, unixPeersOf, cutOff, TcpConnection 
 export { abortFuseConnection, cutOffFuseMount } from './fusectl';
 export { CoalescedWriter } from './coalesced';
 export { listenOnSocket, SocketServer } from './unix-server';
+export { PeerFile, describeOwnFile, parsePeerFile, openPeerFile, ioCounters } from './peer-files';

@@ -17,6 +17,7 @@ import type { AdminApi, BackupStream, VolumeHold } from '../../src/driver';
 import { startBackup } from '../../src/driver/backup';
 import type { DriverParts } from '../../src/driver/operations';
 import { restoreInto, verifyAgainst } from '../../src/driver/restore';
+import { NetvolError } from '../../src/errors';
 import { createLogger } from '../../src/log';
 
 const exec = promisify(execFile);
@@ -59,6 +60,10 @@ describe('netvolctl backup and restore over the admin API', () => {
   let server: http.Server;
   const volumes = new Map<string, string>();
   let holds = 0;
+  /** Per backup request: whether the daemon's tar was given the client's file (a direct transfer). */
+  const backupOutputs: boolean[] = [];
+  /** Per restore request: what the daemon's tar read, the client's file or the request's stream. */
+  const restoreInputs: string[] = [];
   /** Set by a test to replace the real backup with a broken stream. */
   let brokenBackup: (() => Promise<BackupStream>) | undefined;
 
@@ -84,8 +89,14 @@ describe('netvolctl backup and restore over the admin API', () => {
       await fs.mkdir(dir, { recursive: true });
       volumes.set(name, dir);
     },
-    backup: (name, opts) => (brokenBackup ? brokenBackup() : startBackup(parts, hold, name, opts)),
-    restore: (name, input, opts, signal) => restoreInto(parts, hold, name, input, opts, signal),
+    backup: (name, opts) => {
+      backupOutputs.push(opts.output !== undefined);
+      return brokenBackup ? brokenBackup() : startBackup(parts, hold, name, opts);
+    },
+    restore: (name, input, opts, signal) => {
+      restoreInputs.push(typeof (input as { fd?: unknown }).fd === 'number' ? 'file' : 'stream');
+      return restoreInto(parts, hold, name, input, opts, signal);
+    },
     verify: (name, input, signal) => verifyAgainst(parts, hold, name, input, signal),
   } satisfies Partial<AdminApi>;
 
@@ -116,6 +127,59 @@ describe('netvolctl backup and restore over the admin API', () => {
   });
   afterEach(() => {
     brokenBackup = undefined;
+    backupOutputs.length = 0;
+    restoreInputs.length = 0;
+  });
+
+  it('on the daemon\'s host, tar writes and reads FILE itself; --no-direct streams the same archive through the socket', async () => {
+    const direct = path.join(root, 'direct.tar');
+    const streamed = path.join(root, 'streamed.tar');
+    expect((await ctl(['backup', 'src', '-o', direct, '-s', socket, '-q'])).code).toBe(0);
+    expect((await ctl(['backup', 'src', '-o', streamed, '-s', socket, '-q', '--no-direct'])).code).toBe(0);
+    expect(backupOutputs).toEqual([true, false]);
+    expect((await fs.stat(direct)).mode & 0o777).toBe(0o600);
+    const list = async (f: string) => (await exec('tar', ['-tvf', f])).stdout.split('\n').sort();
+    expect(await list(direct)).toEqual(await list(streamed));
+    expect((await ctl(['restore', direct, 'd1', '--create', '-s', socket])).code).toBe(0);
+    expect((await ctl(['restore', streamed, 'd2', '--create', '-s', socket, '--no-direct'])).code).toBe(0);
+    expect(restoreInputs).toEqual(['file', 'stream']);
+    expect(await tree(volumes.get('d1')!)).toEqual(await tree(volumes.get('src')!));
+    expect(await tree(volumes.get('d2')!)).toEqual(await tree(volumes.get('src')!));
+  });
+
+  it('a client in another pid namespace, whose file the daemon cannot open, sends the archive through the socket instead', async () => {
+    // As netvolctl on the host beside a managed plugin: the daemon's /proc/PID is another process.
+    const inNs = async (args: string[]) => {
+      try {
+        const { stdout, stderr } = await exec('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, BUILT, ...args], { encoding: 'utf8' });
+        return { code: 0, stdout, stderr };
+      } catch (err) {
+        const e = err as { code: number; stdout: string; stderr: string };
+        return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+      }
+    };
+    const file = path.join(root, 'other-ns.tar.zst');
+    expect((await inNs(['backup', 'src', '-o', file, '-s', socket, '-q'])).code).toBe(0);
+    expect(backupOutputs).toEqual([false]);
+    expect((await fs.readFile(file)).subarray(0, 4)).toEqual(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]));
+    expect((await inNs(['restore', file, 'ns1', '--create', '-s', socket, '-q'])).code).toBe(0);
+    expect(restoreInputs).toEqual(['stream']);
+    expect(await tree(volumes.get('ns1')!)).toEqual(await tree(volumes.get('src')!));
+  });
+
+  it('a direct backup whose tar fails fails in netvolctl with the daemon\'s sentence, and no FILE is left', async () => {
+    brokenBackup = async () => {
+      let fail: (e: Error) => void = () => undefined;
+      const finished = new Promise<{ warnings: string[] }>((_r, reject) => (fail = reject));
+      setTimeout(() => fail(new NetvolError('COMMAND_FAILED', 'volume src: the backup failed: tar: ./x: Cannot open: Permission denied', { volume: 'src' })), 700);
+      return { volume: 'src', written: () => 4096, pointInTime: true, method: 'snapshot', finished, abort: () => undefined, estimatedBytes: 1 << 20 };
+    };
+    const dir = path.join(root, 'out-direct');
+    await fs.mkdir(dir);
+    const b = await ctl(['backup', 'src', '-o', path.join(dir, 'x.tar'), '-s', socket]);
+    expect(b.code).toBe(1);
+    expect(b.stderr).toMatch(/the backup of src failed: volume src: the backup failed: tar: .*Permission denied; .*x\.tar was not written/);
+    expect(await fs.readdir(dir)).toEqual([]);
   });
 
   it('backup -o FILE then restore --create gives the same tree (modes, hard and symbolic links, a sparse file)', async () => {
@@ -194,7 +258,7 @@ describe('netvolctl backup and restore over the admin API', () => {
       let fail: (e: Error) => void = () => undefined;
       const finished = new Promise<{ warnings: string[] }>((_r, reject) => (fail = reject));
       setTimeout(() => fail(new Error('tar died')), 200);
-      return { volume: 'src', stream, pointInTime: true, method: 'snapshot', finished, abort: () => undefined, estimatedBytes: 1 << 20 };
+      return { volume: 'src', stream, written: () => 0, pointInTime: true, method: 'snapshot', finished, abort: () => undefined, estimatedBytes: 1 << 20 };
     };
     const dir = path.join(root, 'out');
     await fs.mkdir(dir);

@@ -9,10 +9,14 @@ import type { Command } from 'commander';
 import type { RestoreResult, VerifyResult } from '../../driver';
 import { AdminClient, CliError, readJson } from '../client';
 import { TransferProgress } from '../transfer-progress';
+// The leaf module, not system's index: netvolctl starts without loading the daemon's code.
+import { describeOwnFile } from '../../system/peer-files';
 import { AdminOptions, clientFor, withAdminOptions } from './common';
 
 /** The trailer of a backup that finished well (admin/backup.ts). */
 const RESULT_TRAILER = 'x-netvol-backup-result';
+/** The header of a direct transfer's answer (admin/direct.ts): `yes`, or `unavailable` on a refusal. */
+const DIRECT_HEADER = 'x-netvol-direct';
 
 /** Whether a file name asks for zstd compression. */
 function isZstd(file: string): boolean {
@@ -44,55 +48,107 @@ function exitOf(child: ChildProcess, what: string): Promise<void> {
   });
 }
 
-/** netvolctl backup VOL [-o FILE|-]: the daemon streams tar; written to FILE (atomically, zstd when it says .zst) or stdout. */
-async function backup(name: string, opts: AdminOptions & { output: string; consistent?: boolean; maxFreeze: string; quiet?: boolean }): Promise<void> {
+/** The backup request; `direct` names the archive file the daemon's tar is to write itself (see admin/direct.ts). */
+async function requestBackup(client: AdminClient, name: string, query: URLSearchParams): Promise<http.IncomingMessage> {
+  const { req, res } = client.open('GET', `/v1/volumes/${encodeURIComponent(name)}/backup?${query}`);
+  req.end();
+  return res.catch((err: Error) => {
+    throw new CliError(`the backup of ${name} failed: ${err.message}`);
+  });
+}
+
+/** A direct transfer was refused because the daemon cannot reach the client's file: send the archive through the socket. */
+async function directUnavailable(res: http.IncomingMessage): Promise<boolean> {
+  if (res.statusCode !== 409 || res.headers[DIRECT_HEADER] !== 'unavailable') return false;
+  res.resume();
+  return true;
+}
+
+/**
+ * A direct answer's NDJSON (admin/direct.ts): progress lines fed to `progress`, then the last
+ * line's result; an error line, or an answer cut before it, throws.
+ */
+async function directResult(res: http.IncomingMessage, progress: TransferProgress): Promise<unknown> {
+  let rest = '';
+  let last: { result?: unknown; error?: string; code?: string } | undefined;
+  for await (const chunk of res) {
+    rest += String(chunk);
+    let i: number;
+    while ((i = rest.indexOf('\n')) >= 0) {
+      const line = JSON.parse(rest.slice(0, i)) as { bytes?: number; result?: unknown; error?: string; code?: string };
+      rest = rest.slice(i + 1);
+      if (typeof line.bytes === 'number') progress.set(line.bytes);
+      else last = line;
+    }
+  }
+  if (last?.error) throw new CliError(last.error);
+  if (!last || !('result' in last)) throw new CliError('the daemon\'s answer ended before it said how tar finished (see its log)');
+  return last.result;
+}
+
+/**
+ * netvolctl backup VOL [-o FILE|-]: written to FILE (atomically, zstd when it says .zst) or stdout.
+ * To a FILE on the daemon's host the daemon's tar writes it directly; otherwise (stdout, a daemon
+ * that cannot open the file, --no-direct) the archive streams through the admin socket.
+ */
+async function backup(name: string, opts: AdminOptions & { output: string; consistent?: boolean; maxFreeze: string; quiet?: boolean; direct?: boolean }): Promise<void> {
   // Only a backup that got to its end exits 0: should a stream ever stall with nothing left to wait for, Node exits with this code.
   process.exitCode = 1;
   const toStdout = opts.output === '-';
   if (toStdout && process.stdout.isTTY) throw new CliError('refusing to write a tar archive to a terminal: give -o FILE, or pipe the output (netvolctl backup VOL | …)');
   const client = await clientFor(opts);
   const query = new URLSearchParams({ ...(opts.consistent ? { consistent: '1' } : {}), maxFreeze: opts.maxFreeze });
-  const { req, res: answer } = client.open('GET', `/v1/volumes/${encodeURIComponent(name)}/backup?${query}`);
-  req.end();
-  const res = await answer.catch((err: Error) => {
-    throw new CliError(`the backup of ${name} failed: ${err.message}`);
-  });
-  if (res.statusCode !== 200) {
-    await readJson(res);
-    throw new CliError(`the daemon answered ${res.statusCode} to the backup of ${name}`);
-  }
-  if (res.headers['x-netvol-point-in-time'] !== 'yes') {
-    const why = decodeURIComponent(String(res.headers['x-netvol-note'] ?? ''));
-    process.stderr.write(`netvolctl: note: this backup of ${name} reads the live filesystem and is not point in time${why ? ` (${why})` : ''}; files written meanwhile may be caught half-way${why.includes('directory') ? '' : ': --consistent freezes an image volume for the whole run'}\n`);
-  }
-  const estimate = Number(res.headers['x-netvol-estimated-bytes']);
-  const progress = new TransferProgress(`backup ${name}`, Number.isFinite(estimate) ? estimate : undefined, !opts.quiet && process.stderr.isTTY === true);
   const target = toStdout ? undefined : path.resolve(opts.output);
   const temp = target ? path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(4).toString('hex')}.part`) : undefined;
   let ok = false;
+  let file: fs.FileHandle | undefined;
+  let progress: TransferProgress | undefined;
   try {
-    let sink: Writable;
-    let helper: Promise<void> | undefined;
-    let file: fs.FileHandle | undefined;
-    if (temp && target) {
-      file = await fs.open(temp, 'wx', 0o600);
-      if (isZstd(target)) {
-        const zstd = spawn('zstd', ['-q', '-T0', '-3', '-c', '-'], { stdio: ['pipe', file.fd, 'pipe'] });
-        helper = exitOf(zstd, 'zstd');
-        sink = zstd.stdin!;
-      } else {
-        // The stream owns (and closes) its own descriptor; the one above is kept for the fsync.
-        sink = createWriteStream(temp, { flags: 'r+', highWaterMark: 1 << 20 });
-      }
-    } else {
-      sink = process.stdout;
+    if (temp) file = await fs.open(temp, 'wx', 0o600);
+    let res: http.IncomingMessage | undefined;
+    if (file && opts.direct !== false) {
+      const direct = new URLSearchParams(query);
+      direct.set('direct', describeOwnFile(file.fd));
+      if (isZstd(target!)) direct.set('zstd', '1');
+      res = await requestBackup(client, name, direct);
+      if (await directUnavailable(res)) res = undefined;
     }
-    await pipeline(res, progress.meter(), sink, { end: sink !== process.stdout });
-    await helper;
-    if (res.trailers[RESULT_TRAILER] !== 'ok') throw new CliError('the stream ended without the daemon\'s confirmation that tar finished');
+    res ??= await requestBackup(client, name, query);
+    if (res.statusCode !== 200) {
+      await readJson(res);
+      throw new CliError(`the daemon answered ${res.statusCode} to the backup of ${name}`);
+    }
+    if (res.headers['x-netvol-point-in-time'] !== 'yes') {
+      const why = decodeURIComponent(String(res.headers['x-netvol-note'] ?? ''));
+      process.stderr.write(`netvolctl: note: this backup of ${name} reads the live filesystem and is not point in time${why ? ` (${why})` : ''}; files written meanwhile may be caught half-way${why.includes('directory') ? '' : ': --consistent freezes an image volume for the whole run'}\n`);
+    }
+    const estimate = Number(res.headers['x-netvol-estimated-bytes']);
+    progress = new TransferProgress(`backup ${name}`, Number.isFinite(estimate) ? estimate : undefined, !opts.quiet && process.stderr.isTTY === true);
+    if (res.headers[DIRECT_HEADER] === 'yes') {
+      await directResult(res, progress);
+    } else {
+      let sink: Writable;
+      let helper: Promise<void> | undefined;
+      if (file) {
+        if (isZstd(target!)) {
+          const zstd = spawn('zstd', ['-q', '-T0', '-3', '-c', '-'], { stdio: ['pipe', file.fd, 'pipe'] });
+          helper = exitOf(zstd, 'zstd');
+          sink = zstd.stdin!;
+        } else {
+          // The stream owns (and closes) its own descriptor; the one above is kept for the fsync.
+          sink = createWriteStream(temp!, { flags: 'r+', highWaterMark: 1 << 20 });
+        }
+      } else {
+        sink = process.stdout;
+      }
+      await pipeline(res, progress.meter(), sink, { end: sink !== process.stdout });
+      await helper;
+      if (res.trailers[RESULT_TRAILER] !== 'ok') throw new CliError('the stream ended without the daemon\'s confirmation that tar finished');
+    }
     if (file) {
       await file.sync();
       await file.close();
+      file = undefined;
       await fs.rename(temp!, target!);
     }
     ok = true;
@@ -101,7 +157,8 @@ async function backup(name: string, opts: AdminOptions & { output: string; consi
     const why = err instanceof CliError ? err.message : (err as Error).message === 'aborted' ? 'the daemon cut the stream (see its log)' : (err as Error).message;
     throw new CliError(`the backup of ${name} failed: ${why}; ${target ? `${opts.output} was not written` : 'the archive written to stdout is incomplete: do not use it'}`);
   } finally {
-    progress.stop(ok);
+    progress?.stop(ok);
+    await file?.close().catch(() => undefined);
     if (!ok && temp) await fs.rm(temp, { force: true }).catch(() => undefined);
   }
   if (!opts.quiet && target && process.stderr.isTTY) process.stderr.write(`netvolctl: backup of ${name} written to ${opts.output}\n`);
@@ -174,8 +231,34 @@ async function upload<T>(client: AdminClient, method: string, urlPath: string, f
   }
 }
 
+/** The daemon's tar reads FILE itself (admin/direct.ts); undefined when the daemon cannot open it. */
+async function restoreDirect(client: AdminClient, name: string, file: string, force: boolean, quiet: boolean): Promise<RestoreResult | undefined> {
+  const handle = await fs.open(file, 'r');
+  let progress: TransferProgress | undefined;
+  let ok = false;
+  try {
+    const query = new URLSearchParams({ direct: describeOwnFile(handle.fd), ...(isZstd(file) ? { zstd: '1' } : {}), ...(force ? { force: '1' } : {}) });
+    const { req, res: answer } = client.open('PUT', `/v1/volumes/${encodeURIComponent(name)}/restore?${query}`, { 'content-length': '0' });
+    req.end();
+    const res = await answer;
+    if (await directUnavailable(res)) return undefined;
+    if (res.statusCode !== 200 || res.headers[DIRECT_HEADER] !== 'yes') {
+      await readJson(res);
+      throw new CliError(`the daemon answered ${res.statusCode} to the restore of ${name}`);
+    }
+    // The daemon counts what tar read: the archive as stored, or after decompression.
+    progress = new TransferProgress(`restore ${name}`, isZstd(file) ? undefined : (await handle.stat()).size, !quiet && process.stderr.isTTY === true);
+    const result = (await directResult(res, progress)) as RestoreResult;
+    ok = true;
+    return result;
+  } finally {
+    progress?.stop(ok);
+    await handle.close();
+  }
+}
+
 /** netvolctl restore FILE VOL: optionally creates VOL, extracts FILE into it through the daemon, optionally verifies. */
-async function restore(file: string, name: string, opts: AdminOptions & { create?: boolean; opt: string[]; force?: boolean; verify?: boolean; quiet?: boolean; json?: boolean }): Promise<void> {
+async function restore(file: string, name: string, opts: AdminOptions & { create?: boolean; opt: string[]; force?: boolean; verify?: boolean; quiet?: boolean; json?: boolean; direct?: boolean }): Promise<void> {
   process.exitCode = 1;
   if (opts.verify && file === '-') throw new CliError('--verify reads the archive a second time, so it needs a FILE, not stdin');
   if (opts.opt.length > 0 && !opts.create) throw new CliError('-o sets the options of a new volume: add --create');
@@ -189,9 +272,10 @@ async function restore(file: string, name: string, opts: AdminOptions & { create
     if (!quiet && !opts.json) process.stderr.write(`netvolctl: created volume ${name}\n`);
   }
   const q = opts.force ? '?force=1' : '';
-  let result: RestoreResult;
+  let result: RestoreResult | undefined;
   try {
-    result = await upload<RestoreResult>(client, 'PUT', `/v1/volumes/${encodeURIComponent(name)}/restore${q}`, file, `restore ${name}`, quiet);
+    if (file !== '-' && opts.direct !== false) result = await restoreDirect(client, name, file, opts.force === true, quiet);
+    result ??= await upload<RestoreResult>(client, 'PUT', `/v1/volumes/${encodeURIComponent(name)}/restore${q}`, file, `restore ${name}`, quiet);
   } catch (err) {
     throw new CliError(`${(err as Error).message}${opts.create ? ` (volume ${name} was created for it: remove it with docker volume rm ${name}, or restore again with --force)` : ''}`);
   }
@@ -215,7 +299,8 @@ export function backupCommands(program: Command): void {
       .option('-o, --output <file>', 'write to FILE (zstd-compressed when it ends in .zst or .zstd; written under a temporary name, renamed when complete), or - for stdout', '-')
       .option('--consistent', 'freeze an image volume for the whole backup when no snapshot is possible (writers wait meanwhile)')
       .option('--max-freeze <seconds>', 'with --consistent: the longest the volume may stay frozen; past it the volume is thawed and the backup fails', '600')
-      .option('-q, --quiet', 'no progress bar or notes except errors'),
+      .option('-q, --quiet', 'no progress bar or notes except errors')
+      .option('--no-direct', 'stream the archive through the admin socket even where the daemon could write FILE itself'),
   ).action((name: string, opts) => backup(name, opts));
 
   withAdminOptions(
@@ -229,6 +314,7 @@ export function backupCommands(program: Command): void {
       .option('--force', 'extract into a volume that is not empty (files of the same name are replaced, others stay)')
       .option('--verify', 'afterwards compare every file with the archive (contents, sizes, modes, owners, times, links)')
       .option('-q, --quiet', 'no progress bar or messages except errors')
-      .option('--json', 'print the result as JSON'),
+      .option('--json', 'print the result as JSON')
+      .option('--no-direct', 'send the archive through the admin socket even where the daemon could read FILE itself'),
   ).action((file: string, name: string, opts) => restore(file, name, opts));
 }
