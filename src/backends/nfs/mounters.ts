@@ -148,13 +148,21 @@ function startError(t: UserspaceTarget, volume: string, output: string, exit: { 
 }
 
 /**
+ * How long a live userspace server gets to commit what it holds and exit after its unmount: its
+ * own limit for that (fuse-nfs/main.ts, 30 s) and a little. Killed sooner, it would lose writes a
+ * container made before it ended. Meanwhile the volume stays locked, so no new attach races it.
+ */
+export const USERSPACE_COMMIT_WAIT_MS = 35_000;
+
+/**
  * Unmounts a userspace mount and ends its server. `lazy` detaches a dead or busy mount at once.
  * The server commits what it holds when the kernel releases the files, then exits by itself on
- * seeing its mount gone; SIGTERM follows if it does not.
+ * seeing its mount gone; SIGTERM follows if it has not after `exitWaitMs` (a dead server's is
+ * short; a live one's is USERSPACE_COMMIT_WAIT_MS), SIGKILL 2 s later.
  */
-export async function stopUserspace(mountpoint: string, lazy: boolean, timeoutMs: number): Promise<void> {
+export async function stopUserspace(mountpoint: string, lazy: boolean, timeoutMs: number, exitWaitMs = Math.min(timeoutMs, 10_000)): Promise<void> {
   const pids = await userspacePids(mountpoint);
   if (await findMount(mountpoint)) await run('umount', lazy ? ['-l', mountpoint] : [mountpoint], { timeoutMs });
-  await waitForExit(pids, Math.min(timeoutMs, 10_000), 'SIGTERM');
+  await waitForExit(pids, exitWaitMs, 'SIGTERM');
   await waitForExit(pids.filter(isAlive), 2000, 'SIGKILL');
 }

@@ -3,7 +3,7 @@ import type { Logger } from '../../log';
 import type { NfsTarget } from '../../nfs';
 import { cutOffFuseMount, findMount, run, type MountEntry } from '../../system';
 import { checkMount, type DataPath, type StartRequest } from '../folder/data-path';
-import { KERNEL_FS_TYPES, kernelMountArgs, Mounter, resolveMounter, startUserspace, stopUserspace, USERSPACE_FS_TYPE, userspacePids } from './mounters';
+import { KERNEL_FS_TYPES, kernelMountArgs, Mounter, resolveMounter, startUserspace, stopUserspace, USERSPACE_COMMIT_WAIT_MS, USERSPACE_FS_TYPE, userspacePids } from './mounters';
 import type { NfsOptions } from './options';
 
 export interface NfsDataPathSettings {
@@ -88,8 +88,9 @@ export class NfsDataPath implements DataPath {
   /** A live FUSE server is unmounted cleanly (it commits what it holds first); a dead one, or one left without its mount, lazily. */
   async stop(volume: string, mountpoint: string, entry: MountEntry | undefined): Promise<void> {
     if (entry?.fsType === USERSPACE_FS_TYPE || (!entry && (await userspacePids(mountpoint)).length > 0)) {
-      const live = entry ? (await this.check(volume, mountpoint, entry)) !== 'dead' : false;
-      await stopUserspace(mountpoint, !live, this.s.timeoutMs);
+      // A server without its mount is one an earlier detach unmounted, still committing (or dead).
+      const live = entry ? (await this.check(volume, mountpoint, entry)) !== 'dead' : true;
+      await stopUserspace(mountpoint, !live, this.s.timeoutMs, live ? USERSPACE_COMMIT_WAIT_MS : undefined);
     } else if (entry) {
       await run('umount', [mountpoint], { timeoutMs: this.s.timeoutMs });
     }
