@@ -105,8 +105,8 @@ function argvOf(pid: number): string {
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 /** An Err saying the work ran out of its time limit (a detach on a busy host), not that something is wrong. */
-/** How long the daemon's background retries get to finish a detach an Unmount could not (5 s, then 15 s, …). */
-const DETACH_RETRY_WAIT_MS = 60_000;
+/** How long the daemon's background retries get to finish a detach an Unmount could not (a userspace NFS server may commit for 35 s under the lock, then a retry comes within 5-15 s). */
+const DETACH_RETRY_WAIT_MS = 90_000;
 const ranOutOfTime = (r: PluginResponse | undefined): boolean => r !== undefined && /did not finish within/.test(r.raw);
 
 /** Whether a request error means the daemon may have acted on it (it was delivered) or surely not. */
