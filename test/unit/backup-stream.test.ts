@@ -147,6 +147,20 @@ describe('netvolctl backup and restore over the admin API', () => {
     expect(await tree(volumes.get('d2')!)).toEqual(await tree(volumes.get('src')!));
   });
 
+  it('restore reads archives of any record size that plain tar writes, directly and streamed', async () => {
+    let n = 0;
+    for (const blocking of ['20', '256']) {
+      const file = path.join(root, `plain-b${blocking}.tar`);
+      await exec('tar', ['-c', '-b', blocking, '-f', file, '-C', volumes.get('src')!, '.']);
+      for (const mode of [[], ['--no-direct']]) {
+        const name = `rec${n++}`;
+        expect((await ctl(['restore', file, name, '--create', '-q', '-s', socket, ...mode])).code).toBe(0);
+        expect(await tree(volumes.get(name)!)).toEqual(await tree(volumes.get('src')!));
+      }
+    }
+    expect(restoreInputs).toEqual(['file', 'stream', 'file', 'stream']);
+  });
+
   it('a client in another pid namespace, whose file the daemon cannot open, sends the archive through the socket instead', async () => {
     // As netvolctl on the host beside a managed plugin: the daemon's /proc/PID is another process.
     const inNs = async (args: string[]) => {
