@@ -124,6 +124,8 @@ export interface Backend {
   attach(name: string, signal?: AbortSignal): Promise<string>;
   /** Undoes attach(); succeeds if nothing is attached. */
   detach(name: string, signal?: AbortSignal): Promise<void>;
+  /** The local path attach() gives for the volume, whether or not it is attached now (what a crash may have left there is found by it). */
+  attachedPath?(name: string): string;
   /**
    * Fencing: stops this host's data path of the volume at once, without flushing — kills the helper
    * process (sshfs, FUSE server) and resets its TCP connections so that no byte this host had

@@ -141,7 +141,7 @@ export class AttachStack {
       throw err;
     }
     try {
-      if (deadMountHere) await this.unmountMountpoint(name, record, true);
+      if (deadMountHere) await this.unmountMountpoint(name, record, path.join(folder, IMAGE_FILE), true);
       if (record.layout === 'image') {
         await mounts.mountImage(path.join(folder, IMAGE_FILE), mp, record.fs ?? 'ext4', signal);
       } else {
@@ -162,7 +162,8 @@ export class AttachStack {
   /** Takes the stack down: the loop or bind mount, the mountpoint folder, the backend's attachment, then this host's published attachment. */
   async detach(name: string, record: VolumeRecord, backend: Backend, signal?: AbortSignal): Promise<void> {
     try {
-      await this.unmountMountpoint(name, record, false, signal);
+      const home = backend.attachedPath?.(name);
+      await this.unmountMountpoint(name, record, home === undefined ? undefined : path.join(home, IMAGE_FILE), false, signal);
       await fs.rmdir(this.mountpoint(name)).catch(() => undefined);
       await this.o.pool.bounded(backend.detach(name, signal), `detaching volume ${name}`, name);
     } catch (err) {
@@ -175,14 +176,15 @@ export class AttachStack {
     this.o.log.info('detached volume', { volume: name, backend: backend.name });
   }
 
-  private async unmountMountpoint(name: string, record: VolumeRecord, lazy = false, signal?: AbortSignal): Promise<void> {
+  /** `image`: where the volume's image is on this host, so that a loop device a crash left on it unmounted is freed too. */
+  private async unmountMountpoint(name: string, record: VolumeRecord, image: string | undefined, lazy = false, signal?: AbortSignal): Promise<void> {
     const { mounts } = this.o;
     const mp = this.mountpoint(name);
     if (record.layout === 'image') {
       // The image file only grows on the backend, so remember what the filesystem inside says.
       const u = await mounts.usage(mp).catch(() => undefined);
       if (u && (await mounts.isMounted(mp))) record.lastUsage = { usedBytes: u.usedBytes, availableBytes: u.availableBytes };
-      await mounts.unmountImage(mp, { signal });
+      await mounts.unmountImage(mp, { signal, file: image });
     } else if (await mounts.isMounted(mp)) await mounts.unmount(mp, { lazy, signal });
   }
 

@@ -13,8 +13,12 @@ export interface Mounts {
   createImage(file: string, sizeBytes: number, fs: ImageFs, attrs: ImageAttributes, signal?: AbortSignal): Promise<void>;
   /** Loop-mounts the image `file` on `target`; nothing to do if `target` already holds it. Stops (and frees the loop device it took) when `signal` aborts. */
   mountImage(file: string, target: string, fs: ImageFs, signal?: AbortSignal): Promise<void>;
-  /** Unmounts an image and frees its loop device; succeeds if nothing is mounted. `lazy` even while it is busy. */
-  unmountImage(target: string, opts?: { lazy?: boolean; signal?: AbortSignal }): Promise<void>;
+  /**
+   * Unmounts an image and frees its loop device; succeeds if nothing is mounted. `lazy` even while
+   * it is busy. With `file` (the image), also frees any loop device serving it that nothing has
+   * mounted (a daemon killed between losetup and mount).
+   */
+  unmountImage(target: string, opts?: { lazy?: boolean; signal?: AbortSignal; file?: string }): Promise<void>;
   /** Bind-mounts the folder `source` on `target`. */
   bind(source: string, target: string, signal?: AbortSignal): Promise<void>;
   /** Whether something is mounted at exactly `target`. */

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { NetvolError, wrapError } from '../errors';
-import { findMount, firstStderrLine, run, unmount } from '../system';
+import { findMount, firstStderrLine, readMountTable, run, unmount } from '../system';
 
 export type ImageFs = 'ext4' | 'xfs';
 
@@ -160,11 +160,35 @@ async function attachLoop(file: string, signal?: AbortSignal): Promise<string> {
  * `lazy` (fencing) detaches the mount even while processes use it; the loop device then goes away
  * with their last reference (losetup -d marks it for auto-clear).
  */
-export async function unmountImage(target: string, opts: { lazy?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+export async function unmountImage(target: string, opts: { lazy?: boolean; signal?: AbortSignal; file?: string } = {}): Promise<void> {
   const entry = await findMount(target);
-  if (!entry) return;
-  await unmount(target, { timeoutMs: MOUNT_TIMEOUT_MS, lazy: opts.lazy, signal: opts.signal });
-  if (entry.source.startsWith('/dev/loop')) await run('losetup', ['-d', entry.source]).catch(() => undefined);
+  if (entry) {
+    await unmount(target, { timeoutMs: MOUNT_TIMEOUT_MS, lazy: opts.lazy, signal: opts.signal });
+    if (entry.source.startsWith('/dev/loop')) await run('losetup', ['-d', entry.source]).catch(() => undefined);
+  }
+  if (opts.file) await freeUnmountedLoops(opts.file);
+}
+
+/**
+ * Frees the loop devices serving `file` (or an earlier file at that path) that nothing has mounted:
+ * what a daemon killed between losetup and mount left. One still open elsewhere (a lazily
+ * unmounted filesystem in use) is only marked, and goes with its last user (losetup -d sets
+ * auto-clear on a busy device).
+ */
+async function freeUnmountedLoops(file: string): Promise<void> {
+  // By path only, never a stat of the file: on a networked backend it may sit on a mount whose server does not answer.
+  const devices = (await loopsBackedBy(file).catch(() => [])).map((l) => l.name);
+  if (devices.length === 0) return;
+  const mounted = new Set((await readMountTable()).map((e) => e.source));
+  for (const device of devices) if (!mounted.has(device)) await run('losetup', ['-d', device]).catch(() => undefined);
+}
+
+/** Loop devices whose backing path is `file` (also one since deleted), from losetup's listing. */
+async function loopsBackedBy(file: string): Promise<Array<{ name: string; 'back-ino': number | string; 'back-maj:min': string }>> {
+  const { stdout } = await run('losetup', ['-J', '-l', '-O', 'NAME,BACK-INO,BACK-MAJ:MIN,BACK-FILE'], { timeoutMs: MOUNT_TIMEOUT_MS });
+  if (!stdout.trim()) return [];
+  type Row = { name: string; 'back-ino': number | string; 'back-maj:min': string; 'back-file': string | null };
+  return (JSON.parse(stdout) as { loopdevices: Row[] }).loopdevices.filter((l) => [file, `${file} (deleted)`].includes((l['back-file'] ?? '').trim()));
 }
 
 /** The file behind a loop device, or undefined when it is not one. */
@@ -184,13 +208,7 @@ export async function loopBackingFile(device: string): Promise<string | undefine
  * and inode). `losetup -j` would match by inode only and miss the stale ones.
  */
 async function loopsAttachedTo(file: string): Promise<Array<{ device: string; sameFile: boolean }>> {
-  const { stdout } = await run('losetup', ['-J', '-l', '-O', 'NAME,BACK-INO,BACK-MAJ:MIN,BACK-FILE'], { timeoutMs: MOUNT_TIMEOUT_MS });
-  if (!stdout.trim()) return [];
-  type Row = { name: string; 'back-ino': number | string; 'back-maj:min': string; 'back-file': string | null };
-  const found = (JSON.parse(stdout) as { loopdevices: Row[] }).loopdevices.filter((l) => {
-    const back = (l['back-file'] ?? '').trim();
-    return back === file || back === `${file} (deleted)`;
-  });
+  const found = await loopsBackedBy(file);
   if (found.length === 0) return [];
   const st = await fs.stat(file);
   const major = Math.floor(st.dev / 256) & 0xfff;

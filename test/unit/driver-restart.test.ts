@@ -100,6 +100,30 @@ describe('restart: a new VolumeDriver over the same state', () => {
     expect(store.data.volumes.stray).toMatchObject({ mounts: {}, attached: false });
   });
 
+  it('restore() frees the loop device of a daemon killed between losetup and mount, and a later Remove and Create of the name work', async () => {
+    const w = await world();
+    await w.driver.create('halfway', { size: '32M' });
+    const mp = await w.driver.mount('halfway', 'A');
+    const image = path.join(w.volumesDir, 'halfway', 'data.img');
+    // The kill came in the middle of the Mount's attach: the image is on a loop device, nothing is
+    // mounted yet, and no mount ID was counted.
+    await unmount(mp, { timeoutMs: 10_000 });
+    expect(await loopsOf(image)).toHaveLength(1);
+    w.store.data.volumes.halfway.mounts = {};
+    await w.store.save();
+
+    const { driver } = await w.restart();
+    await driver.restore();
+    expect(await loopsOf(image)).toHaveLength(0);
+    // Nothing left that would make the name's next image refuse its Mount ("still attached").
+    await driver.remove('halfway');
+    await driver.create('halfway', { size: '32M' });
+    expect(await driver.mount('halfway', 'B')).toBe(mp);
+    expect(await loopsOf(image)).toHaveLength(1);
+    await driver.unmount('halfway', 'B');
+    expect(await loopsOf(image)).toHaveLength(0);
+  });
+
   it("restore() cleans up a volume whose 'create' was pending and has no metadata", async () => {
     const w = await world();
     const half: VolumeRecord = {

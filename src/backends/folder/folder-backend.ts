@@ -214,6 +214,10 @@ export class FolderBackend implements Backend {
    * When `signal` aborts, the tree call in flight is given up and the helper being started is
    * killed and its mount undone (DataPath.start), so nothing of the attachment is left.
    */
+  attachedPath(name: string): string {
+    return this.dataPath ? this.mountpoint(name) : (this.tree.hostPath as (p: string) => string)(name);
+  }
+
   async attach(name: string, signal?: AbortSignal): Promise<string> {
     signal?.throwIfAborted();
     if (!this.dataPath) return (this.tree.hostPath as (p: string) => string)(name);
