@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Backend, backendType } from '../backends';
 import type { Config } from '../config';
-import { NetvolError, wrapError } from '../errors';
+import { NetvolError, quoteUserValue, wrapError } from '../errors';
 import type { Logger } from '../log';
 import { noteRequestBackend, outsideRequest, withinRequest } from '../system';
 import { Ledger, mountCount } from './ledger';
@@ -68,7 +68,7 @@ export class BackendPool {
     const backend = this.backends.get(name);
     if (!backend) {
       const known = this.names().join(', ');
-      throw new NetvolError('INVALID_OPTION', `${volume ? `volume ${volume}: ` : ''}unknown backend "${name}": configured backends are ${known}`, { volume });
+      throw new NetvolError('INVALID_OPTION', `${volume ? `volume ${volume}: ` : ''}unknown backend ${quoteUserValue(name)}: configured backends are ${known}`, { volume });
     }
     return backend;
   }

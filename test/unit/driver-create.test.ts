@@ -21,6 +21,15 @@ describe("create() and the backend's capabilities", () => {
     expect((await r.driver.get('plain')).status).toMatchObject({ backend: 'local', layout: 'directory' });
   });
 
+  it('an unknown backend name of any length is quoted short: the Err names the volume and the backends there are', async () => {
+    // Found by the chaos tier's fuzzing: a 20,000-character name came back whole in the Err.
+    const r = await rig('longbackend');
+    const refused = await refusal(r.driver.create('longb', { backend: 'y'.repeat(20_000) }));
+    expect(refused.code).toBe('INVALID_OPTION');
+    expect(refused.message.length).toBeLessThan(300);
+    expect(refused.message).toMatch(/^volume longb: unknown backend "y+…" \(20000 characters\): configured backends are local$/);
+  });
+
   it('makes image volumes on a backend that declares them', async () => {
     const r = await rig('default');
     expect(r.backend.capabilities.imageVolumes).toBe(true);
