@@ -40,12 +40,7 @@ export class DetachRetries {
     this.log.warn('the volume stays attached after a failed detach: netvol tries again in the background', { volume: name, backend, inSeconds: delay / 1000, attempt: n + 1 });
   }
 
-  /** Volumes with an attempt still to come. */
-  pending(): string[] {
-    return [...this.timers.keys()];
-  }
-
-  /** A successful detach or a new Mount ends the retries of a volume. */
+  /** A detach that succeeded (or had nothing left to do) ends the retries of a volume. */
   forget(name: string): void {
     const timer = this.timers.get(name);
     if (timer) clearTimeout(timer);

@@ -98,17 +98,11 @@ async function untilExit(tar: TarRun, signal: AbortSignal): ReturnType<() => Tar
 
 /** Pipes `input` into tar's stdin; kills tar when `signal` aborts (the client went away) or the input fails. */
 async function feed(tar: TarRun, input: Readable, signal: AbortSignal): ReturnType<() => TarRun['exited']> {
-  const onAbort = () => tar.kill();
-  signal.addEventListener('abort', onAbort, { once: true });
-  input.once('error', onAbort);
+  input.once('error', () => tar.kill());
   input.pipe(tar.child.stdin!);
-  try {
-    const out = await tar.exited;
-    // tar may stop reading before the end (an end-of-archive marker, or it failed): drain the rest.
-    input.unpipe(tar.child.stdin!);
-    input.resume();
-    return out;
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-  }
+  const out = await untilExit(tar, signal);
+  // tar may stop reading before the end (an end-of-archive marker, or it failed): drain the rest.
+  input.unpipe(tar.child.stdin!);
+  input.resume();
+  return out;
 }

@@ -1,4 +1,4 @@
-import { constants, fstatSync, promises as fs, readFileSync } from 'node:fs';
+import { BigIntStats, constants, fstatSync, promises as fs, readFileSync } from 'node:fs';
 
 /**
  * A regular file another local process has open, named by that process: its pid and descriptor,
@@ -29,21 +29,21 @@ export function parsePeerFile(text: unknown): PeerFile | undefined {
 
 /**
  * Opens the peer's file for reading or writing (a new open file description: the offset starts at
- * 0, never appending). Only regular files: a pipe's open could wait for ever. Rejects with a
- * sentence when the file cannot be reached (another pid namespace, the process gone) or is not the
- * one named.
+ * 0, never appending). Only regular files, checked before the open: opening a pipe could wait for
+ * ever. Rejects with a sentence when the file cannot be reached (another pid namespace, the process
+ * gone) or is not the one named (checked again on what was opened).
  */
 export async function openPeerFile(p: PeerFile, mode: 'read' | 'write'): Promise<fs.FileHandle> {
-  let h: fs.FileHandle;
-  try {
-    h = await fs.open(`/proc/${p.pid}/fd/${p.fd}`, (mode === 'read' ? constants.O_RDONLY : constants.O_WRONLY) | constants.O_NOCTTY);
-  } catch (err) {
-    throw new Error(`cannot open descriptor ${p.fd} of process ${p.pid} (${(err as NodeJS.ErrnoException).code ?? 'error'}): is the client in another pid namespace?`);
-  }
-  try {
-    const st = await h.stat({ bigint: true });
+  const link = `/proc/${p.pid}/fd/${p.fd}`;
+  const unreachable = (err: unknown) => new Error(`cannot open descriptor ${p.fd} of process ${p.pid} (${(err as NodeJS.ErrnoException).code ?? 'error'}): is the client in another pid namespace?`);
+  const check = (st: BigIntStats): void => {
     if (!st.isFile()) throw new Error(`descriptor ${p.fd} of process ${p.pid} is not a regular file`);
     if (st.dev !== p.dev || st.ino !== p.ino) throw new Error(`descriptor ${p.fd} of process ${p.pid} is not the file the client named`);
+  };
+  check(await fs.stat(link, { bigint: true }).catch((err) => Promise.reject(unreachable(err))));
+  const h = await fs.open(link, (mode === 'read' ? constants.O_RDONLY : constants.O_WRONLY) | constants.O_NOCTTY).catch((err) => Promise.reject(unreachable(err)));
+  try {
+    check(await h.stat({ bigint: true }));
     return h;
   } catch (err) {
     await h.close().catch(() => undefined);

@@ -210,17 +210,17 @@ export class FolderBackend implements Backend {
     return path.join(this.ctx.workDir, name);
   }
 
-  /**
-   * When `signal` aborts, the tree call in flight is given up and the helper being started is
-   * killed and its mount undone (DataPath.start), so nothing of the attachment is left.
-   */
   attachedPath(name: string): string {
     return this.dataPath ? this.mountpoint(name) : (this.tree.hostPath as (p: string) => string)(name);
   }
 
+  /**
+   * When `signal` aborts, the tree call in flight is given up and the helper being started is
+   * killed and its mount undone (DataPath.start), so nothing of the attachment is left.
+   */
   async attach(name: string, signal?: AbortSignal): Promise<string> {
     signal?.throwIfAborted();
-    if (!this.dataPath) return (this.tree.hostPath as (p: string) => string)(name);
+    if (!this.dataPath) return this.attachedPath(name);
     const dataPath = this.dataPath;
     const mp = this.mountpoint(name);
     const existing = await findMount(mp);

@@ -58,7 +58,7 @@ async function requestBackup(client: AdminClient, name: string, query: URLSearch
 }
 
 /** A direct transfer was refused because the daemon cannot reach the client's file: send the archive through the socket. */
-async function directUnavailable(res: http.IncomingMessage): Promise<boolean> {
+function directUnavailable(res: http.IncomingMessage): boolean {
   if (res.statusCode !== 409 || res.headers[DIRECT_HEADER] !== 'unavailable') return false;
   res.resume();
   return true;
@@ -111,7 +111,7 @@ async function backup(name: string, opts: AdminOptions & { output: string; consi
       direct.set('direct', describeOwnFile(file.fd));
       if (isZstd(target!)) direct.set('zstd', '1');
       res = await requestBackup(client, name, direct);
-      if (await directUnavailable(res)) res = undefined;
+      if (directUnavailable(res)) res = undefined;
     }
     res ??= await requestBackup(client, name, query);
     if (res.statusCode !== 200) {
@@ -241,7 +241,7 @@ async function restoreDirect(client: AdminClient, name: string, file: string, fo
     const { req, res: answer } = client.open('PUT', `/v1/volumes/${encodeURIComponent(name)}/restore?${query}`, { 'content-length': '0' });
     req.end();
     const res = await answer;
-    if (await directUnavailable(res)) return undefined;
+    if (directUnavailable(res)) return undefined;
     if (res.statusCode !== 200 || res.headers[DIRECT_HEADER] !== 'yes') {
       await readJson(res);
       throw new CliError(`the daemon answered ${res.statusCode} to the restore of ${name}`);
