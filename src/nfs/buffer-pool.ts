@@ -8,8 +8,21 @@ const MIN_POOLED = 64 * 1024;
 export class BufferPool {
   private readonly free = new Map<number, Buffer[]>();
   private retained = 0;
+  private idle?: NodeJS.Timeout;
 
-  constructor(private readonly maxRetainedBytes = 64 * 1024 * 1024) {}
+  /**
+   * Keeps at most `maxRetainedBytes` of free buffers, and none once nothing was released for
+   * `idleMs` (a mount that read a large file once does not hold its buffers for ever).
+   */
+  constructor(
+    private readonly maxRetainedBytes = 64 * 1024 * 1024,
+    private readonly idleMs = 5000,
+  ) {}
+
+  /** Bytes of free buffers kept for reuse. */
+  get retainedBytes(): number {
+    return this.retained;
+  }
 
   /** Sizes below this are not pooled. */
   static readonly minPooledSize = MIN_POOLED;
@@ -34,11 +47,23 @@ export class BufferPool {
     if (!list) this.free.set(cls, (list = []));
     list.push(buf);
     this.retained += cls;
+    if (this.idle) this.idle.refresh();
+    else this.idle = setTimeout(() => this.trim(), this.idleMs).unref();
+  }
+
+  private trim(): void {
+    this.idle = undefined;
+    this.free.clear();
+    this.retained = 0;
   }
 }
 
-function sizeClass(size: number): number {
-  let cls = MIN_POOLED;
-  while (cls < size) cls *= 2;
-  return cls;
+/**
+ * Eight classes per power of two (a 1 MiB READ reply, a little over 1 MiB, takes 1.125 MiB, not 2),
+ * none below MIN_POOLED.
+ */
+export function sizeClass(size: number): number {
+  if (size <= MIN_POOLED) return MIN_POOLED;
+  const step = Math.max(MIN_POOLED, 2 ** Math.floor(Math.log2(size)) / 8);
+  return Math.ceil(size / step) * step;
 }

@@ -120,6 +120,12 @@ export interface ReadResult {
   attrs?: Fattr;
 }
 
+/** A READ whose data stays in the received record until `release()` hands it back to the pool. */
+export interface LentReadResult extends ReadResult {
+  /** Nothing may read `data` afterwards. Not calling it is safe (the memory is then collected). */
+  release(): void;
+}
+
 export interface WriteResult {
   count: number;
   committed: StableHow;

@@ -21,6 +21,7 @@ import {
   NfsTime,
   PathConf,
   ReadResult,
+  LentReadResult,
   ReaddirPlusPage,
   DirEntryPlus,
   Sattr,
@@ -245,6 +246,32 @@ export class Nfs3 {
     r.uint32(); // count, repeated as the opaque length
     const eof = r.bool();
     return { attrs, eof, data: r.opaque() };
+  }
+
+  /**
+   * One READ call whose data is not copied: it is a view of the received record, which goes back
+   * to the connection's buffer pool at `release()` (the fast path to hand data on to a device).
+   */
+  async readLent(fh: Buffer, offset: number, count: number): Promise<LentReadResult> {
+    const r = await this.proc(
+      Proc.READ,
+      (w) => {
+        writeHandle(w, fh);
+        w.uint64(offset);
+        w.uint32(count);
+      },
+      true,
+      true,
+    );
+    try {
+      const attrs = readPostOpAttr(r);
+      r.uint32(); // count, repeated as the opaque length
+      const eof = r.bool();
+      return { attrs, eof, data: r.opaque(count), release: () => r.release() };
+    } catch (err) {
+      r.release();
+      throw err;
+    }
   }
 
   /**

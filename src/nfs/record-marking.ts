@@ -23,7 +23,9 @@ export type RecordHandler = (record: Buffer, release?: () => void) => void;
 /**
  * Reassembles records from stream chunks. Bytes are copied out of each chunk,
  * so the caller may reuse its read buffer as soon as push() returns. Each
- * record is copied once, into a buffer sized from its fragment header.
+ * record is copied once, into a buffer sized from its fragment header; or not
+ * at all, where the caller reads the rest of a large fragment straight into
+ * the record (inPlace(), then landed()).
  */
 export class RecordDecoder {
   private header = Buffer.alloc(4);
@@ -63,6 +65,25 @@ export class RecordDecoder {
       pos += take;
       if (this.fragLeft === 0) this.endFragment();
     }
+  }
+
+  /**
+   * Where the next stream bytes may be read to land in the record without a
+   * copy: the rest of the current fragment, when at least `min` bytes of it
+   * are still to come; otherwise undefined (read into your own buffer and
+   * push() it). Reading past the fragment is impossible: the view ends there.
+   */
+  inPlace(min: number): Buffer | undefined {
+    if (!this.inFragment || this.fragLeft < min || this.fragLeft === 0) return undefined;
+    return this.record!.subarray(this.filled, this.filled + this.fragLeft);
+  }
+
+  /** Counts `n` bytes that a read put at the start of the last inPlace() view. */
+  landed(n: number): void {
+    if (!this.inFragment || n > this.fragLeft) throw new RangeError(`${n} bytes landed where the fragment has ${this.fragLeft} left`);
+    this.filled += n;
+    this.fragLeft -= n;
+    if (this.fragLeft === 0) this.endFragment();
   }
 
   private startFragment(word: number): void {

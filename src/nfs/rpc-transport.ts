@@ -16,8 +16,12 @@ export interface TransportOptions {
   pool?: BufferPool;
 }
 
-/** Bytes the socket reads at once, into one buffer reused for the connection's life. */
-const READ_BUFFER_BYTES = 256 * 1024;
+/**
+ * Bytes the socket reads at once into one buffer reused for the connection's life. Small: the
+ * rest of a larger record (a READ's data) is read straight into the record's own buffer, with
+ * no copy, and many small replies still fit in one read.
+ */
+const READ_BUFFER_BYTES = 32 * 1024;
 
 export interface TransportEvents {
   onRecord: RecordHandler;
@@ -96,14 +100,17 @@ export class RpcTransport {
   }
 
   static async connect(opts: TransportOptions, events: TransportEvents): Promise<RpcTransport> {
-    // Records are decoded straight from a reused read buffer (no per-read allocation).
+    // Records are decoded from a reused read buffer (no per-read allocation), or, for the rest of
+    // a large fragment, read where they belong (no copy).
     const decoder = new RecordDecoder(events.onRecord, undefined, opts.pool);
     let decodeErr: Error | undefined;
     const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    const nextBuffer = (): Buffer => (decodeErr ? readBuffer : (decoder.inPlace(READ_BUFFER_BYTES) ?? readBuffer));
     const onRead = (n: number, buf: Uint8Array, socket: net.Socket): boolean => {
       if (decodeErr) return false;
       try {
-        decoder.push((buf as Buffer).subarray(0, n));
+        if (buf === readBuffer) decoder.push(readBuffer.subarray(0, n));
+        else decoder.landed(n);
       } catch (err) {
         decodeErr = err as Error;
         socket.destroy();
@@ -112,7 +119,7 @@ export class RpcTransport {
       return true;
     };
     const make = async (localPort: number | undefined) => {
-      const socket = await connectSocket(opts, localPort, readBuffer, onRead);
+      const socket = await connectSocket(opts, localPort, nextBuffer, onRead);
       return new RpcTransport(socket, events, () => decodeErr);
     };
     if (!opts.privilegedPort) return make(undefined);
@@ -140,7 +147,7 @@ export class RpcTransport {
 function connectSocket(
   opts: TransportOptions,
   localPort: number | undefined,
-  readBuffer: Buffer,
+  nextBuffer: () => Buffer,
   onRead: (n: number, buf: Uint8Array, socket: net.Socket) => boolean,
 ): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -150,7 +157,7 @@ function connectSocket(
       port: opts.port,
       localPort,
       noDelay: true,
-      onread: { buffer: readBuffer, callback },
+      onread: { buffer: nextBuffer, callback },
     });
     const timer = setTimeout(() => {
       socket.destroy();

@@ -107,6 +107,31 @@ describe('large reads and writes', () => {
     }
   });
 
+  test('a lent READ is a view of the received record, and its memory serves the next READ once released', async () => {
+    const d = await freshDir();
+    const f = await fx.client.create(d.fh, 'lent');
+    const data = patternBytes(4 * 1024 * 1024, 11);
+    await fx.client.writeRange(f.handle, 0, data);
+    const size = fx.client.readSize;
+    const first = await fx.client.readLent(f.handle, 0, size);
+    expect(first.data.equals(data.subarray(0, size))).toBe(true);
+    // Not released yet: the next reply cannot use that memory.
+    const second = await fx.client.readLent(f.handle, size, size);
+    expect(second.data.equals(data.subarray(size, 2 * size))).toBe(true);
+    expect(second.data.buffer).not.toBe(first.data.buffer);
+    const firstMemory = first.data.buffer;
+    first.release();
+    // Every connection's next reply of that size now comes in a pooled buffer; the first was freed.
+    const replies = await Promise.all([2, 3].map((i) => fx.client.readLent(f.handle, i * size, size)));
+    expect(replies.map((r) => r.data.buffer)).toContain(firstMemory);
+    for (const [i, r] of replies.entries()) expect(r.data.equals(data.subarray((i + 2) * size, (i + 3) * size))).toBe(true);
+    for (const r of [second, ...replies]) r.release();
+    const last = await fx.client.readLent(f.handle, data.length - 10, size);
+    expect(last.eof).toBe(true);
+    expect(last.data.equals(data.subarray(data.length - 10))).toBe(true);
+    last.release();
+  });
+
   test('a range read past the end of file returns only the bytes that exist', async () => {
     const d = await freshDir();
     const f = await fx.client.create(d.fh, 'short');

@@ -1,4 +1,6 @@
+import fc from 'fast-check';
 import { XdrReader, XdrWriter, XdrDecodeError, RecordDecoder, authSys, NFS3_STATUS, NfsError } from '../../src/nfs';
+import { BufferPool, sizeClass } from '../../src/nfs/buffer-pool';
 import { decodeReply, writeCallHeader } from '../../src/nfs/rpc-message';
 
 describe('XDR', () => {
@@ -98,11 +100,94 @@ describe('record marking', () => {
     expect(got).toEqual(['abcd']);
   });
 
+  test('the rest of a large fragment read in place lands in the record itself, with no copy', () => {
+    const body = Buffer.alloc(100_000, 0x5a);
+    const stream = frame([body], [true]);
+    const got: Buffer[] = [];
+    const d = new RecordDecoder((rec) => got.push(rec));
+    expect(d.inPlace(1)).toBeUndefined(); // no header yet: nothing knows where bytes go
+    d.push(stream.subarray(0, 4 + 1000));
+    expect(d.inPlace(100_000)).toBeUndefined(); // 99,000 bytes are left, fewer than asked for
+    const view = d.inPlace(4096)!;
+    expect(view.length).toBe(99_000);
+    stream.copy(view, 0, 4 + 1000, 4 + 50_000);
+    d.landed(49_000);
+    const rest = d.inPlace(4096)!;
+    expect(rest.length).toBe(50_000);
+    expect(() => d.landed(50_001)).toThrow(RangeError);
+    stream.copy(rest, 0, 4 + 50_000);
+    d.landed(50_000);
+    expect(got).toHaveLength(1);
+    expect(got[0].equals(body)).toBe(true);
+    expect(got[0].buffer).toBe(view.buffer);
+    expect(d.inPlace(1)).toBeUndefined();
+  });
+
+  test('any mix of copied chunks and in-place reads gives the records a plain byte stream gives', () => {
+    const record = fc.uint8Array({ minLength: 0, maxLength: 300 }).map((b) => Buffer.from(b));
+    fc.assert(
+      fc.property(fc.array(fc.array(record, { minLength: 1, maxLength: 3 }), { maxLength: 6 }), fc.array(fc.nat(400), { minLength: 1, maxLength: 50 }), fc.nat(120), (records, sizes, min) => {
+        // Each record as fragments (the last one marked), all in one stream.
+        const stream = Buffer.concat(records.map((frags) => frame(frags, frags.map((_, i) => i === frags.length - 1))));
+        const got: string[] = [];
+        const d = new RecordDecoder((rec) => got.push(rec.toString('hex')));
+        let pos = 0;
+        for (let i = 0; pos < stream.length; i++) {
+          const want = Math.max(1, sizes[i % sizes.length]);
+          const view = d.inPlace(min);
+          if (view) {
+            const n = Math.min(want, view.length);
+            stream.copy(view, 0, pos, pos + n);
+            d.landed(n);
+            pos += n;
+          } else {
+            d.push(stream.subarray(pos, pos + want));
+            pos += want;
+          }
+        }
+        expect(got).toEqual(records.map((frags) => Buffer.concat(frags).toString('hex')));
+      }),
+    );
+  });
+
   test('a record larger than the limit is refused', () => {
     const d = new RecordDecoder(() => undefined, 16);
     const h = Buffer.alloc(4);
     h.writeUInt32BE((0x80000000 | 17) >>> 0);
     expect(() => d.push(h)).toThrow(RangeError);
+  });
+});
+
+describe('buffer pool', () => {
+  test('a 1 MiB READ reply (1 MiB and its header) takes a buffer of 1.125 MiB, not 2', () => {
+    expect(sizeClass(1024 * 1024 + 148)).toBe(1024 * 1024 + 128 * 1024);
+    for (const n of [1, 65_536, 65_537, 1_000_000, 3_000_000, 64 * 1024 * 1024]) {
+      expect(sizeClass(n)).toBeGreaterThanOrEqual(n);
+      expect(sizeClass(n)).toBeLessThanOrEqual(Math.max(65_536, n + 65_536, n * 1.125));
+      expect(sizeClass(sizeClass(n))).toBe(sizeClass(n));
+    }
+  });
+
+  test('a released buffer is handed out again for a record of its size class', () => {
+    const pool = new BufferPool();
+    const a = pool.acquire(1024 * 1024 + 148);
+    expect(pool.acquire(1024 * 1024 + 148)).not.toBe(a);
+    pool.release(a);
+    expect(pool.acquire(1024 * 1024 + 100)).toBe(a);
+  });
+
+  test('free buffers are let go once nothing was released for a while', async () => {
+    const pool = new BufferPool(64 * 1024 * 1024, 50);
+    const a = pool.acquire(200_000);
+    const b = pool.acquire(200_000);
+    pool.release(a);
+    await new Promise((r) => setTimeout(r, 30));
+    pool.release(b); // activity: the idle time starts again
+    await new Promise((r) => setTimeout(r, 30));
+    expect(pool.retainedBytes).toBe(2 * sizeClass(200_000));
+    await new Promise((r) => setTimeout(r, 60));
+    expect(pool.retainedBytes).toBe(0);
+    expect(pool.acquire(200_000)).not.toBe(a);
   });
 });
 
