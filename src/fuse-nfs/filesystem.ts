@@ -1,5 +1,5 @@
 import { constants, readFileSync } from 'node:fs';
-import { Attr, Context, DirEntry, Entry, FuseOps, Opened, RENAME_EXCHANGE, RENAME_NOREPLACE, SetattrChanges, Statfs, Timespec, WriteFlags } from '../fuse';
+import { Attr, Context, DirEntry, Entry, FuseOps, Lent, Opened, RENAME_EXCHANGE, RENAME_NOREPLACE, SetattrChanges, Statfs, Timespec, WriteFlags } from '../fuse';
 import { Fattr, FileType, NfsClient, NfsTime, Sattr, WccData, readdirIterate } from '../nfs';
 import { FsError } from './errno';
 import { Inode, InodeTable } from './nodes';
@@ -391,19 +391,31 @@ export class NfsFilesystem {
     return opened(this.addFile(this.inode(nodeid)), flags);
   }
 
-  async read(_ctx: Context, _nodeid: number, fh: number, offset: number, size: number): Promise<Buffer> {
+  /**
+   * The kernel asks for at most max_read (the server's rtmax here), so one READ answers it and its
+   * record goes to the device as is, back to the pool once copied; a shorter answer (not at the end
+   * of the file) is completed by more calls and copied into one buffer.
+   */
+  async read(_ctx: Context, _nodeid: number, fh: number, offset: number, size: number): Promise<Buffer | Lent> {
     const f = this.file(fh);
     const w = this.writers.get(f.inode.key);
     if (w?.busy) await w.drain();
-    const parts: Buffer[] = [];
-    let done = 0;
-    while (done < size) {
-      const res = await this.call('READ', () => this.client.read(f.inode.handle, offset + done, Math.min(size - done, this.client.readSize)));
-      parts.push(res.data);
-      done += res.data.length;
-      if (res.eof || res.data.length === 0) break;
+    const readAt = (at: number) => this.call('READ', () => this.client.readLent(f.inode.handle, at, Math.min(size - (at - offset), this.client.readSize)));
+    const first = await readAt(offset);
+    if (first.eof || first.data.length === 0 || first.data.length >= size) return { data: first.data, giveBack: first.release };
+    const parts = [first];
+    let done = first.data.length;
+    try {
+      while (done < size) {
+        const res = await readAt(offset + done);
+        parts.push(res);
+        done += res.data.length;
+        if (res.eof || res.data.length === 0) break;
+      }
+      return Buffer.concat(parts.map((p) => p.data));
+    } finally {
+      for (const p of parts) p.release();
     }
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
   }
 
   async write(ctx: Context, _nodeid: number, fh: number, offset: number, data: Buffer, giveBack?: () => void, flags?: WriteFlags): Promise<number> {

@@ -6,6 +6,6 @@ export { mountFuse, unmountFuse, setReadahead, mountinfoEntry, MountError } from
 export type { MountOptions } from './mount';
 export { FuseSession, FuseError, defaultErrnoOf } from './session';
 export type { SessionOptions, Negotiated } from './session';
-export type { Context, Entry, Opened, SetattrChanges, DirEntry, FuseOps, WriteFlags } from './ops';
+export type { Context, Entry, Opened, SetattrChanges, DirEntry, FuseOps, Lent, WriteFlags } from './ops';
 export { ROOT_ID, RENAME_NOREPLACE, RENAME_EXCHANGE } from './protocol';
 export type { Attr, Statfs, Timespec } from './protocol';

@@ -77,6 +77,12 @@ export interface DirEntry {
  * Names and symlink targets reach the operations as the bytes the application used: Linux names
  * are any bytes but '/' and NUL, so decoding them (as UTF-8) would merge different names.
  */
+/** READ data whose memory goes back to its owner (a buffer pool) once the answer is sent. */
+export interface Lent {
+  data: Buffer;
+  giveBack(): void;
+}
+
 export interface FuseOps {
   lookup?(ctx: Context, parent: number, name: Buffer): Promise<Entry>;
   /** The kernel dropped `nlookup` references to `nodeid`. No answer is sent. */
@@ -93,8 +99,11 @@ export interface FuseOps {
   link?(ctx: Context, nodeid: number, newParent: number, newName: Buffer): Promise<Entry>;
   open?(ctx: Context, nodeid: number, flags: number): Promise<Opened>;
   create?(ctx: Context, parent: number, name: Buffer, mode: number, flags: number): Promise<{ entry: Entry; opened: Opened }>;
-  /** Returns at most `size` bytes; fewer only at the end of the file. */
-  read?(ctx: Context, nodeid: number, fh: number, offset: number, size: number): Promise<Buffer>;
+  /**
+   * Returns at most `size` bytes; fewer only at the end of the file. A `Lent` answer lends its
+   * memory: the session calls `giveBack` once the kernel has copied the data.
+   */
+  read?(ctx: Context, nodeid: number, fh: number, offset: number, size: number): Promise<Buffer | Lent>;
   /**
    * `data` belongs to the filesystem from here on (it may keep it). Returns the bytes taken.
    * `giveBack`, when given, lends the memory: call it once nothing will read `data` again, and the

@@ -200,8 +200,12 @@ export class FuseSession extends EventEmitter {
   // ---------------------------------------------------------------------------------------------
   // answers
 
-  private send(unique: bigint, error: number, body?: Buffer, data?: Buffer): void {
-    if (this.closed) return;
+  /** `sent`, when given, is called once nothing reads `data` any more (the kernel copied it, or never will). */
+  private send(unique: bigint, error: number, body?: Buffer, data?: Buffer, sent?: () => void): void {
+    if (this.closed) {
+      sent?.();
+      return;
+    }
     const h = Buffer.allocUnsafe(OUT_HEADER_SIZE);
     const len = OUT_HEADER_SIZE + (body?.length ?? 0) + (data?.length ?? 0);
     writeOutHeader(h, len, error, unique);
@@ -209,7 +213,10 @@ export class FuseSession extends EventEmitter {
     // The kernel copies a large answer (READ data) page by page: do that in libuv's pool, so the
     // event loop goes on with other requests and both cores copy.
     if (len >= ASYNC_REPLY_BYTES) {
-      fsWritev(this.fd, parts, (err) => err && this.writeFailed(err));
+      fsWritev(this.fd, parts, (err) => {
+        sent?.();
+        if (err) this.writeFailed(err);
+      });
       return;
     }
     try {
@@ -217,6 +224,8 @@ export class FuseSession extends EventEmitter {
       else writevSync(this.fd, parts);
     } catch (err) {
       this.writeFailed(err);
+    } finally {
+      sent?.();
     }
   }
 
@@ -233,7 +242,12 @@ export class FuseSession extends EventEmitter {
     this.send(unique, -errno);
   }
 
-  private answer<T>(unique: bigint, op: string, work: Promise<T> | undefined, encode: (v: T) => Buffer | undefined | [Buffer | undefined, Buffer]): void {
+  private answer<T>(
+    unique: bigint,
+    op: string,
+    work: Promise<T> | undefined,
+    encode: (v: T) => Buffer | undefined | [Buffer | undefined, Buffer, (() => void)?],
+  ): void {
     if (!work) {
       this.send(unique, -ERRNO.ENOSYS);
       return;
@@ -247,7 +261,7 @@ export class FuseSession extends EventEmitter {
           this.fail(unique, op, err);
           return;
         }
-        if (Array.isArray(out)) this.send(unique, 0, out[0], out[1]);
+        if (Array.isArray(out)) this.send(unique, 0, out[0], out[1], out[2]);
         else this.send(unique, 0, out);
       },
       (err) => this.fail(unique, op, err),
@@ -388,7 +402,10 @@ export class FuseSession extends EventEmitter {
         const fh = Number(b.readBigUInt64LE(B));
         const offset = Number(b.readBigUInt64LE(B + 8));
         const size = b.readUInt32LE(B + 16);
-        this.answer(u, 'READ', ops.read?.(ctx, node, fh, offset, size), (data): [undefined, Buffer] => [undefined, data.length > size ? data.subarray(0, size) : data]);
+        this.answer(u, 'READ', ops.read?.(ctx, node, fh, offset, size), (got): [undefined, Buffer, (() => void)?] => {
+          const [data, giveBack] = Buffer.isBuffer(got) ? [got, undefined] : [got.data, () => got.giveBack()];
+          return [undefined, data.length > size ? data.subarray(0, size) : data, giveBack];
+        });
         return false;
       }
       case Op.WRITE: {
