@@ -233,19 +233,7 @@ export class Nfs3 {
 
   /** One READ call; `count` should not exceed the server's rtmax. */
   async read(fh: Buffer, offset: number, count: number): Promise<ReadResult> {
-    const r = await this.proc(
-      Proc.READ,
-      (w) => {
-        writeHandle(w, fh);
-        w.uint64(offset);
-        w.uint32(count);
-      },
-      true,
-    );
-    const attrs = readPostOpAttr(r);
-    r.uint32(); // count, repeated as the opaque length
-    const eof = r.bool();
-    return { attrs, eof, data: r.opaque() };
+    return this.readCall(fh, offset, count, false);
   }
 
   /**
@@ -253,6 +241,26 @@ export class Nfs3 {
    * to the connection's buffer pool at `release()` (the fast path to hand data on to a device).
    */
   async readLent(fh: Buffer, offset: number, count: number): Promise<LentReadResult> {
+    return this.readCall(fh, offset, count, true);
+  }
+
+  /**
+   * One READ call that copies the data into `dest` (reading at most
+   * dest.length bytes) and recycles the reply buffer: the fast path for bulk
+   * reads, with no allocation per call.
+   */
+  async readInto(fh: Buffer, offset: number, dest: Buffer): Promise<{ count: number; eof: boolean; attrs?: Fattr }> {
+    const res = await this.readCall(fh, offset, dest.length, true);
+    try {
+      res.data.copy(dest);
+      return { count: res.data.length, eof: res.eof, attrs: res.attrs };
+    } finally {
+      res.release();
+    }
+  }
+
+  /** READ; with `pooled`, the reply's record goes back to the pool at release() (else release() does nothing). */
+  private async readCall(fh: Buffer, offset: number, count: number, pooled: boolean): Promise<LentReadResult> {
     const r = await this.proc(
       Proc.READ,
       (w) => {
@@ -261,7 +269,7 @@ export class Nfs3 {
         w.uint32(count);
       },
       true,
-      true,
+      pooled,
     );
     try {
       const attrs = readPostOpAttr(r);
@@ -271,34 +279,6 @@ export class Nfs3 {
     } catch (err) {
       r.release();
       throw err;
-    }
-  }
-
-  /**
-   * One READ call that copies the data into `dest` (reading at most
-   * dest.length bytes) and recycles the reply buffer: the fast path for bulk
-   * reads, with no allocation per call.
-   */
-  async readInto(fh: Buffer, offset: number, dest: Buffer): Promise<{ count: number; eof: boolean; attrs?: Fattr }> {
-    const r = await this.proc(
-      Proc.READ,
-      (w) => {
-        writeHandle(w, fh);
-        w.uint64(offset);
-        w.uint32(dest.length);
-      },
-      true,
-      true,
-    );
-    try {
-      const attrs = readPostOpAttr(r);
-      r.uint32();
-      const eof = r.bool();
-      const data = r.opaque(dest.length);
-      data.copy(dest);
-      return { count: data.length, eof, attrs };
-    } finally {
-      r.release();
     }
   }
 
